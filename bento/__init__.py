@@ -1,0 +1,1 @@
+"""The BentoML service for nizami-1.7b and the recipe that builds its bento."""

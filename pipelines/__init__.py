@@ -1,0 +1,1 @@
+"""Pipeline wiring. ``configs/*.yaml`` say what to train; ``stacks/`` says where."""

@@ -1,0 +1,63 @@
+"""Command line: validate a config, run the pipeline, say where the results are.
+
+    python -m pipelines.run --config pipelines/configs/demo.yaml \
+        --run-config stacks/run-configs/local.yaml
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from steps.core.config import ConfigError, load_config, resolve_path
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m pipelines.run", description=__doc__)
+    parser.add_argument("--config", default="pipelines/configs/demo.yaml", help="domain config")
+    parser.add_argument("--run-config", default=None, help="ZenML run config (where to run)")
+    parser.add_argument("--no-cache", action="store_true", help="rerun every step")
+    args = parser.parse_args(argv)
+    try:
+        cfg = load_config(args.config)  # fail on a bad config before ZenML starts up
+    except ConfigError as e:
+        print(f"config error:\n{e}", file=sys.stderr)
+        return 2
+
+    from zenml.client import Client
+
+    from pipelines.training import training_pipeline
+
+    options = {"enable_cache": False} if args.no_cache else {}
+    if args.run_config:
+        options["config_path"] = str(resolve_path(Path(args.run_config)))
+    run = training_pipeline.with_options(**options)(config_path=args.config)
+    run = Client().get_pipeline_run(run.id)
+    print(f"\nZenML run      {run.name}  status={run.status.value}")
+    if run.status.value != "completed":
+        return 1
+    steps = run.steps
+    registration = steps["register"].outputs["registration"][0].load()
+    metrics = steps["evaluate"].outputs["metrics"][0].load()
+    metrics_file = steps["evaluate"].run_metadata.get("metrics_json", "?")
+    print(f"metrics.json   {metrics_file}")
+    print(f"               latest copy: {resolve_path(cfg.output_dir) / 'metrics.json'}")
+    print(
+        f"held-out BLEU  base {metrics['base']['bleu']:.2f} -> tuned {metrics['tuned']['bleu']:.2f}"
+        f"  (chrF {metrics['base']['chrf']:.1f} -> {metrics['tuned']['chrf']:.1f})"
+    )
+    gate = registration["gate"]
+    print(
+        f"model version  {registration['model']} v{registration['version']}  "
+        f"{'promoted to production' if gate['promote'] else 'not promoted'}: {gate['reason']}"
+    )
+    print(f"bento          {steps['package'].outputs['bento_tag'][0].load()}  (bentoml list)")
+    cached = [name for name, s in steps.items() if s.status.value == "cached"]
+    print(f"cached steps   {', '.join(cached) or 'none'}")
+    print("dashboard      zenml login --local  (then open the run above)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Plain-Python logic behind the steps, testable without ZenML."""

@@ -1,0 +1,184 @@
+"""The pipeline's configuration: one typed model, validated before ZenML is touched.
+
+Domain YAML files in ``pipelines/configs/`` say *what* to train; ZenML run configs in
+``stacks/`` say *where*. This module only knows the former. It is also the one place that reads
+environment variables (see :func:`cache_dir`).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PositiveFloat,
+    PositiveInt,
+    ValidationError,
+    model_validator,
+)
+
+ROOT = Path(__file__).resolve().parents[2]
+LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class TinyModelConfig(_Strict):
+    """Shape of the random Qwen3 built in code for tests (no download)."""
+
+    hidden_size: PositiveInt = 64
+    intermediate_size: PositiveInt = 128
+    num_hidden_layers: PositiveInt = 2
+    num_attention_heads: PositiveInt = 4
+    num_key_value_heads: PositiveInt = 2
+    head_dim: PositiveInt = 16
+    vocab_size: PositiveInt = 1024
+    seed: int = 0
+
+
+class ModelConfig(_Strict):
+    """Where the base model comes from.
+
+    ``hub``: a Hugging Face repo id (or local directory) at ``revision``.
+    ``gguf``: a GGUF file shipped inside a pip package (offline default for the demo).
+    ``tiny``: a random Qwen3 of shape ``tiny`` with a tokenizer trained in code.
+    """
+
+    source: Literal["hub", "gguf", "tiny"]
+    name: str
+    revision: str | None = None
+    gguf_package: str | None = None
+    gguf_file: str | None = None
+    tiny: TinyModelConfig | None = None
+    dtype: Literal["float32", "float16", "bfloat16"] = "float32"
+
+    @model_validator(mode="after")
+    def _check_source_fields(self) -> ModelConfig:
+        if self.source == "gguf" and not (self.gguf_package and self.gguf_file):
+            raise ValueError("source 'gguf' needs both 'gguf_package' and 'gguf_file'")
+        if self.source == "tiny" and self.tiny is None:
+            raise ValueError("source 'tiny' needs a 'tiny' block (use {} for the defaults)")
+        return self
+
+
+class DataConfig(_Strict):
+    """The DVC-tracked JSONL file and how it is split."""
+
+    path: Path = Path("data/nizami.jsonl")
+    rev: str | None = Field(None, description="git revision of the DVC pointer; None = checkout")
+    held_out: PositiveInt = 50
+    seed: int = 0
+    max_train_examples: PositiveInt | None = None
+
+
+class LoraSettings(_Strict):
+    r: PositiveInt = 16
+    alpha: PositiveInt = 32
+    dropout: float = Field(0.05, ge=0.0, lt=1.0)
+    target_modules: list[str] = Field(default_factory=lambda: list(LORA_TARGETS))
+
+
+class TrainConfig(_Strict):
+    """transformers.Trainer knobs that the recipe sets; everything else stays at its default."""
+
+    epochs: PositiveFloat = 2.0
+    max_steps: PositiveInt | None = None
+    batch_size: PositiveInt = 8
+    grad_accum: PositiveInt = 1
+    learning_rate: PositiveFloat = 2e-4
+    lr_scheduler: Literal["cosine", "linear", "constant", "constant_with_warmup"] = "cosine"
+    warmup_ratio: float = Field(0.03, ge=0.0, lt=1.0)
+    weight_decay: float = Field(0.0, ge=0.0)
+    max_length: PositiveInt = 1024
+    precision: Literal["fp32", "fp16", "bf16"] = "fp32"
+    gradient_checkpointing: bool = False
+    group_by_length: bool = True
+    logging_steps: PositiveInt = 5
+    seed: int = 0
+
+
+class EvalConfig(_Strict):
+    batch_size: PositiveInt = 16
+    max_new_tokens: PositiveInt = 256
+    max_examples: PositiveInt | None = None
+
+
+class GateConfig(_Strict):
+    """Promote to production only if BLEU >= threshold and not worse than prod - tolerance."""
+
+    bleu_threshold: float = Field(..., ge=0.0, le=100.0)
+    tolerance: float = Field(0.5, ge=0.0)
+
+
+class PackageConfig(_Strict):
+    bento_model: str = "nizami-1.7b"
+    dtype: Literal["float32", "float16", "bfloat16"] = "bfloat16"
+
+
+class PipelineConfig(_Strict):
+    """Everything that decides what gets trained, evaluated, registered and packaged."""
+
+    model_name: str = "nizami-1.7b"
+    base_model: ModelConfig
+    data: DataConfig = DataConfig()
+    lora: LoraSettings = LoraSettings()
+    train: TrainConfig = TrainConfig()
+    evaluation: EvalConfig = EvalConfig()
+    gate: GateConfig
+    package: PackageConfig = PackageConfig()
+    output_dir: Path = Path("outputs")
+
+
+class ConfigError(ValueError):
+    """A config file that cannot be used; the message names the file and each bad field."""
+
+
+def load_config(path: str | Path) -> PipelineConfig:
+    """Read and validate a domain config YAML.
+
+    Args:
+        path: YAML file; relative paths resolve against the current directory, then the repo.
+
+    Returns:
+        The validated config.
+
+    Raises:
+        ConfigError: unreadable YAML, or fields that are unknown, missing or of the wrong type.
+    """
+    path = Path(path)
+    if not path.is_file() and (ROOT / path).is_file():
+        path = ROOT / path
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as e:
+        raise ConfigError(f"{path}: config file not found") from e
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{path}: invalid YAML: {e}") from e
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top level, got {type(raw).__name__}")
+    try:
+        return PipelineConfig.model_validate(raw)
+    except ValidationError as e:
+        problems = []
+        for err in e.errors():
+            where = ".".join(str(p) for p in err["loc"]) or "<root>"
+            msg = "unknown field" if err["type"] == "extra_forbidden" else err["msg"]
+            problems.append(f"{path}: {where}: {msg}")
+        raise ConfigError("\n".join(problems)) from e
+
+
+def resolve_path(path: Path) -> Path:
+    """A config path made absolute against the repository root."""
+    return path if path.is_absolute() else ROOT / path
+
+
+def cache_dir() -> Path:
+    """Where resolved base models are kept (``NIZAMI_CACHE``, default ``~/.cache/nizami``)."""
+    return Path(os.environ.get("NIZAMI_CACHE", Path.home() / ".cache" / "nizami"))

@@ -1,0 +1,24 @@
+"""The bridge between steps and the stack's experiment tracker (W&B when the stack has one)."""
+
+from __future__ import annotations
+
+import sys
+
+
+def wandb_run():
+    """The W&B run that ZenML's wandb tracker opened for this step, or None."""
+    wandb = sys.modules.get("wandb")  # imported by the tracker; never import it here
+    return getattr(wandb, "run", None) if wandb else None
+
+
+def report_to() -> str:
+    """transformers' ``report_to`` for the current step."""
+    return "wandb" if wandb_run() is not None else "none"
+
+
+def log_summary(values: dict[str, float]) -> None:
+    """Put final numbers in the tracker run's summary, if there is a run."""
+    run = wandb_run()
+    if run is not None:
+        run.log(values)
+        run.summary.update(values)
