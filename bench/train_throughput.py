@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import platform
 import random
 import sys
@@ -25,6 +26,7 @@ import tempfile
 import time
 from pathlib import Path
 
+os.environ.setdefault("TQDM_DISABLE", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch  # noqa: E402
@@ -63,7 +65,7 @@ SHAPES = {
 PEAK_FLOPS = {"H100": 989e12, "H200": 989e12, "A100": 312e12, "L4": 121e12, "T4": 65e12}
 
 
-def build_model(shape: str, dtype: torch.dtype):
+def build_model(shape: str, dtype: torch.dtype, attn: str = "sdpa"):
     from transformers import LlamaConfig, LlamaForCausalLM, Qwen3Config, Qwen3ForCausalLM
 
     spec = dict(SHAPES[shape] or {})
@@ -87,7 +89,7 @@ def build_model(shape: str, dtype: torch.dtype):
     config = config_cls(max_position_embeddings=8192, **spec)
     torch.manual_seed(0)
     with torch.device(device()):
-        model = model_cls._from_config(config, dtype=dtype)
+        model = model_cls._from_config(config, dtype=dtype, attn_implementation=attn)
     return model, config
 
 
@@ -136,6 +138,31 @@ def flops_per_token(config, mean_len: float, gradient_checkpointing: bool) -> fl
     return passes * (2 * n_matmul + attention)
 
 
+class StepTimer:
+    """Wall time of every optimizer step (synchronised), to separate warm-up from steady state."""
+
+    def __init__(self):
+        self.times: list[float] = []
+
+    def callback(self):
+        from transformers import TrainerCallback
+
+        timer = self
+
+        class _Callback(TrainerCallback):
+            def on_step_begin(self, args, state, control, **kwargs):
+                if torch.cuda.is_available():
+                    torch.cuda.synchronize()
+                timer.start = time.perf_counter()
+
+            def on_step_end(self, args, state, control, **kwargs):
+                if torch.cuda.is_available():
+                    torch.cuda.synchronize()
+                timer.times.append(time.perf_counter() - timer.start)
+
+        return _Callback()
+
+
 def run_arm(name, model, tokenizer, examples, cfg, lora, pad_to_max):
     arm_cfg = cfg.model_copy(update={"group_by_length": not pad_to_max and cfg.group_by_length})
     peft_model = apply_lora(model, lora)
@@ -152,6 +179,8 @@ def run_arm(name, model, tokenizer, examples, cfg, lora, pad_to_max):
         trainer = build_trainer(
             peft_model, tokenizer, examples, arm_cfg, scratch, pad_to_max_length=pad_to_max
         )
+        timer = StepTimer()
+        trainer.add_callback(timer.callback())
         if torch.cuda.is_available():
             torch.cuda.synchronize()
             torch.cuda.reset_peak_memory_stats()
@@ -170,6 +199,8 @@ def run_arm(name, model, tokenizer, examples, cfg, lora, pad_to_max):
         "steps": output.global_step,
         "loss": output.training_loss,
         "peak_mem_gib": peak,
+        "step_s_first": timer.times[0],
+        "step_s_median": sorted(timer.times)[len(timer.times) // 2],
     }
 
 
@@ -184,15 +215,29 @@ def main() -> None:
     parser.add_argument("--examples", type=int, default=64)
     parser.add_argument("--lengths", choices=["data", "cot"], default="data")
     parser.add_argument("--batch-size", type=int, help="override the config's batch size")
+    parser.add_argument("--pad-multiple", type=int, help="override pad_to_multiple_of")
+    parser.add_argument("--attn", default="sdpa", choices=["sdpa", "eager"])
+    parser.add_argument(
+        "--no-cudnn-sdpa", action="store_true", help="keep PyTorch's SDPA off its cuDNN backend"
+    )
     parser.add_argument("--json", help="also write the results here")
     args = parser.parse_args()
+    if args.no_cudnn_sdpa:
+        torch.backends.cuda.enable_cudnn_sdp(False)
 
+    import transformers
+
+    transformers.logging.set_verbosity_error()
     full = load_config(args.config)
     cfg = full.train.model_copy(
         update={"epochs": 1.0, "max_steps": None, "warmup_ratio": 0.0, "logging_steps": 10_000}
     )
     if args.batch_size:
         cfg = cfg.model_copy(update={"batch_size": args.batch_size})
+    if args.pad_multiple:
+        cfg = cfg.model_copy(update={"pad_to_multiple_of": args.pad_multiple})
+    if args.pad_multiple:
+        cfg = cfg.model_copy(update={"pad_to_multiple_of": args.pad_multiple})
     on_gpu = device() == "cuda"
     if cfg.precision == "bf16" and on_gpu and torch.cuda.get_device_capability() < (8, 0):
         cfg = cfg.model_copy(update={"precision": "fp16"})
@@ -201,7 +246,7 @@ def main() -> None:
         dtype, cfg = torch.float32, cfg.model_copy(update={"precision": "fp32"})
     lora: LoraSettings = full.lora
 
-    model, config = build_model(args.shape, dtype)
+    model, config = build_model(args.shape, dtype, args.attn)
     tokenizer = build_tiny_tokenizer()
     examples = synthetic_examples(
         args.examples, args.lengths, cfg.max_length, config.vocab_size, seed=0
@@ -216,7 +261,9 @@ def main() -> None:
     print(
         f"recipe    {args.config}: batch {cfg.batch_size} x accum {cfg.grad_accum}, "
         f"max_length {cfg.max_length}, precision {cfg.precision}, "
-        f"gradient checkpointing {cfg.gradient_checkpointing}"
+        f"gradient checkpointing {cfg.gradient_checkpointing}, pad multiple "
+        f"{cfg.pad_to_multiple_of}, attention {args.attn}"
+        f"{' (no cuDNN SDPA)' if args.no_cudnn_sdpa else ''}"
     )
     print(
         f"data      {len(examples)} examples, lengths '{args.lengths}': mean {mean_len:.0f}, "
@@ -237,7 +284,8 @@ def main() -> None:
         mfu = f"{100 * r['mfu']:.1f} %" if r["mfu"] else "n/a"
         print(
             f"{r['arm']:<44} {r['tokens_per_s']:>10.0f} tok/s  {r['seconds']:7.1f} s  "
-            f"peak {r['peak_mem_gib']:.1f} GiB  MFU {mfu}  loss {r['loss']:.3f}"
+            f"peak {r['peak_mem_gib']:.1f} GiB  MFU {mfu}  optimizer step first/median "
+            f"{r['step_s_first']:.2f}/{r['step_s_median']:.2f} s  loss {r['loss']:.3f}"
         )
     ratio = results[1]["tokens_per_s"] / results[0]["tokens_per_s"]
     print(f"ratio     candidate / baseline = {ratio:.2f}x tokens/s")

@@ -100,6 +100,7 @@ class TrainConfig(_Strict):
     precision: Literal["fp32", "fp16", "bf16"] = "fp32"
     gradient_checkpointing: bool = False
     group_by_length: bool = True
+    pad_to_multiple_of: PositiveInt = 8
     logging_steps: PositiveInt = 5
     seed: int = 0
 

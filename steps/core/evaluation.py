@@ -7,18 +7,15 @@ import json
 import logging
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from pydantic import BaseModel
 
 from steps.core.config import EvalConfig
 from steps.core.data import extract_answer, has_valid_format
 from steps.core.dataset import ChatExample
+from steps.core.generation import generate
 from steps.core.metrics import Scores, score_predictions
 from steps.core.modeling import load_model, load_tokenizer
-
-if TYPE_CHECKING:
-    from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 log = logging.getLogger(__name__)
 SCORED = ("bleu", "chrf", "rouge1", "rouge2", "rougeL")
@@ -59,48 +56,6 @@ class EvalReport(BaseModel):
             "tuned/format_rate": self.tuned.format_rate,
         }
         return out
-
-
-def generate(
-    model: PreTrainedModel,
-    tokenizer: PreTrainedTokenizerBase,
-    prompts: list[str],
-    batch_size: int,
-    max_new_tokens: int,
-) -> list[str]:
-    """Greedy completions for ``prompts``, batched with left padding.
-
-    Prompts are grouped by length so a batch wastes little padding; results come back in the
-    order of ``prompts``.
-    """
-    import torch
-
-    tokenizer.padding_side = "left"
-    order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
-    outputs: list[str] = [""] * len(prompts)
-    stop = {tokenizer.eos_token_id, tokenizer.convert_tokens_to_ids("<|im_end|>")}
-    stop.discard(None)
-    stop.discard(tokenizer.unk_token_id)
-    model.eval()
-    for start in range(0, len(order), batch_size):
-        idx = order[start : start + batch_size]
-        batch = tokenizer(
-            [prompts[i] for i in idx], return_tensors="pt", padding=True, add_special_tokens=False
-        ).to(model.device)
-        with torch.inference_mode():
-            generated = model.generate(
-                **batch,
-                max_new_tokens=max_new_tokens,
-                do_sample=False,
-                eos_token_id=sorted(stop),
-                pad_token_id=tokenizer.pad_token_id,
-            )
-        new_tokens = generated[:, batch["input_ids"].shape[1] :]
-        texts = tokenizer.batch_decode(new_tokens, skip_special_tokens=True)
-        for i, text in zip(idx, texts, strict=True):
-            outputs[i] = text.strip()
-        log.info("generated %d/%d", min(start + batch_size, len(order)), len(order))
-    return outputs
 
 
 def _score(predictions: list[str], rows: list[ChatExample], seconds: float) -> ModelScores:

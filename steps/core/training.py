@@ -145,11 +145,19 @@ def build_trainer(
 ) -> Trainer:
     """The Trainer our train step uses: dynamic padding and length-grouped batches.
 
+    Batches are padded to the longest sequence rounded up to ``cfg.pad_to_multiple_of``.
+
     ``pad_to_max_length`` pads every batch to ``cfg.max_length`` instead (the naive baseline
     that ``bench/train_throughput.py`` compares against, together with ``group_by_length=False``).
     """
+    import torch
     from transformers import DataCollatorForSeq2Seq, TrainingArguments
 
+    if torch.cuda.is_available() and not pad_to_max_length:
+        # With dynamic padding every new sequence length makes cuDNN's attention build a new
+        # plan; on an H200 that made our step 0.71x the fixed-shape baseline instead of faster
+        # (docs/benchmarks.md). PyTorch's flash/efficient SDPA kernels have no such cost.
+        torch.backends.cuda.enable_cudnn_sdp(False)
     if cfg.gradient_checkpointing:
         model.enable_input_require_grads()
     args = TrainingArguments(
@@ -178,7 +186,7 @@ def build_trainer(
         padding="max_length" if pad_to_max_length else True,
         max_length=cfg.max_length if pad_to_max_length else None,
         label_pad_token_id=IGNORE_INDEX,
-        pad_to_multiple_of=None if pad_to_max_length else 8,
+        pad_to_multiple_of=None if pad_to_max_length else cfg.pad_to_multiple_of,
     )
     return _trainer_class()(model=model, args=args, train_dataset=dataset, data_collator=collator)
 
