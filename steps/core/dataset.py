@@ -71,7 +71,7 @@ def fetch_data(cfg: DataConfig, repo: Path = ROOT) -> tuple[Path, str]:
     md5 = url.rstrip("/").split("/")[-2] + url.rstrip("/").split("/")[-1]
     if cfg.rev is None:
         with Repo(str(repo)) as dvc_repo:
-            stats = dvc_repo.pull(targets=[rel])
+            stats = dvc_repo.pull(targets=[str(path)])  # DVC resolves targets against the cwd
         log.info("dvc pull %s: %s", rel, stats)
         return path, md5
     pinned = repo / ".dvc" / "tmp" / f"{path.stem}-{md5}{path.suffix}"

@@ -1,0 +1,152 @@
+"""Every shipped config loads; a bad one fails with a message that names the file and field."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from steps.core.config import LORA_TARGETS, ROOT, ConfigError, PipelineConfig, load_config
+
+CONFIGS = sorted((ROOT / "pipelines" / "configs").glob("*.yaml"))
+MINIMAL = {"base_model": {"source": "tiny", "name": "t", "tiny": {}}, "gate": {"bleu_threshold": 1}}
+
+
+def _write(tmp_path: Path, content: dict | str) -> Path:
+    path = tmp_path / "bad.yaml"
+    text = content if isinstance(content, str) else yaml.safe_dump(content)
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def _error(path: Path) -> str:
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    message = str(info.value)
+    assert str(path) in message
+    return message
+
+
+def test_configs_are_shipped() -> None:
+    assert {p.name for p in CONFIGS} >= {"tiny.yaml", "demo.yaml", "nizami-1.7b.yaml"}
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.name)
+def test_shipped_config_loads(path: Path) -> None:
+    config = load_config(path)
+
+    assert isinstance(config, PipelineConfig)
+    assert config.data.path == Path("data/nizami.jsonl")
+    assert config.data.held_out == 50
+
+
+def test_relative_path_resolves_against_the_repo(tmp_path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+
+    assert load_config("pipelines/configs/tiny.yaml").base_model.source == "tiny"
+
+
+def test_minimal_config_fills_in_defaults(tmp_path) -> None:
+    config = load_config(_write(tmp_path, MINIMAL))
+
+    assert config.lora.target_modules == LORA_TARGETS
+    assert config.train.precision == "fp32"
+    assert config.gate.tolerance == 0.5
+
+
+def test_unknown_field_is_named(tmp_path) -> None:
+    path = _write(tmp_path, MINIMAL | {"train": {"epochs": 1, "batchsize": 4}})
+
+    message = _error(path)
+
+    assert "train.batchsize" in message
+    assert "unknown field" in message
+
+
+def test_wrong_type_names_the_field(tmp_path) -> None:
+    path = _write(tmp_path, MINIMAL | {"train": {"epochs": "many"}})
+
+    message = _error(path)
+
+    assert "train.epochs" in message
+    assert "batchsize" not in message
+
+
+def test_every_problem_is_listed(tmp_path) -> None:
+    path = _write(tmp_path, MINIMAL | {"train": {"epochs": -1}, "lora": {"rank": 8}})
+
+    lines = _error(path).splitlines()
+
+    assert any("train.epochs" in line for line in lines)
+    assert any("lora.rank: unknown field" in line for line in lines)
+    assert all(line.startswith(f"{path}: ") for line in lines)
+
+
+def test_missing_gate_is_named(tmp_path) -> None:
+    raw = {k: v for k, v in MINIMAL.items() if k != "gate"}
+
+    path = _write(tmp_path, raw)
+
+    assert f"{path}: gate: Field required" in _error(path)
+
+
+def test_gguf_source_without_file_fails(tmp_path) -> None:
+    raw = MINIMAL | {"base_model": {"source": "gguf", "name": "m", "gguf_package": "pkg"}}
+
+    message = _error(_write(tmp_path, raw))
+
+    assert "base_model" in message
+    assert "gguf_file" in message
+
+
+def test_tiny_source_without_shape_fails(tmp_path) -> None:
+    raw = MINIMAL | {"base_model": {"source": "tiny", "name": "t"}}
+
+    assert "'tiny' block" in _error(_write(tmp_path, raw))
+
+
+def test_unknown_source_fails(tmp_path) -> None:
+    raw = MINIMAL | {"base_model": {"source": "ollama", "name": "m"}}
+
+    assert "base_model.source" in _error(_write(tmp_path, raw))
+
+
+def test_invalid_yaml(tmp_path) -> None:
+    message = _error(_write(tmp_path, "train: [epochs: 1\n"))
+
+    assert "invalid YAML" in message
+
+
+@pytest.mark.parametrize("text", ["- a\n- b\n", "just a string\n", ""])
+def test_top_level_must_be_a_mapping(tmp_path, text: str) -> None:
+    assert "expected a mapping at the top level" in _error(_write(tmp_path, text))
+
+
+def test_missing_file(tmp_path) -> None:
+    assert "not found" in _error(tmp_path / "nope.yaml")
+
+
+def test_production_recipe() -> None:
+    config = load_config(ROOT / "pipelines" / "configs" / "nizami-1.7b.yaml")
+
+    assert config.base_model.source == "hub"
+    assert config.base_model.name == "Qwen/Qwen3-1.7B"
+    assert (config.lora.r, config.lora.alpha) == (16, 32)
+    assert config.lora.target_modules == [
+        "q_proj",
+        "k_proj",
+        "v_proj",
+        "o_proj",
+        "gate_proj",
+        "up_proj",
+        "down_proj",
+    ]
+    assert config.train.precision == "fp16"
+    assert config.train.lr_scheduler == "cosine"
+    assert config.train.epochs == 2
+
+
+def test_config_is_frozen(tiny_config) -> None:
+    with pytest.raises(ValueError):
+        tiny_config.train.epochs = 3

@@ -1,0 +1,234 @@
+"""Batched greedy generation and the held-out evaluation report on the tiny model."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from steps.core.config import EvalConfig
+from steps.core.evaluation import (
+    SCORED,
+    EvalReport,
+    ExampleResult,
+    ModelScores,
+    evaluate_models,
+    metrics_document,
+    render_html,
+    write_metrics,
+)
+from steps.core.generation import generate, generate_ids
+from steps.core.metrics import Scores
+from steps.core.modeling import load_model, load_tokenizer
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+ROWS = 8
+
+
+class ScriptedModel:
+    """Stands in for a causal LM: echoes each prompt's last token, then a scripted tail."""
+
+    def __init__(self, tail: list[int]) -> None:
+        import torch
+
+        self.device = torch.device("cpu")
+        self.tail = tail
+        self.calls: list[dict] = []
+
+    def eval(self) -> ScriptedModel:
+        return self
+
+    def generate(self, input_ids, attention_mask, **kwargs):
+        import torch
+
+        self.calls.append({"input_ids": input_ids, "attention_mask": attention_mask, **kwargs})
+        new = [[int(row[-1]), *self.tail] for row in input_ids]
+        return torch.cat([input_ids, torch.tensor(new, dtype=input_ids.dtype)], dim=1)
+
+
+@pytest.fixture(scope="module")
+def tokenizer(tiny_base_dir):
+    return load_tokenizer(tiny_base_dir)
+
+
+@pytest.fixture(scope="module")
+def rows(tiny_split):
+    return tiny_split.held_out[:ROWS]
+
+
+@pytest.fixture(scope="module")
+def report(tiny_base_dir, tiny_adapter, rows, one_torch_thread) -> EvalReport:
+    cfg = EvalConfig(batch_size=4, max_new_tokens=12, max_examples=ROWS)
+    return evaluate_models(tiny_base_dir, tiny_adapter.adapter_dir, rows, cfg)
+
+
+@pytest.fixture(scope="module")
+def document(report, tiny_split) -> dict:
+    return metrics_document(report, tiny_split.data_hash, "nizami-1.7b-tiny@v3")
+
+
+@pytest.fixture(scope="module")
+def lively_model(tiny_base_dir):
+    """The tiny model with larger random weights.
+
+    Its own init (std 0.02) answers every prompt with the same token, which would make any
+    two generations equal; with std 0.1 the continuation depends on the whole prompt.
+    """
+    import torch
+
+    model = load_model(tiny_base_dir)
+    torch.manual_seed(0)
+    with torch.no_grad():
+        for name, param in model.named_parameters():
+            if "norm" not in name:
+                param.normal_(0.0, 0.1)
+    return model
+
+
+def test_batched_generation_equals_one_by_one(lively_model, tokenizer, rows) -> None:
+    prompts = [r.prompt for r in rows]
+    assert len({len(tokenizer(p)["input_ids"]) for p in prompts}) > 1  # padding is exercised
+
+    batched = generate_ids(lively_model, tokenizer, prompts, batch_size=8, max_new_tokens=10)
+    single = generate_ids(lively_model, tokenizer, prompts, batch_size=1, max_new_tokens=10)
+    uneven = generate(lively_model, tokenizer, prompts, batch_size=3, max_new_tokens=10)
+
+    assert batched == single
+    assert len({tuple(ids) for ids in batched}) == len(prompts)
+    assert uneven == [tokenizer.decode(ids, skip_special_tokens=True).strip() for ids in single]
+
+
+def test_generate_ids_cuts_after_the_first_stop_token(tokenizer) -> None:
+    im_end = tokenizer.convert_tokens_to_ids("<|im_end|>")
+    think = tokenizer.convert_tokens_to_ids("<think>")
+    model = ScriptedModel(tail=[think, im_end, think, im_end, think])
+    prompts = ["Uzun bir sual, bəli?", "Qısa?", "Orta sual?"]
+    last = [tokenizer(p, add_special_tokens=False)["input_ids"][-1] for p in prompts]
+
+    ids = generate_ids(model, tokenizer, prompts, batch_size=2, max_new_tokens=5)
+
+    assert ids == [[token, think, im_end] for token in last]
+    assert tokenizer.padding_side == "left"
+    assert [call["input_ids"].shape[0] for call in model.calls] == [2, 1]
+    assert all(im_end in call["eos_token_id"] for call in model.calls)
+    assert all(call["do_sample"] is False for call in model.calls)
+
+
+def test_generate_ids_keeps_output_without_a_stop_token(tokenizer) -> None:
+    think = tokenizer.convert_tokens_to_ids("<think>")
+    model = ScriptedModel(tail=[think, think])
+
+    (ids,) = generate_ids(model, tokenizer, ["Sual?"], batch_size=4, max_new_tokens=3)
+
+    assert ids[1:] == [think, think]
+
+
+def test_generate_strips_special_tokens(tokenizer) -> None:
+    im_end = tokenizer.convert_tokens_to_ids("<|im_end|>")
+    answer = tokenizer("<answer>7</answer>", add_special_tokens=False)["input_ids"]
+    model = ScriptedModel(tail=[*answer, im_end])
+
+    (text,) = generate(model, tokenizer, ["Sual:"], batch_size=1, max_new_tokens=10)
+
+    echoed = tokenizer.decode(tokenizer("Sual:", add_special_tokens=False)["input_ids"][-1:])
+    assert text == f"{echoed}<answer>7</answer>".strip()
+
+
+def test_evaluate_models_reports_both_models(report, rows) -> None:
+    assert [e.id for e in report.examples] == [r.id for r in rows]
+    assert [e.reference for e in report.examples] == [r.reference for r in rows]
+    assert [e.question for e in report.examples] == [r.question for r in rows]
+    for scores in (report.base, report.tuned):
+        assert scores.scores.n == ROWS
+        assert 0.0 <= scores.format_rate <= 1.0
+        assert scores.generation_s >= 0.0
+    assert all(isinstance(e.base_prediction, str) for e in report.examples)
+
+
+def test_evaluate_models_respects_max_examples(tiny_base_dir, tiny_adapter, rows) -> None:
+    cfg = EvalConfig(batch_size=2, max_new_tokens=2, max_examples=2)
+
+    small = evaluate_models(tiny_base_dir, tiny_adapter.adapter_dir, rows, cfg)
+
+    assert [e.id for e in small.examples] == [r.id for r in rows[:2]]
+
+
+def test_evaluate_models_rejects_no_rows(tiny_base_dir, tiny_adapter) -> None:
+    with pytest.raises(ValueError, match="no held-out examples"):
+        evaluate_models(tiny_base_dir, tiny_adapter.adapter_dir, [], EvalConfig())
+
+
+def _scores(value: float, report: EvalReport) -> ModelScores:
+    signatures = report.tuned.scores.model_dump(include={"bleu_signature", "chrf_signature"})
+    numbers = {key: value + i for i, key in enumerate(SCORED)}
+    return ModelScores(
+        scores=Scores(**numbers, n=ROWS, **signatures), format_rate=value / 100, generation_s=1.0
+    )
+
+
+def test_metrics_document(report, document, tiny_split) -> None:
+    for side in ("base", "tuned", "delta"):
+        assert set(SCORED) <= set(document[side])
+    for key in SCORED:
+        assert document["tuned"][key] == getattr(report.tuned.scores, key)
+        assert document["base"][key] == getattr(report.base.scores, key)
+    assert "tok:13a" in document["sacrebleu_signature"]
+    assert document["chrf_signature"] == report.tuned.scores.chrf_signature
+    assert document["examples"] == ROWS
+    assert document["data_hash"] == tiny_split.data_hash
+    assert document["model_revision"] == "nizami-1.7b-tiny@v3"
+    assert document["tuned"]["format_rate"] == report.tuned.format_rate
+
+
+def test_metrics_document_delta_is_tuned_minus_base(report) -> None:
+    # The tiny models score ~0 on everything; known, different scores make the sign visible.
+    scored = report.model_copy(
+        update={"base": _scores(10.0, report), "tuned": _scores(12.5, report)}
+    )
+
+    document = metrics_document(scored, "md5", "rev")
+
+    assert document["delta"] == {key: 2.5 for key in SCORED}
+    assert document["base"]["format_rate"] == 0.1
+    assert document["tuned"]["bleu"] == 12.5
+    assert scored.summary()["delta/rougeL"] == 2.5
+
+
+def test_write_metrics_is_utf8_json(document, tmp_path) -> None:
+    document = document | {"model_revision": "şəki-ğöüçı"}
+
+    path = write_metrics(document, tmp_path / "nested" / "metrics.json")
+
+    text = path.read_bytes().decode("utf-8")
+    assert "şəki-ğöüçı" in text
+    assert "\\u" not in text
+    assert json.loads(text) == document
+
+
+def test_render_html_escapes_predictions(report, document) -> None:
+    examples = [
+        ExampleResult(
+            id=f"az-{i:04d}",
+            question="2 + 2 <b>nədir</b>?",
+            reference="<think>2 + 2 = 4.</think>\n\n<answer>4</answer>",
+            base_prediction="<think>bilmirəm",
+            tuned_prediction="<think>2 + 2 = 4.</think><answer>4 & 4</answer>",
+        )
+        for i in (7, 8, 9)
+    ]
+    page = render_html(report.model_copy(update={"examples": examples}), document)
+
+    assert "<think>" not in page and "<answer>" not in page and "<b>" not in page
+    assert "&lt;think&gt;bilmirəm" in page
+    assert "4 &amp; 4" in page
+    for example in examples:
+        assert f"<td>{example.id}</td>" in page
+    assert document["sacrebleu_signature"] in page
+    assert page.count("<tr>") == 4 + len(examples) + 1
+
+
+def test_render_html_lists_every_evaluated_example(report, document) -> None:
+    page = render_html(report, document)
+
+    for example in report.examples:
+        assert f"<td>{example.id}</td>" in page
