@@ -32,10 +32,16 @@ def main(argv: list[str] | None = None) -> int:
     options = {"enable_cache": False} if args.no_cache else {}
     if args.run_config:
         options["config_path"] = str(resolve_path(Path(args.run_config)))
-    run = training_pipeline.with_options(**options)(config_path=args.config)
+    try:
+        run = training_pipeline.with_options(**options)(config_path=args.config)
+    except RuntimeError:
+        run = Client().list_pipeline_runs(sort_by="desc:created", size=1).items[0]
     run = Client().get_pipeline_run(run.id)
     print(f"\nZenML run      {run.name}  status={run.status.value}")
     if run.status.value != "completed":
+        for name, step_run in run.steps.items():
+            if step_run.exception_info is not None:
+                print(f"step {name} failed: {step_run.exception_info.message}", file=sys.stderr)
         return 1
     steps = run.steps
     registration = steps["register"].outputs["registration"][0].load()

@@ -126,7 +126,7 @@ def test_the_bento_is_built_with_the_merged_model(first_run):
     run, _, _ = first_run
     tag = run.steps["package"].outputs["bento_tag"][0].load()
     bento = bentoml.get(tag)
-    models = [m.tag for m in bento.info.models]
+    models = [m.tag for m in bento.info.all_models]
     assert str(models[0]) == run.steps["package"].run_metadata["bento_model_tag"]
     model_dir = Path(bentoml.models.get(models[0]).path)
     assert (model_dir / "config.json").is_file() and (model_dir / "tokenizer.json").is_file()
@@ -184,11 +184,13 @@ def test_malformed_data_fails_load_data_and_creates_no_model_version(local_stack
     bad.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in rows) + "\n")
     config = _write_config(tmp_path / "bad.yaml", model_name="nizami-bad-data",
                            data={"path": str(bad)}, output_dir=str(tmp_path))
-    with pytest.raises(Exception) as failure:
+    with pytest.raises(RuntimeError, match="failure in step"):
         _run(config)
-    assert f"{bad}:7: field 'answer' is empty" in str(failure.value)
     failed = Client().list_pipeline_runs(sort_by="desc:created", size=1).items[0]
     assert failed.status.value == "failed"
+    error = failed.steps["load_data"].exception_info
+    assert f"{bad}:7: field 'answer' is empty" in error.message
+    assert "train" not in failed.steps or failed.steps["train"].status.value != "completed"
     assert Client().list_models(name="nizami-bad-data").total == 0
 
 
