@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -48,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     metrics = steps["evaluate"].outputs["metrics"][0].load()
     metrics_file = steps["evaluate"].run_metadata.get("metrics_json", "?")
     print(f"metrics.json   {metrics_file}")
-    print(f"               latest copy: {resolve_path(cfg.output_dir) / 'metrics.json'}")
+    print(f"eval report    {Path(metrics_file).with_name('eval_report.html')}")
     print(
         f"held-out BLEU  base {metrics['base']['bleu']:.2f} -> tuned {metrics['tuned']['bleu']:.2f}"
         f"  (chrF {metrics['base']['chrf']:.1f} -> {metrics['tuned']['chrf']:.1f})"
@@ -58,7 +59,12 @@ def main(argv: list[str] | None = None) -> int:
         f"model version  {registration['model']} v{registration['version']}  "
         f"{'promoted to production' if gate['promote'] else 'not promoted'}: {gate['reason']}"
     )
-    print(f"bento          {steps['package'].outputs['bento_tag'][0].load()}  (bentoml list)")
+    bento_tag = steps["package"].outputs["bento_tag"][0].load()
+    print(f"bento          {bento_tag}  (bentoml list)")
+    outputs = resolve_path(cfg.output_dir)
+    (outputs / "registration.json").write_text(json.dumps(registration, indent=2) + "\n")
+    (outputs / "bento_tag.txt").write_text(bento_tag + "\n")
+    print(f"latest copies  {outputs}/: metrics.json eval_report.html registration.json …")
     cached = [name for name, s in steps.items() if s.status.value == "cached"]
     print(f"cached steps   {', '.join(cached) or 'none'}")
     print("dashboard      zenml login --local  (then open the run above)")

@@ -18,7 +18,7 @@ def evaluate(
     evaluation: EvalConfig,
     output_dir: Path,
 ) -> tuple[Annotated[dict, "metrics"], Annotated[HTMLString, "eval_report"]]:
-    """Score both models; ``<output_dir>/<run>/metrics.json`` and ``<output_dir>/metrics.json``."""
+    """Score both models; writes metrics.json and eval_report.html under ``output_dir``."""
     from steps.core import evaluation as ev
     from steps.core.modeling import resolve_base_model
     from steps.tracking import log_summary
@@ -29,11 +29,8 @@ def evaluate(
     )
     revision = f"{base_model.name}@{base_model.revision or 'local'}+adapter:{run_name}"
     document = ev.metrics_document(report, dataset.data_hash, revision)
-    out = resolve_path(output_dir)
-    files = [
-        ev.write_metrics(document, p)
-        for p in (out / run_name / "metrics.json", out / "metrics.json")
-    ]
-    log_metadata(metadata={"metrics": document, "metrics_json": str(files[0])})
+    html = ev.render_html(report, document)
+    metrics_file = ev.publish_metrics(document, html, resolve_path(output_dir), run_name)
+    log_metadata(metadata={"metrics": document, "metrics_json": str(metrics_file)})
     log_summary(report.summary())
-    return document, HTMLString(ev.render_html(report, document))
+    return document, HTMLString(html)

@@ -133,6 +133,15 @@ def write_metrics(document: dict, path: Path) -> Path:
     return path
 
 
+def publish_metrics(document: dict, html: str, output_dir: Path, run_name: str) -> Path:
+    """Write ``metrics.json`` and ``eval_report.html`` into ``<output_dir>/<run_name>/`` and
+    the latest copies into ``output_dir``; returns the run's ``metrics.json``."""
+    for folder in (output_dir, output_dir / run_name):
+        write_metrics(document, folder / "metrics.json")
+        (folder / "eval_report.html").write_text(html, encoding="utf-8")
+    return output_dir / run_name / "metrics.json"
+
+
 def render_html(report: EvalReport, document: dict) -> str:
     """A self-contained HTML page: the score table and every example side by side."""
     esc = html.escape

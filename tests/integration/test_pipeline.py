@@ -102,6 +102,7 @@ def test_metrics_json_matches_the_artifact_and_the_report_is_html(first_run):
     report = run.steps["evaluate"].outputs["eval_report"][0]
     html = report.load()
     assert "<table>" in html and metrics["data_hash"] in html
+    assert (out / run.name / "eval_report.html").read_text(encoding="utf-8") == html
     assert report.visualizations and report.visualizations[0].type.value == "html"
 
 

@@ -14,6 +14,7 @@ from steps.core.evaluation import (
     ModelScores,
     evaluate_models,
     metrics_document,
+    publish_metrics,
     render_html,
     write_metrics,
 )
@@ -232,3 +233,11 @@ def test_render_html_lists_every_evaluated_example(report, document) -> None:
 
     for example in report.examples:
         assert f"<td>{example.id}</td>" in page
+
+
+def test_publish_metrics_writes_the_run_and_the_latest_copies(document, tmp_path) -> None:
+    path = publish_metrics(document, "<html>report</html>", tmp_path, "run-7")
+    assert path == tmp_path / "run-7" / "metrics.json"
+    for folder in (tmp_path, tmp_path / "run-7"):
+        assert json.loads((folder / "metrics.json").read_text(encoding="utf-8")) == document
+        assert (folder / "eval_report.html").read_text(encoding="utf-8") == "<html>report</html>"
