@@ -6,7 +6,7 @@ BIN   := $(VENV)/bin
 CONFIG ?= pipelines/configs/demo.yaml
 RUN_CONFIG ?= stacks/run-configs/local.yaml
 export ZENML_ANALYTICS_OPT_IN := false
-export HF_HUB_OFFLINE := 1
+export HF_HUB_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM := false
 
 .PHONY: install data demo test test-unit lint bench clean

@@ -26,4 +26,4 @@ for _ in $(seq 60); do healthy "$url" && break; sleep 1; done
 healthy "$url" || { echo "the ZenML server at $url did not come up" >&2; exit 1; }
 
 stacks/register.sh local
-echo "ZenML dashboard: $url  (runs: $url/runs; stop with: zenml logout --local)"
+echo "ZenML dashboard: $url  (runs: $url/projects/default/runs; stop: zenml logout --local)"
