@@ -9,7 +9,7 @@ export ZENML_ANALYTICS_OPT_IN := false
 export HF_HUB_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install data demo test test-unit lint bench clean
+.PHONY: install data demo dashboard test test-unit lint bench clean
 
 install: $(VENV)/.installed
 
@@ -30,6 +30,10 @@ data: install
 demo: install
 	PATH=$(BIN):$$PATH stacks/register.sh local
 	PATH=$(BIN):$$PATH $(PY) -m pipelines.run --config $(CONFIG) --run-config $(RUN_CONFIG)
+
+# The ZenML dashboard (local server on 127.0.0.1:$${PORT:-8237}); stop it with `zenml logout --local`.
+dashboard: install
+	PATH=$(BIN):$$PATH stacks/dashboard.sh
 
 test: install lint
 	PATH=$(BIN):$$PATH $(PY) -m pytest -q -ra

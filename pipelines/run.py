@@ -67,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"latest copies  {outputs}/: metrics.json eval_report.html registration.json …")
     cached = [name for name, s in steps.items() if s.status.value == "cached"]
     print(f"cached steps   {', '.join(cached) or 'none'}")
-    print("dashboard      zenml login --local  (then open the run above)")
+    print("dashboard      make dashboard  (then open the run above)")
     return 0
 
 

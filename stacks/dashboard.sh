@@ -19,8 +19,8 @@ except OSError:
 EOF
 }
 
-# `zenml login --local` reuses a running local daemon with the same settings and (re)connects
-# the client to it; with another port it restarts the daemon on the new one.
+# `zenml login --local` reuses a local daemon that is already running and (re)connects the
+# client (this ZENML_CONFIG_PATH) to it.
 zenml login --local --port "$port"
 for _ in $(seq 60); do healthy "$url" && break; sleep 1; done
 healthy "$url" || { echo "the ZenML server at $url did not come up" >&2; exit 1; }

@@ -7,8 +7,9 @@ It starts the dashboard (``stacks/dashboard.sh``: local ZenML server on 127.0.0.
 8237, with the ``local`` stack), runs the pipeline once if the server has no completed
 ``nizami_training`` run yet (``CONFIG``, default ``pipelines/configs/demo.yaml`` as in
 ``make demo``; ``CONFIG=pipelines/configs/tiny.yaml`` takes a minute), marks the dashboard's
-first-login survey as done for the local default user (``PUT /api/v1/current-user``), and drives
-headless Chromium over the DevTools protocol to write ``docs/screenshots/{runs,dag,eval_report}.png``.
+first-login survey as done for the local default user (``PUT /api/v1/current-user``), and
+drives headless Chromium over the DevTools protocol to write
+``docs/screenshots/{runs,dag,eval_report}.png``.
 
 Chromium's one-shot ``--screenshot`` mode is not used: with ``--virtual-time-budget`` it never
 finishes on some dashboard pages, and without it the DAG is still being laid out. Outside
@@ -136,6 +137,7 @@ class Browser:
         for kind in ("mouseMoved", "mousePressed", "mouseReleased"):
             self.call("Input.dispatchMouseEvent", type=kind, x=x, y=y, button="left",
                       clickCount=1)
+        time.sleep(2)  # let the sheet or tab open (it animates in)
         return True
 
     def close(self) -> None:
@@ -188,6 +190,8 @@ def main() -> int:
         # The eval report: the evaluate step's `eval_report` artifact, Visualization tab.
         shown = (browser.click(find_text("eval_report"))
                  and browser.click(find_text("Visualization", "[role=dialog]"))
+                 # HTML previews wait behind a "may contain harmful code" notice: our report.
+                 and browser.click(find_text("Load Preview", "[role=dialog]"))
                  and browser.wait_for(
                      "[...document.querySelectorAll('[role=dialog] iframe')].some(f => f.srcdoc"
                      " && f.srcdoc.includes('<table>'))"
