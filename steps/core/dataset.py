@@ -67,8 +67,8 @@ def fetch_data(cfg: DataConfig, repo: Path = ROOT) -> tuple[Path, str]:
     from dvc.repo import Repo
 
     rel = str(path.relative_to(repo))
-    url = dvc.api.get_url(rel, repo=str(repo), rev=cfg.rev)
-    md5 = url.rstrip("/").split("/")[-2] + url.rstrip("/").split("/")[-1]
+    # The remote keeps the object at .../files/md5/<first 2 hex>/<other 30>: that is its hash.
+    md5 = "".join(dvc.api.get_url(rel, repo=str(repo), rev=cfg.rev).split("/")[-2:])
     if cfg.rev is None:
         with Repo(str(repo)) as dvc_repo:
             stats = dvc_repo.pull(targets=[str(path)])  # DVC resolves targets against the cwd
