@@ -8,6 +8,7 @@ import statistics
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import yaml
 from pydantic import BaseModel
 
 from steps.core.config import ROOT, DataConfig
@@ -49,6 +50,23 @@ class TokenStats(BaseModel):
     over_max_length: int
 
 
+def _locate(cfg: DataConfig, repo: Path) -> tuple[Path, Path]:
+    """The data file and its DVC pointer (``<file>.dvc``, which may not exist)."""
+    path = cfg.path if cfg.path.is_absolute() else repo / cfg.path
+    return path, path.with_name(path.name + ".dvc")
+
+
+def data_version(cfg: DataConfig, repo: Path = ROOT) -> str:
+    """A cheap identity of the data for step caching, read without DVC: the pinned revision,
+    the md5 recorded in the DVC pointer, or the md5 of an untracked file."""
+    if cfg.rev:
+        return f"rev:{cfg.rev}"
+    path, pointer = _locate(cfg, repo)
+    if pointer.is_file():
+        return "md5:" + yaml.safe_load(pointer.read_text())["outs"][0]["md5"]
+    return f"file-md5:{hashlib.md5(path.read_bytes()).hexdigest()}" if path.is_file() else "missing"
+
+
 def fetch_data(cfg: DataConfig, repo: Path = ROOT) -> tuple[Path, str]:
     """Make the data file present locally and return it with its content hash.
 
@@ -56,8 +74,7 @@ def fetch_data(cfg: DataConfig, repo: Path = ROOT) -> tuple[Path, str]:
     project's DVC remote at ``rev`` and identified by its DVC md5; any other file is read as it
     is and identified by its own md5.
     """
-    path = cfg.path if cfg.path.is_absolute() else repo / cfg.path
-    pointer = path.with_name(path.name + ".dvc")
+    path, pointer = _locate(cfg, repo)
     if cfg.rev is None and not pointer.is_file():
         if not path.is_file():
             raise FileNotFoundError(f"{path}: data file not found (and no {pointer.name})")

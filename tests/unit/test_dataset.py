@@ -12,7 +12,7 @@ import yaml
 
 from steps.core.config import ROOT, DataConfig
 from steps.core.data import Example, assistant_text
-from steps.core.dataset import fetch_data, load_dataset, render, token_stats
+from steps.core.dataset import data_version, fetch_data, load_dataset, render, token_stats
 from steps.core.modeling import load_tokenizer
 
 DATA = ROOT / "data" / "nizami.jsonl"
@@ -159,3 +159,17 @@ def test_load_dataset_without_cap_uses_every_other_example(tiny_config, tokenize
     capped, _ = load_dataset(tiny_config.data, tokenizer, max_length=256)
     assert [r.id for r in split.train[:96]] == [r.id for r in capped.train]
     assert [r.id for r in split.held_out] == [r.id for r in capped.held_out]
+
+
+def test_data_version_agrees_with_what_load_data_fetches(tmp_path) -> None:
+    # The cache key of load_data is read without DVC; it must name the same content hash.
+    _, md5 = fetch_data(DataConfig())
+    assert data_version(DataConfig()) == f"md5:{md5}"
+    plain = tmp_path / "plain.jsonl"
+    plain.write_text('{"id": "a"}\n', encoding="utf-8")
+    cfg = DataConfig(path=plain)
+    before = data_version(cfg)
+    assert before == f"file-md5:{fetch_data(cfg)[1]}"
+    plain.write_text('{"id": "b"}\n', encoding="utf-8")
+    assert data_version(cfg) != before  # edited data misses the cache
+    assert data_version(DataConfig(rev="v1.0")) == "rev:v1.0"
