@@ -203,3 +203,49 @@ def test_bad_config_is_rejected_before_zenml_starts(tmp_path):
     )
     assert done.returncode == 2
     assert f"{config}: train.batchsize: unknown field" in done.stderr
+
+
+def test_the_bento_serves_the_seeds_generate_endpoint(first_run):
+    """`bentoml serve <tag>` on the packaged bento answers POST /generate {"prompt"} -> {"text"}."""
+    import socket
+    import time
+    import urllib.request
+
+    run, _, _ = first_run
+    tag = run.steps["package"].outputs["bento_tag"][0].load()
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = subprocess.Popen(
+        [str(Path(sys.executable).parent / "bentoml"), "serve", tag, "--host", "127.0.0.1",
+         "--port", str(port)],
+        env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        start_new_session=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            try:
+                if urllib.request.urlopen(f"{base}/readyz", timeout=2).status == 200:
+                    break
+            except OSError:
+                time.sleep(1)
+        else:
+            raise AssertionError("bentoml serve did not become ready")
+        request = urllib.request.Request(
+            f"{base}/generate",
+            data=json.dumps({"prompt": "Bakı nəyin paytaxtıdır?", "max_tokens": 8}).encode(),
+            headers={"Content-Type": "application/json"},
+        )
+        reply = json.loads(urllib.request.urlopen(request, timeout=60).read())
+        assert set(reply) == {"text"} and isinstance(reply["text"], str)
+        bad = urllib.request.Request(
+            f"{base}/generate", data=b'{"prompt": ""}', headers={"Content-Type": "application/json"}
+        )
+        with pytest.raises(urllib.error.HTTPError) as rejected:
+            urllib.request.urlopen(bad, timeout=30)
+        assert 400 <= rejected.value.code < 500
+    finally:
+        os.killpg(server.pid, 15)
+        server.wait(timeout=30)
