@@ -184,6 +184,17 @@ def _commit_for(repo: Repo, revision: str) -> Commit | Response:
     return commit
 
 
+def _read_at_revision(state: HubState, request: Request) -> tuple[Repo, Commit] | Response:
+    """The repo and the commit its ``revision`` path parameter names (``main`` if absent)."""
+    repo = _repo_for(state, request)
+    if isinstance(repo, Response):
+        return repo
+    commit = _commit_for(repo, request.path_params.get("revision", "main"))
+    if isinstance(commit, Response):
+        return commit
+    return repo, commit
+
+
 def _base(request: Request) -> str:
     return str(request.base_url).rstrip("/")
 
@@ -216,12 +227,10 @@ def build_app(state: HubState) -> Starlette:
         return JSONResponse({"url": f"{_base(request)}/{repo_id}", "name": repo_id, "id": repo_id})
 
     async def model_info(request: Request) -> Response:
-        repo = _repo_for(state, request)
-        if isinstance(repo, Response):
-            return repo
-        commit = _commit_for(repo, request.path_params.get("revision", "main"))
-        if isinstance(commit, Response):
-            return commit
+        found = _read_at_revision(state, request)
+        if isinstance(found, Response):
+            return found
+        repo, commit = found
         blobs = request.query_params.get("blobs", "").lower() in ("1", "true")
         siblings = []
         for path, content in sorted(commit.files.items()):
@@ -267,12 +276,10 @@ def build_app(state: HubState) -> Starlette:
         return JSONResponse(body)
 
     async def tree(request: Request) -> Response:
-        repo = _repo_for(state, request)
-        if isinstance(repo, Response):
-            return repo
-        commit = _commit_for(repo, request.path_params["revision"])
-        if isinstance(commit, Response):
-            return commit
+        found = _read_at_revision(state, request)
+        if isinstance(found, Response):
+            return found
+        _, commit = found
         prefix = request.path_params.get("path", "").strip("/")
         recursive = request.query_params.get("recursive", "").lower() in ("1", "true")
         files = {p: c for p, c in commit.files.items() if not prefix or p.startswith(prefix + "/")}
@@ -400,12 +407,10 @@ def build_app(state: HubState) -> Starlette:
         return JSONResponse({})
 
     async def resolve(request: Request) -> Response:
-        repo = _repo_for(state, request)
-        if isinstance(repo, Response):
-            return repo
-        commit = _commit_for(repo, request.path_params["revision"])
-        if isinstance(commit, Response):
-            return commit
+        found = _read_at_revision(state, request)
+        if isinstance(found, Response):
+            return found
+        _, commit = found
         path = request.path_params["path"]
         content = commit.files.get(path)
         if content is None:
