@@ -1,0 +1,112 @@
+"""Step inputs and outputs as files, written and read with the step's own ZenML materializers.
+
+The same functions run on both sides: locally they write the inputs bundle and read the
+outputs back; in the kernel they read the inputs and write the outputs. A ``manifest.json``
+names, for each value, its materializer and data type as ZenML source paths. No ZenML store or
+client is needed: the materializers get a local artifact store rooted at the bundle folder.
+"""
+
+from __future__ import annotations
+
+import json
+import tarfile
+import uuid
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from zenml.artifact_stores import LocalArtifactStore, LocalArtifactStoreConfig
+from zenml.enums import StackComponentType
+from zenml.materializers.base_materializer import BaseMaterializer
+from zenml.materializers.materializer_registry import materializer_registry
+from zenml.utils import source_utils
+from zenml.utils.code_utils import CodeArchive
+from zenml.utils.materializer_utils import select_materializer
+
+MANIFEST = "manifest.json"
+
+
+def _store(root: Path) -> LocalArtifactStore:
+    now = datetime.now()
+    return LocalArtifactStore(
+        name="kaggle-bundle", id=uuid.uuid4(), config=LocalArtifactStoreConfig(path=str(root)),
+        flavor="local", type=StackComponentType.ARTIFACT_STORE, user=None, created=now,
+        updated=now,
+    )
+
+
+def save_values(
+    values: dict[str, Any],
+    root: Path,
+    materializers: dict[str, list[type[BaseMaterializer]]] | None = None,
+) -> dict[str, dict[str, str]]:
+    """Write each value to ``root/<name>/``; returns its manifest entries.
+
+    Args:
+        values: Name -> Python object.
+        root: Folder to write into.
+        materializers: Candidate materializers per name (a step output's configured ones);
+            otherwise ZenML's registry picks by type, as it does for step inputs.
+    """
+    store = _store(root)
+    entries = {}
+    for name, value in values.items():
+        candidates = (materializers or {}).get(name)
+        if candidates:
+            materializer_class = select_materializer(type(value), candidates)
+        else:
+            materializer_class = materializer_registry[type(value)]
+        uri = root / name
+        uri.mkdir(parents=True, exist_ok=True)
+        materializer_class(str(uri), artifact_store=store).save(value)
+        entries[name] = {
+            "materializer": source_utils.resolve(materializer_class).import_path,
+            "type": source_utils.resolve(type(value)).import_path,
+        }
+    return entries
+
+
+def load_values(entries: dict[str, dict[str, str]], root: Path) -> dict[str, Any]:
+    """Read back what ``save_values`` wrote under ``root``."""
+    store = _store(root)
+    values = {}
+    for name, entry in entries.items():
+        materializer_class = source_utils.load(entry["materializer"])
+        data_type = source_utils.load(entry["type"])
+        values[name] = materializer_class(str(root / name), artifact_store=store).load(data_type)
+    return values
+
+
+def write_manifest(root: Path, manifest: dict) -> None:
+    """``root/manifest.json``."""
+    (root / MANIFEST).write_text(json.dumps(manifest, indent=2, default=str))
+
+
+def read_manifest(root: Path) -> dict:
+    """``root/manifest.json``, with the file named if it is missing or broken."""
+    path = root / MANIFEST
+    try:
+        return json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as error:
+        raise RuntimeError(f"{path}: cannot read the bundle manifest: {error}") from error
+
+
+def pack(bundle_dir: Path, source_root: Path, archive: Path) -> int:
+    """``archive`` = the bundle folder + the project code (git-tracked and untracked-unignored
+    files under ``source_root``, as ZenML's code upload selects them) under ``code/``.
+
+    Returns:
+        The archive size in bytes.
+    """
+    code = archive.with_name("code.tar.gz")
+    with code.open("wb") as handle:  # ZenML reads the archive size back from the file name
+        CodeArchive(root=str(source_root)).write_archive(handle)
+    with tarfile.open(archive, "w:gz") as out:
+        out.add(bundle_dir, arcname=".")
+        with tarfile.open(code, mode="r:gz") as src:
+            for member in src.getmembers():
+                data = src.extractfile(member) if member.isfile() else None
+                member.name = f"code/{member.name}"
+                out.addfile(member, data)
+    code.unlink()
+    return archive.stat().st_size

@@ -1,0 +1,303 @@
+"""The real ``kaggle`` client, made safe to call from a long-running step.
+
+The kaggle 2.2.5 client has no HTTP timeouts, never retries kernel calls, authenticates as an
+import side effect (printing help and calling ``exit(1)`` without credentials) and reads its
+endpoint from a module-level table. ``KaggleClient`` wraps one ``KaggleApi`` so that every call
+has a timeout, 429/5xx/connection errors are retried with bounded backoff (honouring
+``Retry-After``), credentials are passed explicitly (never through ``os.environ``), and the API
+endpoint is a parameter: ``None`` is Kaggle, a URL is a Kaggle-compatible server such as
+``python -m kaggle_orchestrator.emulator``. Everything else is the production code path.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import email.utils
+import io
+import json
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TypeVar
+
+import requests
+from requests.adapters import HTTPAdapter
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+RETRY_STATUSES = {429, 500, 502, 503, 504}
+
+
+class KaggleApiError(RuntimeError):
+    """A Kaggle API call failed for good (after retries, or with a non-retryable answer)."""
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """A Kaggle user name and API key (kept in memory only)."""
+
+    username: str
+    key: str
+
+    def __repr__(self) -> str:  # never print the key
+        return f"Credentials(username={self.username!r}, key=***)"
+
+
+def resolve_credentials(username: str | None, key: str | None) -> Credentials:
+    """Explicit values first, then ``KAGGLE_USERNAME``/``KAGGLE_KEY``, then ``kaggle.json``.
+
+    Raises:
+        KaggleApiError: No complete pair was found (says where it looked).
+    """
+    import os
+
+    username = username or os.environ.get("KAGGLE_USERNAME")
+    key = key or os.environ.get("KAGGLE_KEY")
+    if username and key:
+        return Credentials(username, key)
+    config_dir = Path(os.environ.get("KAGGLE_CONFIG_DIR") or Path.home() / ".kaggle")
+    for path in (config_dir / "kaggle.json", Path.home() / ".config" / "kaggle" / "kaggle.json"):
+        if path.is_file():
+            stored = json.loads(path.read_text())
+            if stored.get("username") and stored.get("key"):
+                return Credentials(stored["username"], stored["key"])
+    raise KaggleApiError(
+        "no Kaggle credentials: set the step operator's username/key (e.g. from a ZenML "
+        "secret), KAGGLE_USERNAME and KAGGLE_KEY, or ~/.kaggle/kaggle.json"
+    )
+
+
+class _TimeoutAdapter(HTTPAdapter):
+    """Gives every request a timeout unless the caller set one."""
+
+    def __init__(self, timeout: float) -> None:
+        super().__init__()
+        self.timeout = timeout
+
+    def send(self, request, **kwargs):  # noqa: ANN001 - requests' signature
+        if kwargs.get("timeout") is None:
+            kwargs["timeout"] = self.timeout
+        return super().send(request, **kwargs)
+
+
+def _import_kaggle_api():
+    """``KaggleApi`` without the package's import-time authentication noise."""
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        from kaggle.api.kaggle_api_extended import KaggleApi
+    return KaggleApi
+
+
+def _retry_after(error: BaseException) -> float | None:
+    response = getattr(error, "response", None)
+    header = response.headers.get("Retry-After") if response is not None else None
+    if not header:
+        return None
+    try:
+        return max(0.0, float(header))
+    except ValueError:
+        when = email.utils.parsedate_to_datetime(header)
+        return max(0.0, when.timestamp() - time.time())
+
+
+def _is_transient(error: BaseException) -> bool:
+    if isinstance(error, requests.ConnectionError | requests.Timeout):
+        return True
+    response = getattr(error, "response", None)
+    return response is not None and response.status_code in RETRY_STATUSES
+
+
+class KaggleClient:
+    """The calls the step operator makes, each bounded in time and retried when transient.
+
+    Args:
+        credentials: User name and key, sent as HTTP Basic auth.
+        endpoint: ``None`` for Kaggle; otherwise the base URL of a compatible server.
+        timeout_s: Per-request timeout.
+        max_retries: Retries of a transient failure (429, 5xx, connection error, timeout).
+        backoff_s: First backoff; doubles per retry up to 60 s (a ``Retry-After`` wins).
+    """
+
+    def __init__(
+        self,
+        credentials: Credentials,
+        endpoint: str | None = None,
+        timeout_s: float = 60.0,
+        max_retries: int = 5,
+        backoff_s: float = 2.0,
+    ) -> None:
+        kaggle_api = _import_kaggle_api()
+        adapter = _TimeoutAdapter(timeout_s)
+
+        class _Api(kaggle_api):  # one subclass per client: its sessions get the timeout adapter
+            def build_kaggle_client(self):
+                client = super().build_kaggle_client()
+                http = client.http_client()
+                http._init_session()  # kagglesdk creates its requests session lazily
+                session = http._session
+                session.mount("http://", adapter)
+                session.mount("https://", adapter)
+                return client
+
+        self.api = _Api()
+        # Instance attributes shadow the class-level dict the kaggle client shares.
+        self.api.config_values = {"username": credentials.username, "key": credentials.key}
+        self.api._authenticated = True
+        if endpoint:
+            from kagglesdk.kaggle_env import KaggleEnv, _env_to_endpoint
+
+            _env_to_endpoint[KaggleEnv.LOCAL] = endpoint.rstrip("/")
+            self.api.args = [*type(self.api).args, "--local"]
+        self.username = credentials.username
+        self.endpoint = endpoint
+        self.max_retries = max_retries
+        self.backoff_s = backoff_s
+
+    def call(self, what: str, fn: Callable[[], T], retry: bool = True) -> T:
+        """Run ``fn`` (one API call), retrying transient failures; ``what`` names it in errors."""
+        delay = self.backoff_s
+        for attempt in range(self.max_retries + 1):
+            try:
+                return fn()
+            except Exception as error:  # the kaggle client raises requests/ValueError types
+                if not (retry and _is_transient(error)) or attempt == self.max_retries:
+                    raise KaggleApiError(f"Kaggle API {what} failed: {error}") from error
+                wait = _retry_after(error)
+                wait = min(delay, 60.0) if wait is None else min(wait, 300.0)
+                log.warning("Kaggle API %s: %s; retry %d/%d in %.1fs",
+                            what, error, attempt + 1, self.max_retries, wait)
+                time.sleep(wait)
+                delay *= 2
+        raise AssertionError("unreachable")
+
+    def kernel_url(self, slug: str) -> str:
+        """The kernel's page (on Kaggle, or on the compatible server)."""
+        base = self.endpoint.rstrip("/") if self.endpoint else "https://www.kaggle.com"
+        return f"{base}/code/{self.username}/{slug}"
+
+    # Quota and capacity -------------------------------------------------------------------
+
+    def gpu_quota_left_s(self) -> float:
+        """Seconds of weekly GPU quota left."""
+        quota = self.call("GetAcceleratorQuotaStatistics", self.api.quota_view).gpu_quota
+        allowed = _seconds(quota.total_time_allowed)
+        return allowed - _seconds(quota.time_used) - _seconds(quota.time_reserved)
+
+    def running_gpu_kernels(self, limit: int = 20) -> list[str]:
+        """The account's recent GPU kernels that are queued or running."""
+        kernels = self.call(
+            "ListKernels",
+            lambda: self.api.kernels_list(user=self.username, page_size=limit, sort_by="dateRun"),
+        ) or []
+        busy = []
+        for kernel in kernels:
+            if not getattr(kernel, "enable_gpu", False):
+                continue
+            ref = kernel.ref.removeprefix("/code/")
+            status = self.status(ref)
+            if status[0] in ("QUEUED", "RUNNING"):
+                busy.append(ref)
+        return busy
+
+    # Datasets -------------------------------------------------------------------------------
+
+    def create_dataset(self, folder: Path) -> None:
+        """Create the private dataset described by ``folder/dataset-metadata.json``."""
+        with contextlib.redirect_stdout(io.StringIO()):
+            response = self.call(
+                "CreateDataset",
+                lambda: self.api.dataset_create_new(
+                    str(folder), public=False, quiet=True, convert_to_csv=False, dir_mode="zip"
+                ),
+            )
+        if (getattr(response, "status", "") or "").lower() != "ok":
+            raise KaggleApiError(f"Kaggle API CreateDataset failed: {response.error}")
+
+    def wait_dataset_ready(self, ref: str, timeout_s: float = 600.0) -> None:
+        """Block until Kaggle has processed the dataset's files."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            status = self.call("GetDatasetStatus", lambda: self.api.dataset_status(ref))
+            if str(status).lower() == "ready":
+                return
+            if str(status).lower() in ("failed", "deleted"):
+                raise KaggleApiError(f"dataset {ref} is {status}")
+            if time.monotonic() > deadline:
+                raise KaggleApiError(f"dataset {ref} not ready after {timeout_s:.0f}s ({status})")
+            time.sleep(2.0)
+
+    # Kernels ---------------------------------------------------------------------------------
+
+    def push(self, folder: Path, slug: str, timeout_s: int | None) -> int:
+        """Push ``folder`` (script + kernel-metadata.json); returns the new version number.
+
+        A failed push that may have been accepted (5xx, timeout) deletes the slug before
+        retrying, so no orphan version keeps running on the account's GPU quota.
+        """
+        delay = self.backoff_s
+        for attempt in range(self.max_retries + 1):
+            try:
+                with contextlib.redirect_stdout(io.StringIO()):
+                    response = self.api.kernels_push(str(folder), timeout=timeout_s)
+                break
+            except Exception as error:
+                if not _is_transient(error) or attempt == self.max_retries:
+                    raise KaggleApiError(f"Kaggle API SaveKernel failed: {error}") from error
+                log.warning("Kaggle API SaveKernel: %s; retry %d/%d", error, attempt + 1,
+                            self.max_retries)
+                status = getattr(getattr(error, "response", None), "status_code", None)
+                if status != 429:  # the push may have been accepted: remove it first
+                    self.delete(slug, missing_ok=True)
+                time.sleep(_retry_after(error) or min(delay, 60.0))
+                delay *= 2
+        if response.error:
+            raise KaggleApiError(f"Kaggle refused the kernel push of {slug}: {response.error}")
+        return int(response.version_number)
+
+    def status(self, ref: str) -> tuple[str, str]:
+        """(status name, failure message) of ``owner/slug[/version]``."""
+        response = self.call("GetKernelSessionStatus", lambda: self.api.kernels_status(ref))
+        status = response.status
+        return getattr(status, "name", str(status)).upper(), response.failure_message or ""
+
+    def log(self, ref: str) -> str:
+        """The kernel's raw log (a JSON array of {stream_name, time, data} records)."""
+        return self.call("ListKernelSessionOutput", lambda: self.api.kernels_logs(ref)) or ""
+
+    def download_output(self, ref: str, path: Path) -> list[str]:
+        """Download every output file of ``ref`` into ``path``."""
+        path.mkdir(parents=True, exist_ok=True)
+        files: list[str] = []
+        token = None
+        while True:
+            page, token = self.call(
+                "ListKernelSessionOutput",
+                lambda t=token: self.api.kernels_output(
+                    ref, str(path), force=True, quiet=True, page_token=t, page_size=100
+                ),
+            )
+            files += page
+            if not token:
+                return files
+
+    def delete(self, slug: str, missing_ok: bool = False) -> None:
+        """Delete the kernel (Kaggle's only reliable way to stop a session)."""
+        try:
+            self.call(
+                "DeleteKernel",
+                lambda: self.api.kernels_delete(f"{self.username}/{slug}", no_confirm=True),
+            )
+        except KaggleApiError as error:
+            response = getattr(error.__cause__, "response", None)
+            if not (missing_ok and response is not None and response.status_code == 404):
+                raise
+
+
+def _seconds(duration: object) -> float:
+    """kagglesdk durations: timedelta, "123s" or a number."""
+    if duration is None or duration == "":
+        return 0.0
+    if hasattr(duration, "total_seconds"):
+        return float(duration.total_seconds())
+    return float(str(duration).rstrip("s") or 0)

@@ -1,0 +1,77 @@
+"""``python -m kaggle_orchestrator.emulator``: serve the Kaggle API emulator in the foreground."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import shlex
+from pathlib import Path
+
+from kaggle_orchestrator.emulator.redirect import HOOK_DIR
+from kaggle_orchestrator.emulator.server import DEFAULT_KEY, DEFAULT_USERNAME, KaggleEmulator
+
+
+def _parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m kaggle_orchestrator.emulator",
+        description="A local Kaggle API that runs pushed kernels in sandboxes laid out like "
+        "Kaggle's: dry-run your kernel before spending GPU quota.",
+    )
+    parser.add_argument("--port", type=int, default=8777, help="port to listen on (0: any)")
+    parser.add_argument("--host", default="127.0.0.1", help="interface to listen on")
+    parser.add_argument("--root", type=Path, help="folder for sandboxes and data (default: temp)")
+    parser.add_argument("--username", default=os.environ.get("KAGGLE_USERNAME") or DEFAULT_USERNAME)
+    parser.add_argument("--key", default=DEFAULT_KEY, help="the API key clients must send")
+    parser.add_argument(
+        "--pass-env", action="append", default=[], metavar="NAME",
+        help="let kernel sessions see this variable of the emulator's environment (repeatable)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--env", action="append", default=[], metavar="NAME=VALUE",
+        help="set this variable in every kernel session (repeatable)",
+    )  # fmt: skip
+    parser.add_argument("--queue-seconds", type=float, default=1.0, help="time spent QUEUED")
+    parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning"])
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run the emulator until Ctrl-C."""
+    args = _parse_args(argv)
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(message)s")
+    extra_env = dict(item.split("=", 1) for item in args.env)
+    emulator = KaggleEmulator(
+        args.root,
+        args.username,
+        args.key,
+        host=args.host,
+        port=args.port,
+        pass_env=args.pass_env,
+        extra_env=extra_env,
+        queue_seconds=args.queue_seconds,
+    )
+
+    def announce(url: str) -> None:
+        exports = {
+            "KAGGLE_API_ENVIRONMENT": "LOCALHOST",
+            "KAGGLE_EMULATOR_URL": url,
+            "KAGGLE_USERNAME": args.username,
+            "KAGGLE_KEY": args.key,
+            "NO_PROXY": "127.0.0.1,localhost",
+        }
+        exported = " ".join(f"{k}={shlex.quote(v)}" for k, v in exports.items())
+        print(f"Kaggle API emulator on {url}; sandboxes under {emulator.root}")
+        print("Point the kaggle CLI at it, in the shell you run `kaggle` from:")
+        print(f"  export {exported}")
+        print(f'  export PYTHONPATH={shlex.quote(str(HOOK_DIR))}"${{PYTHONPATH:+:$PYTHONPATH}}"')
+        print("Ctrl-C stops it (and kills running kernels).", flush=True)
+
+    try:
+        emulator.serve_forever(args.log_level, on_ready=announce)
+    except KeyboardInterrupt:
+        pass
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,135 @@
+"""The ``kaggle`` step-operator flavor: settings, config and flavor (zenml + pydantic only).
+
+Importing this module never imports the ``kaggle`` client or torch; the implementation
+(``kaggle_orchestrator.step_operator``) is loaded lazily by ZenML when a step runs.
+
+Register it once per ZenML store (``stacks/register.sh`` does this)::
+
+    zenml step-operator flavor register kaggle_orchestrator.flavor.KaggleStepOperatorFlavor
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Literal
+
+from pydantic import Field, field_validator
+from zenml.config.base_settings import BaseSettings
+from zenml.step_operators import BaseStepOperatorConfig, BaseStepOperatorFlavor
+from zenml.utils.secret_utils import SecretField
+
+if TYPE_CHECKING:
+    from kaggle_orchestrator.step_operator import KaggleStepOperator
+
+KAGGLE_FLAVOR = "kaggle"
+# Accelerators Kaggle's API accepts for `machine_shape` (kaggle-cli docs, Sep 2026).
+# "NvidiaTeslaT4" is the free "GPU T4 x2"; None runs on CPU.
+MachineShape = Literal[
+    "NvidiaTeslaT4", "NvidiaL4", "NvidiaL4X1", "NvidiaTeslaA100", "NvidiaH100", "NvidiaRtxPro6000"
+]
+# The training stack the kernel pins (same versions as this environment); Kaggle's image
+# keeps its own CUDA torch.
+DEFAULT_KERNEL_PACKAGES = (
+    "zenml",
+    "transformers",
+    "tokenizers",
+    "safetensors",
+    "peft",
+    "accelerate",
+    "datasets",
+    "wandb",
+    "pydantic",
+)
+
+
+class KaggleStepOperatorSettings(BaseSettings):
+    """Per-step knobs (``settings: {"step_operator": {...}}`` in a run config).
+
+    Attributes:
+        machine_shape: Kaggle accelerator; ``None`` runs the kernel on CPU.
+        enable_internet: Internet in the kernel (needed to pip-install what the image lacks and
+            to download a base model from the Hugging Face Hub).
+        timeout_s: Wall-clock limit for the whole kernel run, queueing included; past it the
+            kernel is deleted (Kaggle's own session limit did not stop wedged kernels).
+        poll_interval_s: First interval between status polls; backs off to 4x on quiet polls.
+        slug_prefix: Kernel/dataset slug prefix; the step name and run id follow it.
+        packages: Distributions the kernel pins to this environment's versions.
+        extra_requirements: Further pinned requirements (``name==version``) for the kernel.
+        dataset_sources: Kaggle datasets (``owner/slug``) to attach read-only.
+        model_sources: Kaggle models (``owner/model/framework/variation/version``) to attach.
+        mode: ``standalone`` (no ZenML server needed); ``server`` is not implemented yet.
+    """
+
+    machine_shape: MachineShape | None = "NvidiaTeslaT4"
+    enable_internet: bool = True
+    timeout_s: float = Field(4 * 3600, gt=0, le=12 * 3600)
+    poll_interval_s: float = Field(30.0, gt=0)
+    slug_prefix: str = Field("nizami", pattern=r"^[a-z0-9][a-z0-9-]{1,30}$")
+    packages: tuple[str, ...] = DEFAULT_KERNEL_PACKAGES
+    extra_requirements: tuple[str, ...] = ()
+    dataset_sources: tuple[str, ...] = ()
+    model_sources: tuple[str, ...] = ()
+    mode: Literal["standalone"] = "standalone"
+
+    @field_validator("extra_requirements")
+    @classmethod
+    def _pinned(cls, requirements: tuple[str, ...]) -> tuple[str, ...]:
+        loose = [r for r in requirements if "==" not in r]
+        if loose:
+            raise ValueError(f"kernel requirements must be pinned with '==': {loose}")
+        return requirements
+
+
+class KaggleStepOperatorConfig(BaseStepOperatorConfig, KaggleStepOperatorSettings):
+    """Credentials and defaults of one registered ``kaggle`` step operator.
+
+    Credentials come from here (use ``{{secret.key}}`` references), else from the usual
+    ``KAGGLE_USERNAME``/``KAGGLE_KEY`` variables or ``kaggle.json``. They are only ever used on
+    this machine: nothing that runs on Kaggle receives them.
+
+    Attributes:
+        username: Kaggle user name (owner of kernels and bundle datasets).
+        key: Kaggle API key.
+        api_endpoint: Base URL of a Kaggle-compatible API; ``None`` is Kaggle itself. Point it
+            at ``python -m kaggle_orchestrator.emulator`` to dry-run without spending quota.
+        request_timeout_s: Timeout of every HTTP call to the Kaggle API.
+        max_retries: Retries of a call answered with 429/5xx or a connection error.
+        max_gpu_sessions: Kaggle's limit of concurrent GPU sessions per account.
+    """
+
+    username: str | None = SecretField(default=None)
+    key: str | None = SecretField(default=None)
+    api_endpoint: str | None = None
+    request_timeout_s: float = Field(60.0, gt=0)
+    max_retries: int = Field(5, ge=0)
+    max_gpu_sessions: int = Field(2, ge=1)
+
+    @property
+    def is_remote(self) -> bool:
+        """False: in standalone mode ZenML's entrypoint runs here, only the step call is remote."""
+        return False
+
+    @property
+    def is_local(self) -> bool:
+        """False: the step's work happens on Kaggle."""
+        return False
+
+
+class KaggleStepOperatorFlavor(BaseStepOperatorFlavor):
+    """Runs a step's function in a private Kaggle GPU kernel."""
+
+    @property
+    def name(self) -> str:
+        """The flavor name used in stack YAML (``flavor: kaggle``)."""
+        return KAGGLE_FLAVOR
+
+    @property
+    def config_class(self) -> type[KaggleStepOperatorConfig]:
+        """The component config."""
+        return KaggleStepOperatorConfig
+
+    @property
+    def implementation_class(self) -> type[KaggleStepOperator]:
+        """The step operator, imported only when a step runs."""
+        from kaggle_orchestrator.step_operator import KaggleStepOperator
+
+        return KaggleStepOperator

