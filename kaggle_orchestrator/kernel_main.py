@@ -78,7 +78,7 @@ def main(bundle: str | Path, working: str | Path) -> int:
     run = _start_wandb(manifest.get("wandb"), working)
     started = time.monotonic()
     try:
-        result = step.entrypoint(**inputs)
+        result = step.call_entrypoint(**inputs)
     except BaseException:
         traceback.print_exc()
         return 1

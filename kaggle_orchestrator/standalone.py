@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from pydantic import ConfigDict
 from zenml import get_step_context, log_metadata
 from zenml.client import Client
 from zenml.config.step_run_info import StepRunInfo
@@ -32,7 +33,7 @@ from zenml.orchestrators.step_runner import StepRunner
 from zenml.step_operators.step_operator_entrypoint_configuration import (
     StepOperatorEntrypointConfiguration,
 )
-from zenml.utils import source_utils
+from zenml.utils import pydantic_utils, source_utils
 
 from kaggle_orchestrator import bundle as values
 from kaggle_orchestrator import kernel
@@ -68,14 +69,20 @@ def make_client(config: KaggleStepOperatorConfig) -> KaggleClient:
 class KernelStepCall:
     """Replaces a step's ``call_entrypoint``: the function runs in a Kaggle kernel."""
 
-    def __init__(self, step: Step, config: KaggleStepOperatorConfig,
+    def __init__(self, step: Step, entrypoint: Any, config: KaggleStepOperatorConfig,
                  settings: KaggleStepOperatorSettings, tracker: dict | None) -> None:
         self.step = step
+        self.entrypoint = entrypoint
         self.config = config
         self.settings = settings
         self.tracker = tracker
 
     def __call__(self, **params: Any) -> Any:
+        # Parameters arrive as plain JSON values (ZenML validates them in call_entrypoint):
+        # validate here so each is saved with the materializer of its annotated type.
+        params = pydantic_utils.validate_function_args(
+            self.entrypoint, ConfigDict(arbitrary_types_allowed=True), **params
+        )
         context = get_step_context()
         names = kernel.KernelNames.for_step_run(
             self.settings.slug_prefix, context.step_run.name, context.step_run.id
@@ -93,7 +100,7 @@ class KernelStepCall:
                 "bundle_dataset": f"{client.username}/{names.dataset}",
                 "machine_shape": self.settings.machine_shape or "CPU",
             }})
-            self._follow(client, names, ref, url)
+            follow_kernel(client, names, ref, url, self.settings)
             return self._collect(client, ref, scratch / "output")
 
     # -- before the push ------------------------------------------------------------------
@@ -166,44 +173,6 @@ class KernelStepCall:
 
     # -- while it runs ----------------------------------------------------------------------
 
-    def _follow(self, client: KaggleClient, names: kernel.KernelNames, ref: str,
-                url: str) -> None:
-        """Poll the pushed version, stream its log, enforce the wall-clock limit."""
-        started = time.monotonic()
-        interval = self.settings.poll_interval_s
-        seen, status, lines = 0, "QUEUED", []
-        try:
-            while True:
-                status, failure = client.status(ref)
-                lines = kernel.log_lines(client.log(ref))
-                elapsed = time.monotonic() - started
-                for line in lines[seen:]:
-                    log.info("[kaggle %s %5.0fs] %s", status.lower(), elapsed, line)
-                interval = (self.settings.poll_interval_s if len(lines) > seen
-                            else min(interval * 1.5, 4 * self.settings.poll_interval_s))
-                seen = len(lines)
-                if status in kernel.FINISHED:
-                    break
-                if elapsed > self.settings.timeout_s:
-                    client.delete(names.kernel, missing_ok=True)
-                    raise KernelFailedError(
-                        f"Kaggle kernel {url} (version {ref.rsplit('/', 1)[1]}) still {status} "
-                        f"after {elapsed:.0f}s > timeout_s={self.settings.timeout_s:.0f}: "
-                        f"deleted it.\nlast log lines:\n{kernel.tail(lines)}"
-                    )
-                time.sleep(interval)
-        except KeyboardInterrupt:
-            log.warning("interrupted: deleting Kaggle kernel %s", names.kernel)
-            client.delete(names.kernel, missing_ok=True)
-            raise
-        log.info("Kaggle kernel %s finished: %s after %.0fs", names.kernel, status,
-                 time.monotonic() - started)
-        if status in kernel.FAILED:
-            raise KernelFailedError(
-                f"Kaggle kernel {url} (version {ref.rsplit('/', 1)[1]}) ended {status}: "
-                f"{failure or 'no failure message'}\nlast log lines:\n{kernel.tail(lines)}"
-            )
-
     # -- after it finished ------------------------------------------------------------------
 
     def _collect(self, client: KaggleClient, ref: str, out: Path) -> Any:
@@ -240,6 +209,51 @@ class KernelStepCall:
         log_metadata(metadata={"kaggle_wandb_runs": synced})
 
 
+def follow_kernel(client: KaggleClient, names: kernel.KernelNames, ref: str, url: str,
+                  settings: KaggleStepOperatorSettings) -> None:
+    """Poll the pushed version ``ref``, stream its log, enforce ``settings.timeout_s``.
+
+    Raises:
+        KernelFailedError: The kernel ended ERROR/CANCEL, or ran past the timeout (then it is
+            deleted). Ctrl-C deletes it too, then re-raises.
+    """
+    started = time.monotonic()
+    interval = settings.poll_interval_s
+    seen, status, lines = 0, "QUEUED", []
+    version = ref.rsplit("/", 1)[1]
+    try:
+        while True:
+            status, failure = client.status(ref)
+            lines = kernel.log_lines(client.log(ref))
+            elapsed = time.monotonic() - started
+            for line in lines[seen:]:
+                log.info("[kaggle %s %5.0fs] %s", status.lower(), elapsed, line)
+            interval = (settings.poll_interval_s if len(lines) > seen
+                        else min(interval * 1.5, 4 * settings.poll_interval_s))
+            seen = len(lines)
+            if status in kernel.FINISHED:
+                break
+            if elapsed > settings.timeout_s:
+                client.delete(names.kernel, missing_ok=True)
+                raise KernelFailedError(
+                    f"Kaggle kernel {url} (version {version}) still {status} after "
+                    f"{elapsed:.0f}s > timeout_s={settings.timeout_s:.0f}: deleted it.\n"
+                    f"last log lines:\n{kernel.tail(lines)}"
+                )
+            time.sleep(interval)
+    except KeyboardInterrupt:
+        log.warning("interrupted: deleting Kaggle kernel %s", names.kernel)
+        client.delete(names.kernel, missing_ok=True)
+        raise
+    log.info("Kaggle kernel %s finished: %s after %.0fs", names.kernel, status,
+             time.monotonic() - started)
+    if status in kernel.FAILED:
+        raise KernelFailedError(
+            f"Kaggle kernel {url} (version {version}) ended {status}: "
+            f"{failure or 'no failure message'}\nlast log lines:\n{kernel.tail(lines)}"
+        )
+
+
 def wandb_tracker(step: Step) -> dict | None:
     """The stack's W&B tracker settings when ``step`` uses it (``api_key`` stays local)."""
     tracker = Client().active_stack.experiment_tracker
@@ -265,7 +279,9 @@ class KernelStepRunner(StepRunner):
             raise RuntimeError("the active stack's step operator is not a kaggle step operator")
         settings = operator.get_settings(self._step)
         tracker = wandb_tracker(self._step)
-        instance.call_entrypoint = KernelStepCall(self._step, operator.config, settings, tracker)
+        instance.call_entrypoint = KernelStepCall(
+            self._step, instance.entrypoint, operator.config, settings, tracker
+        )
         return instance
 
 

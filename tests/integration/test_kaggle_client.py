@@ -129,3 +129,40 @@ def test_calls_time_out_instead_of_hanging(emulator):
         client.status(f"{USER}/any-kernel")
     assert time.monotonic() - started < 10
     threading.Thread(target=listener.close).start()
+
+
+def _push_hanging(client, emulator, tmp_path, slug):
+    from kaggle_orchestrator.kernel import KernelNames
+
+    code = "import time\nprint('epoch 1', flush=True)\ntime.sleep(600)\n"
+    version = client.push(_kernel_dir(tmp_path, slug, code), slug, 600)
+    return KernelNames(kernel=slug, dataset=f"{slug}-bundle"), f"{USER}/{slug}/{version}"
+
+
+def test_ctrl_c_while_following_deletes_the_kernel(client, emulator, tmp_path, monkeypatch):
+    from kaggle_orchestrator import standalone
+    from kaggle_orchestrator.flavor import KaggleStepOperatorSettings
+
+    names, ref = _push_hanging(client, emulator, tmp_path, "client-ctrl-c")
+
+    def interrupt(_seconds):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(standalone.time, "sleep", interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        standalone.follow_kernel(client, names, ref, "url", KaggleStepOperatorSettings())
+    assert f"{USER}/client-ctrl-c" in emulator.deleted_kernels
+
+
+def test_following_streams_the_log_and_enforces_the_timeout(client, emulator, tmp_path, caplog):
+    from kaggle_orchestrator import standalone
+    from kaggle_orchestrator.flavor import KaggleStepOperatorSettings
+
+    names, ref = _push_hanging(client, emulator, tmp_path, "client-timeout")
+    settings = KaggleStepOperatorSettings(timeout_s=3, poll_interval_s=0.2)
+    with caplog.at_level("INFO", logger="kaggle_orchestrator.standalone"):
+        with pytest.raises(standalone.KernelFailedError, match="timeout_s=3: deleted it"):
+            standalone.follow_kernel(client, names, ref, "url", settings)
+    assert f"{USER}/client-timeout" in emulator.deleted_kernels
+    streamed = [r.getMessage() for r in caplog.records if "[kaggle " in r.getMessage()]
+    assert any("epoch 1" in m and "running" in m for m in streamed), streamed

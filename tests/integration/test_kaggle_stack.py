@@ -1,0 +1,262 @@
+"""The whole pipeline on the `kaggle` stack: the train step runs in an (emulated) Kaggle kernel.
+
+The step operator drives the real ``kaggle`` client against ``KaggleEmulator``, which runs the
+pushed kernel in a sandbox laid out like Kaggle; only the API endpoint differs from production.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
+
+import pytest
+import yaml
+
+from kaggle_orchestrator.emulator import KaggleEmulator
+
+ROOT = Path(__file__).resolve().parents[2]
+RUN_CONFIG = ROOT / "stacks" / "run-configs" / "kaggle.yaml"
+# Made up per session, so that the values appear in no file of the repository (the code bundle
+# that goes to Kaggle includes this test file).
+SECRETS = {
+    "HF_TOKEN": f"hf_{secrets.token_hex(16)}",
+    "WANDB_API_KEY": secrets.token_hex(20),
+    "KAGGLE_KEY": secrets.token_hex(16),
+}
+USER = "nizami-ci"
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(scope="module")
+def emulator(tmp_path_factory):
+    with KaggleEmulator(root=tmp_path_factory.mktemp("kaggle"), username=USER,
+                        key=SECRETS["KAGGLE_KEY"]) as kaggle:
+        yield kaggle
+
+
+@pytest.fixture(scope="module")
+def kaggle_stack(emulator):
+    """`stacks/register.sh kaggle` (the real script), with the API endpoint at the emulator."""
+    env = {**_env(), "PATH": f"{Path(sys.executable).parent}:{_env()['PATH']}"}
+    done = subprocess.run(["bash", "stacks/register.sh", "kaggle"], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    from zenml.client import Client
+
+    client = Client()
+    client.activate_stack("kaggle")
+    client.update_stack_component(
+        "kaggle", component_type="step_operator",
+        configuration={"api_endpoint": emulator.url, "max_retries": 3},
+    )
+    yield client
+    client.activate_stack("local") if _has_stack(client, "local") else None
+
+
+def _has_stack(client, name: str) -> bool:
+    return any(s.name == name for s in client.list_stacks(size=100).items)
+
+
+def _env() -> dict[str, str]:
+    import os
+
+    return dict(os.environ)
+
+
+@pytest.fixture
+def secrets_env(monkeypatch):
+    monkeypatch.setenv("KAGGLE_USERNAME", USER)
+    for name, value in SECRETS.items():
+        monkeypatch.setenv(name, value)
+
+
+def _run_config(tmp_path: Path, train_cache: bool = True, **train_settings) -> Path:
+    raw = yaml.safe_load(RUN_CONFIG.read_text())
+    raw["steps"]["train"]["settings"]["step_operator"] |= {"poll_interval_s": 0.5, **train_settings}
+    if not train_cache:  # load_data stays cached; train must reach the emulator again
+        raw["steps"]["train"]["enable_cache"] = False
+    path = tmp_path / "kaggle-run.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    return path
+
+
+def _config(tmp_path: Path, out: Path, **changes) -> Path:
+    raw = yaml.safe_load((ROOT / "pipelines" / "configs" / "tiny.yaml").read_text())
+    raw["model_name"] = "nizami-1.7b-kaggle"
+    raw["output_dir"] = str(out)
+    raw.update(changes)
+    path = tmp_path / "tiny-kaggle.yaml"
+    path.write_text(yaml.safe_dump(raw, allow_unicode=True))
+    return path
+
+
+def _run(config: Path, run_config: Path):
+    from zenml.client import Client
+
+    from pipelines.training import training_pipeline
+
+    try:
+        run = training_pipeline.with_options(config_path=str(run_config))(config_path=str(config))
+    except RuntimeError:
+        run = Client().list_pipeline_runs(sort_by="desc:created", size=1).items[0]
+    return Client().get_pipeline_run(run.id)
+
+
+@pytest.fixture(scope="module")
+def kaggle_run(kaggle_stack, emulator, tmp_path_factory):
+    """One run with transient faults on the way: 429 on a status poll, 500 on the push."""
+    import os
+
+    tmp = tmp_path_factory.mktemp("kaggle-run")
+    saved = {k: os.environ.get(k) for k in [*SECRETS, "KAGGLE_USERNAME"]}
+    os.environ.update(SECRETS | {"KAGGLE_USERNAME": USER})
+    emulator.faults.rate_limit("GetKernelSessionStatus", times=2, retry_after=1)
+    emulator.faults.http_error("SaveKernel", status=500, times=1)
+    try:
+        run = _run(_config(tmp, tmp / "out"), _run_config(tmp))
+    finally:
+        for k, v in saved.items():
+            os.environ.pop(k, None) if v is None else os.environ.__setitem__(k, v)
+    return run, tmp
+
+
+def test_pipeline_runs_with_train_in_the_kernel(kaggle_run, emulator):
+    run, _ = kaggle_run
+    assert run.status.value == "completed", {n: s.status for n, s in run.steps.items()}
+    meta = run.steps["train"].run_metadata
+    kaggle = meta["kaggle"]
+    assert kaggle["kernel_slug"].startswith("nizami-train-")
+    assert str(kaggle["kernel_url"]).endswith(f"/code/{USER}/{kaggle['kernel_slug']}")
+    assert kaggle["machine_shape"] == "NvidiaTeslaT4"
+    # metadata the step logged inside the kernel reached the ZenML step run
+    assert meta["train"]["train_loss"] > 0
+    version = emulator.kernel_version(f"{USER}/{kaggle['kernel_slug']}", kaggle["kernel_version"])
+    assert version.status.value == "COMPLETE"
+    saves = emulator.recording.calls("SaveKernel")
+    sent = saves[-1].json()
+    assert sent["isPrivate"] is True and sent["enableGpu"] is True
+    assert sent["machineShape"] == "NvidiaTeslaT4"
+
+
+def test_transient_429_and_500_were_retried(kaggle_run, emulator):
+    assert len(emulator.recording.calls("SaveKernel")) >= 2  # the 500, then the accepted push
+    assert emulator.faults.pending() == []
+
+
+def test_the_kernel_trained_adapter_is_the_one_downstream_steps_use(kaggle_run, emulator):
+    run, tmp = kaggle_run
+    train = run.steps["train"]
+    version = emulator.kernel_version(f"{USER}/{train.run_metadata['kaggle']['kernel_slug']}")
+    archive = Path(version.working_dir) / "outputs" / "adapter" / "data.tar.gz"
+    with tarfile.open(archive) as tar:
+        member = next(m for m in tar.getmembers() if m.name.endswith("adapter_model.safetensors"))
+        kernel_weights = tar.extractfile(member).read()
+    adapter_artifact = train.outputs["adapter"][0]
+    assert (adapter_artifact.load() / "adapter_model.safetensors").read_bytes() == kernel_weights
+    for step in ("evaluate", "package"):
+        used = run.steps[step].inputs["adapter"][0]
+        assert used.id == adapter_artifact.id, step
+    registration = run.steps["register"].outputs["registration"][0].load()
+    metrics = run.steps["evaluate"].outputs["metrics"][0].load()
+    assert registration["metrics"] == metrics
+
+
+def test_the_kernels_wandb_run_came_back(kaggle_run):
+    run, _ = kaggle_run
+    runs = [Path(p) for p in run.steps["train"].run_metadata["kaggle_wandb_runs"]]
+    assert runs and all(p.is_dir() and p.name.startswith("offline-run-") for p in runs)
+    assert any(p.suffix == ".wandb" for r in runs for p in r.iterdir())
+
+
+def test_kernel_log_lines_reach_the_step_log(kaggle_run, kaggle_stack):
+    run, _ = kaggle_run
+    store = Path(kaggle_stack.active_stack.artifact_store.path)
+    logs = [p.read_text(errors="replace") for p in store.rglob("*") if p.is_file()
+            and "log" in p.as_posix().lower() and p.stat().st_size < 20_000_000]
+    streamed = [line for text in logs for line in text.splitlines() if "[kaggle " in line]
+    assert any("kernel: step train" in line for line in streamed), streamed[:5]
+
+
+def test_no_secret_reaches_kaggle_or_the_logs(kaggle_run, emulator, kaggle_stack):
+    run, _ = kaggle_run
+    for name, value in SECRETS.items():
+        assert emulator.recording.find(value) == [], f"{name} reached the emulator"
+    store = Path(kaggle_stack.active_stack.artifact_store.path)
+    for path in store.rglob("*"):
+        if path.is_file() and path.stat().st_size < 50_000_000:
+            data = path.read_bytes()
+            for name, value in SECRETS.items():
+                assert value.encode() not in data, f"{name} in {path}"
+    kernel_source = emulator.recording.calls("SaveKernel")[-1].json()["text"]
+    assert "KAGGLE" not in kernel_source.replace("NIZAMI_KAGGLE_ROOT", "")
+
+
+def test_a_cached_train_step_never_reaches_kaggle(kaggle_run, emulator):
+    run, tmp = kaggle_run
+    pushes = len(emulator.recording.calls("SaveKernel"))
+    again = _run(_config(tmp, tmp / "out"), _run_config(tmp))
+    assert again.steps["train"].status.value == "cached"
+    assert len(emulator.recording.calls("SaveKernel")) == pushes
+
+
+def _failed_train(tmp_path, **settings):
+    run = _run(_config(tmp_path, tmp_path / "out"), _run_config(tmp_path, False, **settings))
+    assert run.status.value == "failed"
+    return run.steps["train"]
+
+
+@pytest.mark.usefixtures("secrets_env")
+def test_kernel_error_fails_the_step_with_the_log_tail(kaggle_stack, emulator, tmp_path):
+    emulator.faults.kernel_error("CUDA out of memory (emulated)", times=1)
+    train = _failed_train(tmp_path)
+    message = train.exception_info.message
+    assert "ended ERROR" in message and "CUDA out of memory (emulated)" in message
+    assert f"/code/{USER}/nizami-train-" in message
+    assert "last log lines" in message
+
+
+@pytest.mark.usefixtures("secrets_env")
+def test_a_hanging_kernel_is_deleted_at_the_timeout(kaggle_stack, emulator, tmp_path):
+    emulator.faults.kernel_hang(times=1)
+    train = _failed_train(tmp_path, timeout_s=8)
+    message = train.exception_info.message
+    assert "timeout_s=8" in message and "deleted it" in message
+    slug = message.split(f"/code/{USER}/")[1].split()[0]
+    assert f"{USER}/{slug}" in emulator.deleted_kernels
+
+
+@pytest.mark.usefixtures("secrets_env")
+def test_exhausted_quota_fails_before_anything_is_pushed(kaggle_stack, emulator, tmp_path):
+    pushes = len(emulator.recording.calls("SaveKernel"))
+    uploads = len(emulator.recording.calls("CreateDataset"))
+    emulator.faults.exhaust_gpu_quota()
+    try:
+        train = _failed_train(tmp_path)
+    finally:
+        emulator.faults.clear()
+    assert "GPU quota exhausted" in train.exception_info.message
+    assert len(emulator.recording.calls("SaveKernel")) == pushes
+    assert len(emulator.recording.calls("CreateDataset")) == uploads
+
+
+@pytest.mark.usefixtures("secrets_env")
+def test_two_busy_gpu_sessions_fail_before_anything_is_pushed(kaggle_stack, emulator, tmp_path):
+    pushes = len(emulator.recording.calls("SaveKernel"))
+    emulator.faults.occupy_gpu_sessions(2)
+    try:
+        train = _failed_train(tmp_path)
+    finally:
+        emulator.faults.clear()
+    assert "2 concurrent GPU sessions" in train.exception_info.message
+    assert len(emulator.recording.calls("SaveKernel")) == pushes
+
+
+def test_kernel_metadata_json_is_the_one_pushed(kaggle_run, emulator):
+    sent = emulator.recording.calls("SaveKernel")[-1].json()
+    assert sent["kernelType"] == "script" and sent["language"] == "python"
+    assert any(s.endswith("-bundle") for s in sent["datasetDataSources"])
+    assert json.loads(json.dumps(sent))  # plain JSON on the wire
