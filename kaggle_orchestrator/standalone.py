@@ -274,9 +274,14 @@ class KernelStepRunner(StepRunner):
         from kaggle_orchestrator.step_operator import KaggleStepOperator
 
         instance = super()._load_step()
-        operator = self._stack.step_operator
+        name = self._step.config.step_operator
+        operator = (self._stack.step_operators.get(name) if isinstance(name, str)
+                    else self._stack.step_operator)
         if not isinstance(operator, KaggleStepOperator):
-            raise RuntimeError("the active stack's step operator is not a kaggle step operator")
+            raise RuntimeError(
+                f"step {self._step.config.name}: step operator {name!r} of stack "
+                f"'{self._stack.name}' is not a kaggle step operator"
+            )
         settings = operator.get_settings(self._step)
         tracker = wandb_tracker(self._step)
         instance.call_entrypoint = KernelStepCall(

@@ -59,6 +59,9 @@ def main(argv: list[str] | None = None) -> int:
         f"model version  {registration['model']} v{registration['version']}  "
         f"{'promoted to production' if gate['promote'] else 'not promoted'}: {gate['reason']}"
     )
+    if registration.get("version_tag"):
+        print(f"hub version    {registration['repo_id']} {registration['version_tag']}  "
+              f"(revision {registration['revision'][:12]})")
     bento_tag = steps["package"].outputs["bento_tag"][0].load()
     print(f"bento          {bento_tag}  (bentoml list)")
     outputs = resolve_path(cfg.output_dir)

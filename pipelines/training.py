@@ -24,5 +24,7 @@ def training_pipeline(config_path: str = DEFAULT_CONFIG) -> None:
     dataset = load_data(cfg.data, cfg.base_model, cfg.train.max_length, data_version(cfg.data))
     adapter = train(dataset, cfg.base_model, cfg.lora, cfg.train)
     metrics, _ = evaluate(dataset, adapter, cfg.base_model, cfg.evaluation, cfg.output_dir)
-    registration = register.with_options(model=Model(name=cfg.model_name))(metrics, cfg.gate)
+    registration = register.with_options(model=Model(name=cfg.model_name))(
+        adapter, metrics, cfg.gate, cfg.registry, cfg.base_model, cfg.lora, cfg.train
+    )
     package(adapter, cfg.base_model, cfg.package, registration)

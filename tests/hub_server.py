@@ -3,12 +3,16 @@
 It mimics ONLY the parts of the Hub HTTP API that ``huggingface_hub`` (checked against 2.4.0)
 uses for the calls below, for model repos only:
 
+- ``whoami``               GET    /api/whoami-v2
 - ``create_repo``          POST   /api/repos/create
+- ``delete_repo``          DELETE /api/repos/delete
+- ``list_models``          GET    /api/models?author=&search=  (one page)
 - ``model_info``           GET    /api/models/{repo_id}[/revision/{revision}]
 - ``list_repo_refs``       GET    /api/models/{repo_id}/refs
 - ``list_repo_tree``       GET    /api/models/{repo_id}/tree/{revision}[/{path}]  (one page)
 - ``create_commit``        POST   /api/models/{repo_id}/preupload/{revision}
   (``upload_folder``)      POST   /api/models/{repo_id}/commit/{revision}  (NDJSON)
+  (README.md in a commit) POST   /api/validate-yaml  (the card's YAML front matter must parse)
 - ``create_tag``           POST   /api/models/{repo_id}/tag/{revision}
 - ``delete_tag``           DELETE /api/models/{repo_id}/tag/{tag}
 - ``hf_hub_download`` /    HEAD   /{repo_id}/resolve/{revision}/{filename}
@@ -53,6 +57,7 @@ from typing import Any
 import httpx
 import pytest
 import uvicorn
+import yaml
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -142,11 +147,17 @@ class HubState:
 # --- helpers ---------------------------------------------------------------------------------
 
 
-def _error(status: int, message: str, code: str | None = None, **headers: str) -> JSONResponse:
+def _error(
+    status: int,
+    message: str,
+    code: str | None = None,
+    body: dict[str, Any] | None = None,
+    **headers: str,
+) -> JSONResponse:
     hdrs = {"X-Error-Message": message, **headers}
     if code is not None:
         hdrs["X-Error-Code"] = code
-    return JSONResponse({"error": message}, status_code=status, headers=hdrs)
+    return JSONResponse({"error": message, **(body or {})}, status_code=status, headers=hdrs)
 
 
 def _user(state: HubState, request: Request) -> str | None:
@@ -215,8 +226,9 @@ def build_app(state: HubState) -> Starlette:
             return _error(400, "Missing name")
         repo_id = f"{body.get('organization') or user}/{name}"
         with state.lock:
-            if repo_id in state.repos:
-                return _error(409, "You already created this model repo")
+            if repo_id in state.repos:  # the Hub's 409 body names the repo's url too
+                url = f"{_base(request)}/{repo_id}"
+                return _error(409, "You already created this model repo", body={"url": url})
             private = body.get("visibility") == "private" or bool(body.get("private"))
             repo = Repo(repo_id=repo_id, private=private, created_at=_now())
             first = state.new_commit(
@@ -225,6 +237,51 @@ def build_app(state: HubState) -> Starlette:
             repo.branches["main"] = first.oid
             state.repos[repo_id] = repo
         return JSONResponse({"url": f"{_base(request)}/{repo_id}", "name": repo_id, "id": repo_id})
+
+    async def whoami(request: Request) -> Response:
+        user = _need_user(state, request)
+        if isinstance(user, Response):
+            return user
+        return JSONResponse({"type": "user", "name": user, "fullname": user, "orgs": []})
+
+    async def delete_repo(request: Request) -> Response:
+        user = _need_user(state, request)
+        if isinstance(user, Response):
+            return user
+        body = await request.json()
+        repo_id = f"{body.get('organization') or user}/{body.get('name')}"
+        with state.lock:
+            if state.repos.pop(repo_id, None) is None:
+                return _error(404, "Repository not found", "RepoNotFound")
+        return JSONResponse({})
+
+    async def list_models(request: Request) -> Response:
+        user = _user(state, request)
+        author = request.query_params.get("author")
+        search = request.query_params.get("search", "").lower()
+        found = [
+            {"_id": r.repo_id, "id": r.repo_id, "private": r.private, "createdAt": r.created_at}
+            for r in sorted(state.repos.values(), key=lambda r: r.repo_id)
+            if (not r.private or user is not None)
+            and (author is None or r.repo_id.split("/")[0] == author)
+            and search in r.repo_id.split("/")[1].lower()
+        ]
+        return JSONResponse(found)
+
+    async def validate_yaml(request: Request) -> Response:
+        body = await request.json()
+        content = body.get("content", "")
+        errors: list[dict[str, str]] = []
+        if content.startswith("---"):
+            front = content.split("---", 2)[1] if content.count("---") >= 2 else ""
+            try:
+                meta = yaml.safe_load(front)
+                if meta is not None and not isinstance(meta, dict):
+                    errors.append({"message": "metadata must be a mapping"})
+            except yaml.YAMLError as e:
+                errors.append({"message": f"invalid YAML: {e}"})
+        status = 400 if errors else 200
+        return JSONResponse({"errors": errors, "warnings": []}, status_code=status)
 
     async def model_info(request: Request) -> Response:
         found = _read_at_revision(state, request)
@@ -435,7 +492,11 @@ def build_app(state: HubState) -> Starlette:
     prefix = "/api/models/{ns}/{name}"
     app = Starlette(
         routes=[
+            Route("/api/whoami-v2", whoami, methods=["GET"]),
             Route("/api/repos/create", create_repo, methods=["POST"]),
+            Route("/api/repos/delete", delete_repo, methods=["DELETE"]),
+            Route("/api/models", list_models, methods=["GET"]),
+            Route("/api/validate-yaml", validate_yaml, methods=["POST"]),
             Route(prefix, model_info, methods=["GET"]),
             Route(prefix + "/revision/{revision}", model_info, methods=["GET"]),
             Route(prefix + "/refs", refs, methods=["GET"]),
@@ -476,7 +537,11 @@ class LocalHub:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind(("127.0.0.1", 0))
         self.port = sock.getsockname()[1]
-        config = uvicorn.Config(self.app, log_level="warning", access_log=False, lifespan="off")
+        # log_config=None: uvicorn's logging.config.dictConfig would close the test process's
+        # handlers, and absl's (rouge_score imports absl) closes sys.stderr with it.
+        config = uvicorn.Config(
+            self.app, log_level="warning", access_log=False, lifespan="off", log_config=None
+        )
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(
             target=self._server.run, kwargs={"sockets": [sock]}, daemon=True, name="local-hub"

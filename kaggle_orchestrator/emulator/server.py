@@ -190,14 +190,20 @@ class KaggleEmulator:
         self.port = sock.getsockname()[1]
         return sock
 
-    def _uvicorn(self, log_level: str) -> uvicorn.Server:
-        config = uvicorn.Config(self.app, log_level=log_level, access_log=False, lifespan="off")
+    def _uvicorn(self, log_level: str, embedded: bool) -> uvicorn.Server:
+        # Embedded in another process (tests, tools): leave that process's logging alone.
+        # uvicorn's own log_config runs logging.config.dictConfig, which closes every existing
+        # handler, and absl's handler then closes the stream it writes to (sys.stderr).
+        extra = {"log_config": None} if embedded else {}
+        config = uvicorn.Config(
+            self.app, log_level=log_level, access_log=False, lifespan="off", **extra
+        )
         return uvicorn.Server(config)
 
     def start(self, timeout: float = 30.0) -> KaggleEmulator:
         """Serve in a background thread; returns once the server answers."""
         sock = self._bind()
-        self._server = self._uvicorn("warning")
+        self._server = self._uvicorn("warning", embedded=True)
         self._thread = threading.Thread(
             target=self._server.run, kwargs={"sockets": [sock]}, daemon=True, name="kaggle-emu"
         )
@@ -223,7 +229,7 @@ class KaggleEmulator:
         """Serve in the foreground until interrupted (the CLI); ``on_ready`` gets the URL once
         the port is bound."""
         sock = self._bind()
-        self._server = self._uvicorn(log_level)
+        self._server = self._uvicorn(log_level, embedded=False)
         if on_ready is not None:
             on_ready(self.url)
         try:

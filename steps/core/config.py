@@ -118,9 +118,20 @@ class GateConfig(_Strict):
     tolerance: float = Field(0.5, ge=0.0)
 
 
+class RegistryConfig(_Strict):
+    """Numbering on the stack's model registry (used only when the stack has one)."""
+
+    bump: Literal["minor", "major"] = Field(
+        "minor", description="next vX.Y: minor (vX.Y+1) or major (vX+1.0)"
+    )
+
+
 class PackageConfig(_Strict):
     bento_model: str = "nizami-1.7b"
     dtype: Literal["float32", "float16", "bfloat16"] = "bfloat16"
+    from_revision: str | None = Field(
+        None, description="package this registered version (vX.Y, prod) instead of the new one"
+    )
 
 
 class PipelineConfig(_Strict):
@@ -133,6 +144,7 @@ class PipelineConfig(_Strict):
     train: TrainConfig = TrainConfig()
     evaluation: EvalConfig = EvalConfig()
     gate: GateConfig
+    registry: RegistryConfig = RegistryConfig()
     package: PackageConfig = PackageConfig()
     output_dir: Path = Path("outputs")
 
