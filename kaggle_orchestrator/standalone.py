@@ -46,6 +46,7 @@ if TYPE_CHECKING:
     from kaggle_orchestrator.flavor import KaggleStepOperatorConfig, KaggleStepOperatorSettings
 
 log = logging.getLogger(__name__)
+_sleep = time.sleep  # the poll loop's wait (tests interrupt it here, not in the time module)
 
 
 class KernelFailedError(RuntimeError):
@@ -240,7 +241,7 @@ def follow_kernel(client: KaggleClient, names: kernel.KernelNames, ref: str, url
                     f"{elapsed:.0f}s > timeout_s={settings.timeout_s:.0f}: deleted it.\n"
                     f"last log lines:\n{kernel.tail(lines)}"
                 )
-            time.sleep(interval)
+            _sleep(interval)
     except KeyboardInterrupt:
         log.warning("interrupted: deleting Kaggle kernel %s", names.kernel)
         client.delete(names.kernel, missing_ok=True)

@@ -148,7 +148,7 @@ def test_ctrl_c_while_following_deletes_the_kernel(client, emulator, tmp_path, m
     def interrupt(_seconds):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(standalone.time, "sleep", interrupt)
+    monkeypatch.setattr(standalone, "_sleep", interrupt)
     with pytest.raises(KeyboardInterrupt):
         standalone.follow_kernel(client, names, ref, "url", KaggleStepOperatorSettings())
     assert f"{USER}/client-ctrl-c" in emulator.deleted_kernels
