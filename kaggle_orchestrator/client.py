@@ -4,9 +4,10 @@ The kaggle 2.2.5 client has no HTTP timeouts, never retries kernel calls, authen
 import side effect (printing help and calling ``exit(1)`` without credentials) and reads its
 endpoint from a module-level table. ``KaggleClient`` wraps one ``KaggleApi`` so that every call
 has a timeout, 429/5xx/connection errors are retried with bounded backoff (honouring
-``Retry-After``), credentials are passed explicitly (never through ``os.environ``), and the API
-endpoint is a parameter: ``None`` is Kaggle, a URL is a Kaggle-compatible server such as
-``python -m kaggle_orchestrator.emulator``. Everything else is the production code path.
+``Retry-After``), credentials (an API token or a legacy key, see ``credentials.py``) are passed
+explicitly (never through ``os.environ``), and the API endpoint is a parameter: ``None`` is
+Kaggle, a URL is a Kaggle-compatible server such as ``python -m kaggle_orchestrator.emulator``.
+Everything else is the production code path.
 """
 
 from __future__ import annotations
@@ -17,13 +18,16 @@ import io
 import json
 import logging
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TypeVar
 
 import requests
 from requests.adapters import HTTPAdapter
+
+from kaggle_orchestrator import _sdk
+from kaggle_orchestrator.credentials import Credentials, KaggleAuthError
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -32,41 +36,6 @@ RETRY_STATUSES = {429, 500, 502, 503, 504}
 
 class KaggleApiError(RuntimeError):
     """A Kaggle API call failed for good (after retries, or with a non-retryable answer)."""
-
-
-@dataclass(frozen=True)
-class Credentials:
-    """A Kaggle user name and API key (kept in memory only)."""
-
-    username: str
-    key: str
-
-    def __repr__(self) -> str:  # never print the key
-        return f"Credentials(username={self.username!r}, key=***)"
-
-
-def resolve_credentials(username: str | None, key: str | None) -> Credentials:
-    """Explicit values first, then ``KAGGLE_USERNAME``/``KAGGLE_KEY``, then ``kaggle.json``.
-
-    Raises:
-        KaggleApiError: No complete pair was found (says where it looked).
-    """
-    import os
-
-    username = username or os.environ.get("KAGGLE_USERNAME")
-    key = key or os.environ.get("KAGGLE_KEY")
-    if username and key:
-        return Credentials(username, key)
-    config_dir = Path(os.environ.get("KAGGLE_CONFIG_DIR") or Path.home() / ".kaggle")
-    for path in (config_dir / "kaggle.json", Path.home() / ".config" / "kaggle" / "kaggle.json"):
-        if path.is_file():
-            stored = json.loads(path.read_text())
-            if stored.get("username") and stored.get("key"):
-                return Credentials(stored["username"], stored["key"])
-    raise KaggleApiError(
-        "no Kaggle credentials: set the step operator's username/key (e.g. from a ZenML "
-        "secret), KAGGLE_USERNAME and KAGGLE_KEY, or ~/.kaggle/kaggle.json"
-    )
 
 
 class _TimeoutAdapter(HTTPAdapter):
@@ -112,11 +81,15 @@ class KaggleClient:
     """The calls the step operator makes, each bounded in time and retried when transient.
 
     Args:
-        credentials: User name and key, sent as HTTP Basic auth.
+        credentials: An API token (sent as ``Bearer``; its owner is looked up, and must be
+            ``credentials.username`` when that is set) or a user name and legacy key (Basic).
         endpoint: ``None`` for Kaggle; otherwise the base URL of a compatible server.
         timeout_s: Per-request timeout.
         max_retries: Retries of a transient failure (429, 5xx, connection error, timeout).
         backoff_s: First backoff; doubles per retry up to 60 s (a ``Retry-After`` wins).
+
+    Raises:
+        KaggleAuthError: The token is not valid, or belongs to another user.
     """
 
     def __init__(
@@ -133,26 +106,50 @@ class KaggleClient:
         class _Api(kaggle_api):  # one subclass per client: its sessions get the timeout adapter
             def build_kaggle_client(self):
                 client = super().build_kaggle_client()
-                http = client.http_client()
-                http._init_session()  # kagglesdk creates its requests session lazily
-                session = http._session
+                session = _sdk.http_session(client)
                 session.mount("http://", adapter)
                 session.mount("https://", adapter)
                 return client
 
         self.api = _Api()
-        # Instance attributes shadow the class-level dict the kaggle client shares.
-        self.api.config_values = {"username": credentials.username, "key": credentials.key}
         self.api._authenticated = True
         if endpoint:
-            from kagglesdk.kaggle_env import KaggleEnv, _env_to_endpoint
-
-            _env_to_endpoint[KaggleEnv.LOCAL] = endpoint.rstrip("/")
+            _sdk.set_local_endpoint(endpoint)
             self.api.args = [*type(self.api).args, "--local"]
-        self.username = credentials.username
         self.endpoint = endpoint
         self.max_retries = max_retries
         self.backoff_s = backoff_s
+        self.credentials = credentials
+        # Instance attributes shadow the class-level dict the kaggle client shares.
+        if credentials.token:
+            self.api.config_values = {"token": credentials.token}
+            self.username = self._token_owner(credentials)
+            self.api.config_values["username"] = self.username
+        else:
+            self.api.config_values = {"username": credentials.username, "key": credentials.key}
+            self.username = credentials.username or ""
+
+    def _token_owner(self, credentials: Credentials) -> str:
+        """The user a token belongs to (Kaggle's IntrospectToken), checked against the config."""
+        from kagglesdk.security.types.oauth_service import IntrospectTokenRequest
+
+        def introspect():
+            with self.api.build_kaggle_client() as kaggle:
+                request = IntrospectTokenRequest()
+                request.token = credentials.token
+                return kaggle.security.oauth_client.introspect_token(request)
+
+        answer = self.call("IntrospectToken", introspect)
+        if not answer.active or not answer.username:
+            raise KaggleAuthError(f"the Kaggle API token from {credentials.source} is not valid "
+                                  "(expired or revoked): create a new one on kaggle.com/settings")
+        if credentials.username and credentials.username.lower() != answer.username.lower():
+            raise KaggleAuthError(
+                f"the Kaggle API token from {credentials.source} belongs to "
+                f"{answer.username!r}, not to the configured user {credentials.username!r}: "
+                "remove the token or set the matching user name"
+            )
+        return answer.username
 
     def call(self, what: str, fn: Callable[[], T], retry: bool = True) -> T:
         """Run ``fn`` (one API call), retrying transient failures; ``what`` names it in errors."""
@@ -178,32 +175,54 @@ class KaggleClient:
 
     # Quota and capacity -------------------------------------------------------------------
 
+    def gpu_quota(self) -> tuple[float, float]:
+        """(seconds of weekly GPU quota left, seconds reserved by running sessions)."""
+        quota = self.call("GetAcceleratorQuotaStatistics", self.api.quota_view).gpu_quota
+        allowed, used = _seconds(quota.total_time_allowed), _seconds(quota.time_used)
+        reserved = _seconds(quota.time_reserved)
+        return allowed - used - reserved, reserved
+
     def gpu_quota_left_s(self) -> float:
         """Seconds of weekly GPU quota left."""
-        quota = self.call("GetAcceleratorQuotaStatistics", self.api.quota_view).gpu_quota
-        allowed = _seconds(quota.total_time_allowed)
-        return allowed - _seconds(quota.time_used) - _seconds(quota.time_reserved)
+        return self.gpu_quota()[0]
 
-    def running_gpu_kernels(self, limit: int = 20) -> list[str]:
-        """The account's recent GPU kernels that are queued or running."""
+    def running_gpu_kernels(self, reserved_s: float | None = None, limit: int = 50) -> list[str]:
+        """The account's GPU kernels that are queued or running (private ones included).
+
+        A running session reserves quota, so with ``reserved_s == 0`` (from ``gpu_quota``) no
+        call is made at all. Otherwise the account's own kernels are listed in one call
+        (``mine``: private ones too) and only GPU kernels run within Kaggle's 12 h session
+        limit are asked for their status.
+        """
+        if reserved_s is not None and reserved_s <= 0:
+            return []
         kernels = self.call(
             "ListKernels",
-            lambda: self.api.kernels_list(user=self.username, page_size=limit, sort_by="dateRun"),
+            lambda: self.api.kernels_list(mine=True, page_size=limit, sort_by="dateRun"),
         ) or []
+        since = datetime.now(UTC) - timedelta(hours=12)
         busy = []
         for kernel in kernels:
+            last_run = getattr(kernel, "last_run_time", None)
             if not getattr(kernel, "enable_gpu", False):
                 continue
+            if last_run is not None and _aware(last_run) < since:
+                continue
             ref = kernel.ref.removeprefix("/code/")
-            status = self.status(ref)
-            if status[0] in ("QUEUED", "RUNNING"):
+            if self.status(ref)[0] in ("QUEUED", "RUNNING", "CANCEL_REQUESTED"):
                 busy.append(ref)
         return busy
 
     # Datasets -------------------------------------------------------------------------------
 
     def create_dataset(self, folder: Path) -> None:
-        """Create the private dataset described by ``folder/dataset-metadata.json``."""
+        """Create the private dataset described by ``folder/dataset-metadata.json``.
+
+        If its slug is taken already, it is ours: an earlier attempt whose answer was lost (a
+        timeout, then the retry), or a retry of the same step run. Then ``folder`` becomes a new
+        version of it, so the kernel attaches exactly these files.
+        """
+        meta = json.loads((folder / "dataset-metadata.json").read_text())
         with contextlib.redirect_stdout(io.StringIO()):
             response = self.call(
                 "CreateDataset",
@@ -211,21 +230,37 @@ class KaggleClient:
                     str(folder), public=False, quiet=True, convert_to_csv=False, dir_mode="zip"
                 ),
             )
-        if (getattr(response, "status", "") or "").lower() != "ok":
-            raise KaggleApiError(f"Kaggle API CreateDataset failed: {response.error}")
+        error = getattr(response, "error", None) or ""
+        if "already in use" in error:
+            log.info("dataset %s exists already (an earlier attempt): adding a version",
+                     meta["id"])
+            with contextlib.redirect_stdout(io.StringIO()):
+                response = self.call(
+                    "CreateDatasetVersion",
+                    lambda: self.api.dataset_create_version(
+                        str(folder), "nizami: the bundle of this step run", quiet=True,
+                        convert_to_csv=False, dir_mode="zip",
+                    ),
+                )
+            error = getattr(response, "error", None) or ""
+        if error or (getattr(response, "status", "") or "").lower() not in ("ok", ""):
+            raise KaggleApiError(f"Kaggle API CreateDataset {meta['id']} failed: {error}")
 
     def wait_dataset_ready(self, ref: str, timeout_s: float = 600.0) -> None:
-        """Block until Kaggle has processed the dataset's files."""
+        """Block until Kaggle has processed the dataset's files (it walks through states)."""
         deadline = time.monotonic() + timeout_s
+        delay = 0.5
         while True:
-            status = self.call("GetDatasetStatus", lambda: self.api.dataset_status(ref))
-            if str(status).lower() == "ready":
+            status = str(self.call("GetDatasetStatus", lambda: self.api.dataset_status(ref)))
+            if status.lower() == "ready":
                 return
-            if str(status).lower() in ("failed", "deleted"):
+            if status.lower() in ("failed", "deleted"):
                 raise KaggleApiError(f"dataset {ref} is {status}")
             if time.monotonic() > deadline:
                 raise KaggleApiError(f"dataset {ref} not ready after {timeout_s:.0f}s ({status})")
-            time.sleep(2.0)
+            log.info("dataset %s: %s", ref, status.lower())
+            time.sleep(delay)
+            delay = min(delay * 2, 10.0)
 
     # Kernels ---------------------------------------------------------------------------------
 
@@ -253,6 +288,18 @@ class KaggleClient:
                 delay *= 2
         if response.error:
             raise KaggleApiError(f"Kaggle refused the kernel push of {slug}: {response.error}")
+        invalid = {
+            what: list(getattr(response, f"invalid_{what}_sources", None) or [])
+            for what in ("dataset", "kernel", "model", "competition")
+        }
+        invalid = {what: refs for what, refs in invalid.items() if refs}
+        if invalid:  # Kaggle runs the kernel anyway, without them: stop it
+            self.delete(slug, missing_ok=True)
+            listed = "; ".join(f"{what} sources {', '.join(r)}" for what, r in invalid.items())
+            raise KaggleApiError(
+                f"Kaggle accepted the push of {slug} but not its {listed} (missing, private to "
+                "someone else, or still processing): the kernel was deleted"
+            )
         return int(response.version_number)
 
     def status(self, ref: str) -> tuple[str, str]:
@@ -264,6 +311,12 @@ class KaggleClient:
     def log(self, ref: str) -> str:
         """The kernel's raw log (a JSON array of {stream_name, time, data} records)."""
         return self.call("ListKernelSessionOutput", lambda: self.api.kernels_logs(ref)) or ""
+
+    def log_stream(self, ref: str) -> Iterator[str]:
+        """The log of ``owner/slug/N`` as text chunks: live (SSE) while the session runs, the
+        stored log once it ended. Not retried: the caller reconnects or falls back."""
+        for event in self.api.kernels_logs_stream(ref):
+            yield str(event.get("data", ""))
 
     def download_output(self, ref: str, path: Path) -> list[str]:
         """Download every output file of ``ref`` into ``path``."""
@@ -292,6 +345,10 @@ class KaggleClient:
             response = getattr(error.__cause__, "response", None)
             if not (missing_ok and response is not None and response.status_code == 404):
                 raise
+
+
+def _aware(when: datetime) -> datetime:
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
 
 
 def _seconds(duration: object) -> float:

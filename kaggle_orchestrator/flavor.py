@@ -82,13 +82,17 @@ class KaggleStepOperatorSettings(BaseSettings):
 class KaggleStepOperatorConfig(BaseStepOperatorConfig, KaggleStepOperatorSettings):
     """Credentials and defaults of one registered ``kaggle`` step operator.
 
-    Credentials come from here (use ``{{secret.key}}`` references), else from the usual
-    ``KAGGLE_USERNAME``/``KAGGLE_KEY`` variables or ``kaggle.json``. They are only ever used on
-    this machine: nothing that runs on Kaggle receives them.
+    Credentials, in this order (``kaggle_orchestrator/credentials.py``): ``api_token`` here (use
+    a ``{{secret.key}}`` reference), ``KAGGLE_API_TOKEN``, ``~/.kaggle/access_token``, then the
+    legacy ``username``/``key`` (here, ``KAGGLE_USERNAME``/``KAGGLE_KEY``, ``kaggle.json``). The
+    step log says which one was used. They are only ever used on this machine: nothing that
+    runs on Kaggle receives them.
 
     Attributes:
-        username: Kaggle user name (owner of kernels and bundle datasets).
-        key: Kaggle API key.
+        api_token: Kaggle API token (new accounts; sent as ``Bearer``).
+        username: Kaggle user name (owner of kernels and bundle datasets); with a token, the
+            token's owner must be this user.
+        key: Legacy Kaggle API key.
         api_endpoint: Base URL of a Kaggle-compatible API; ``None`` is Kaggle itself. Point it
             at ``python -m kaggle_orchestrator.emulator`` to dry-run without spending quota.
         request_timeout_s: Timeout of every HTTP call to the Kaggle API.
@@ -96,6 +100,7 @@ class KaggleStepOperatorConfig(BaseStepOperatorConfig, KaggleStepOperatorSetting
         max_gpu_sessions: Kaggle's limit of concurrent GPU sessions per account.
     """
 
+    api_token: str | None = SecretField(default=None)
     username: str | None = SecretField(default=None)
     key: str | None = SecretField(default=None)
     api_endpoint: str | None = None

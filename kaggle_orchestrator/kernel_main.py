@@ -44,36 +44,38 @@ def _install_recorder() -> MetadataRecorder:
     return recorder
 
 
-def _start_wandb(tracker: dict | None, working: Path):
-    if not tracker:
+def _start_wandb(run: dict | None, working: Path):
+    """The step's W&B run, offline (the operator syncs it with the same id; no key here)."""
+    if not run:
         return None
     import wandb
 
     return wandb.init(
-        mode="offline", dir=str(working), project=tracker.get("project"),
-        entity=tracker.get("entity"), name=tracker.get("run_name"), tags=tracker.get("tags"),
-        job_type="train",
+        mode="offline", dir=str(working), id=run["id"], name=run["name"],
+        project=run.get("project"), entity=run.get("entity"), group=run.get("group"),
+        tags=run.get("tags") or None, config=run.get("config") or None, resume="allow",
     )
 
 
-def main(bundle: str | Path, working: str | Path) -> int:
-    """Run the step described by ``bundle/manifest.json``; outputs go to ``working/outputs``."""
+def main(bundle_dir: str | Path, working: str | Path) -> int:
+    """Run the step described by ``bundle_dir/manifest.json``; outputs go to
+    ``working/outputs``."""
     logging.basicConfig(level=logging.INFO, stream=sys.stdout,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    bundle, working = Path(bundle), Path(working)
+    bundle_dir, working = Path(bundle_dir), Path(working)
     working.mkdir(parents=True, exist_ok=True)
     os.environ.setdefault("ZENML_ANALYTICS_OPT_IN", "false")
     from zenml.utils import source_utils
 
-    from kaggle_orchestrator import bundle as values
+    from kaggle_orchestrator import bundle
 
-    manifest = values.read_manifest(bundle)
-    source_utils.set_custom_source_root(str(bundle / "code"))
+    manifest = bundle.read_manifest(bundle_dir)
+    source_utils.set_custom_source_root(str(bundle_dir / "code"))
     recorder = _install_recorder()
     from zenml.steps import BaseStep
 
     step = BaseStep.load_from_source(manifest["step_source"])
-    inputs = values.load_values(manifest["inputs"], bundle / "inputs")
+    inputs = bundle.load_values(manifest["inputs"], bundle_dir / "inputs")
     log.info("kernel: step %s with inputs %s", step.name, sorted(inputs))
     run = _start_wandb(manifest.get("wandb"), working)
     started = time.monotonic()
@@ -91,7 +93,7 @@ def main(bundle: str | Path, working: str | Path) -> int:
         name: [source_utils.load(s) for s in sources]
         for name, sources in manifest["output_materializers"].items()
     }
-    entries = values.save_values(outputs, working / "outputs", materializers)
+    entries = bundle.save_values(outputs, working / "outputs", materializers)
     (working / "outputs" / "manifest.json").write_text(json.dumps(entries, indent=2))
     (working / "metadata.json").write_text(json.dumps(recorder.records, indent=2))
     log.info("kernel: step %s done in %.1fs", step.name, time.monotonic() - started)

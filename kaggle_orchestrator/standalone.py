@@ -14,15 +14,12 @@ from __future__ import annotations
 import json
 import logging
 import os
-import shutil
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pydantic import ConfigDict
+from pydantic import BaseModel, ConfigDict
 from zenml import get_step_context, log_metadata
 from zenml.client import Client
 from zenml.config.step_run_info import StepRunInfo
@@ -37,7 +34,10 @@ from zenml.utils import pydantic_utils, source_utils
 
 from kaggle_orchestrator import bundle as values
 from kaggle_orchestrator import kernel
-from kaggle_orchestrator.client import KaggleApiError, KaggleClient, resolve_credentials
+from kaggle_orchestrator.client import KaggleApiError, KaggleClient
+from kaggle_orchestrator.credentials import resolve_credentials
+from kaggle_orchestrator.follow import KernelFailedError, follow_kernel
+from kaggle_orchestrator.wandb_run import KernelWandbRun
 
 if TYPE_CHECKING:
     from zenml.config.step_configurations import Step
@@ -46,11 +46,6 @@ if TYPE_CHECKING:
     from kaggle_orchestrator.flavor import KaggleStepOperatorConfig, KaggleStepOperatorSettings
 
 log = logging.getLogger(__name__)
-_sleep = time.sleep  # the poll loop's wait (tests interrupt it here, not in the time module)
-
-
-class KernelFailedError(RuntimeError):
-    """The Kaggle kernel ended in ERROR/CANCEL, timed out, or left no outputs."""
 
 
 class KaggleCapacityError(RuntimeError):
@@ -58,25 +53,32 @@ class KaggleCapacityError(RuntimeError):
 
 
 def make_client(config: KaggleStepOperatorConfig) -> KaggleClient:
-    """The one place a Kaggle client is built (tests point ``api_endpoint`` at the emulator)."""
-    return KaggleClient(
-        resolve_credentials(config.username, config.key),
+    """The one place a Kaggle client is built (tests point ``api_endpoint`` at the emulator).
+
+    The step log says which credential was used (never its value).
+    """
+    credentials = resolve_credentials(config.api_token, config.username, config.key)
+    client = KaggleClient(
+        credentials,
         endpoint=config.api_endpoint,
         timeout_s=config.request_timeout_s,
         max_retries=config.max_retries,
     )
+    log.info("Kaggle credentials: %s from %s (user %s)", credentials.kind, credentials.source,
+             client.username)
+    return client
 
 
 class KernelStepCall:
     """Replaces a step's ``call_entrypoint``: the function runs in a Kaggle kernel."""
 
     def __init__(self, step: Step, entrypoint: Any, config: KaggleStepOperatorConfig,
-                 settings: KaggleStepOperatorSettings, tracker: dict | None) -> None:
+                 settings: KaggleStepOperatorSettings, wandb_run: KernelWandbRun | None) -> None:
         self.step = step
         self.entrypoint = entrypoint
         self.config = config
         self.settings = settings
-        self.tracker = tracker
+        self.wandb_run = wandb_run
 
     def __call__(self, **params: Any) -> Any:
         # Parameters arrive as plain JSON values (ZenML validates them in call_entrypoint):
@@ -90,9 +92,14 @@ class KernelStepCall:
         )
         client = make_client(self.config)
         self._check_capacity(client)
+        if self.wandb_run is not None:  # the training config goes into the kernel's W&B run
+            self.wandb_run.config.update({
+                name: value.model_dump(mode="json") for name, value in params.items()
+                if isinstance(value, BaseModel)
+            })
         with tempfile.TemporaryDirectory(prefix="nizami-kaggle-") as scratch:
             scratch = Path(scratch)
-            self._upload_bundle(client, names, params, context, scratch)
+            self._upload_bundle(client, names, params, scratch)
             version = self._push(client, names, scratch / "kernel")
             ref = f"{client.username}/{names.kernel}/{version}"
             url = client.kernel_url(names.kernel)
@@ -101,7 +108,8 @@ class KernelStepCall:
                 "bundle_dataset": f"{client.username}/{names.dataset}",
                 "machine_shape": self.settings.machine_shape or "CPU",
             }})
-            follow_kernel(client, names, ref, url, self.settings)
+            follow_kernel(client, names.kernel, ref, url, self.settings.timeout_s,
+                          self.settings.poll_interval_s)
             return self._collect(client, ref, scratch / "output")
 
     # -- before the push ------------------------------------------------------------------
@@ -109,14 +117,14 @@ class KernelStepCall:
     def _check_capacity(self, client: KaggleClient) -> None:
         if self.settings.machine_shape is None:
             return
-        left = client.gpu_quota_left_s()
+        left, reserved = client.gpu_quota()
         if left <= 0:
             raise KaggleCapacityError(
                 "Kaggle GPU quota exhausted for this week "
                 f"({-left / 3600:.1f} h over); nothing was pushed. Wait for the weekly refresh "
                 "(`kaggle quota`) or run the step on CPU (machine_shape: null)."
             )
-        busy = client.running_gpu_kernels()
+        busy = client.running_gpu_kernels(reserved)
         if len(busy) >= self.config.max_gpu_sessions:
             raise KaggleCapacityError(
                 f"Kaggle allows {self.config.max_gpu_sessions} concurrent GPU sessions and "
@@ -126,7 +134,7 @@ class KernelStepCall:
         log.info("Kaggle GPU quota left: %.1f h; GPU sessions running: %d", left / 3600, len(busy))
 
     def _upload_bundle(self, client: KaggleClient, names: kernel.KernelNames,
-                       params: dict[str, Any], context: Any, scratch: Path) -> None:
+                       params: dict[str, Any], scratch: Path) -> None:
         bundle_dir = scratch / "bundle"
         outputs = self.step.config.outputs
         manifest = {
@@ -138,10 +146,7 @@ class KernelStepCall:
                 for name, output in outputs.items()
             },
             # What the kernel's offline W&B run needs; never the API key.
-            "wandb": self.tracker and {
-                **{k: v for k, v in self.tracker.items() if k != "api_key"},
-                "run_name": f"{context.pipeline_run.name}_{context.step_run.name}",
-            },
+            "wandb": self.wandb_run.for_kernel() if self.wandb_run else None,
         }
         values.write_manifest(bundle_dir, manifest)
         dataset_dir = scratch / "dataset"
@@ -161,7 +166,9 @@ class KernelStepCall:
         requirements = kernel.pinned_requirements(
             self.settings.packages, self.settings.extra_requirements
         )
-        (folder / "kernel.py").write_text(kernel.kernel_script(names, requirements))
+        (folder / "kernel.py").write_text(
+            kernel.kernel_script(client.username, names, requirements)
+        )
         meta = kernel.kernel_metadata(
             client.username, names, self.settings.machine_shape, self.settings.enable_internet,
             self.settings.dataset_sources, self.settings.model_sources,
@@ -178,6 +185,7 @@ class KernelStepCall:
 
     def _collect(self, client: KaggleClient, ref: str, out: Path) -> Any:
         client.download_output(ref, out)
+        self._report(out / kernel.REPORT_FILE)
         outputs_dir = out / "outputs"
         try:
             entries = json.loads((outputs_dir / "manifest.json").read_text())
@@ -192,80 +200,31 @@ class KernelStepCall:
         names = list(self.step.config.outputs)
         return results[names[0]] if len(names) == 1 else tuple(results[n] for n in names)
 
-    def _bring_back_wandb(self, kernel_wandb: Path) -> None:
-        runs = sorted(kernel_wandb.glob("offline-run-*")) if kernel_wandb.is_dir() else []
-        if not runs or not self.tracker:
+    @staticmethod
+    def _report(path: Path) -> None:
+        """What the kernel found (image, bundle mount, internet) and installed, as metadata."""
+        if not path.is_file():
             return
-        local = Path(os.environ.get("WANDB_DIR", ".")) / "wandb"
-        local.mkdir(parents=True, exist_ok=True)
-        for run in runs:
-            shutil.copytree(run, local / run.name, dirs_exist_ok=True)
-        synced = [str(local / run.name) for run in runs]
-        if self.tracker.get("mode") == "offline" or not self.tracker.get("api_key"):
-            log.info("W&B run from the kernel kept offline at %s (`wandb sync` it later)", synced)
+        report = json.loads(path.read_text())
+        log.info("kernel: Python %s, image %s; bundle at %s; installed %d packages in %ss",
+                 report.get("python"), report.get("image"), report.get("bundle_path"),
+                 len(report.get("installed") or []), report.get("install_s", 0))
+        log_metadata(metadata={"kaggle_kernel": report})
+
+    def _bring_back_wandb(self, kernel_wandb: Path) -> None:
+        run = self.wandb_run
+        if run is None:
+            return
+        kept = run.bring_back(kernel_wandb, Path(os.environ.get("WANDB_DIR", ".")) / "wandb")
+        if not kept:
+            log.warning("the kernel left no W&B run %s", run.id)
+            return
+        if run.online:
+            log.info("W&B run %s synced from the kernel: %s", run.id, run.url)
         else:
-            subprocess.run([sys.executable, "-m", "wandb", "sync", *synced], check=True,
-                           env=os.environ | {"WANDB_API_KEY": self.tracker["api_key"]})
-            log.info("W&B run from the kernel synced: %s", synced)
-        log_metadata(metadata={"kaggle_wandb_runs": synced})
-
-
-def follow_kernel(client: KaggleClient, names: kernel.KernelNames, ref: str, url: str,
-                  settings: KaggleStepOperatorSettings) -> None:
-    """Poll the pushed version ``ref``, stream its log, enforce ``settings.timeout_s``.
-
-    Raises:
-        KernelFailedError: The kernel ended ERROR/CANCEL, or ran past the timeout (then it is
-            deleted). Ctrl-C deletes it too, then re-raises.
-    """
-    started = time.monotonic()
-    interval = settings.poll_interval_s
-    seen, status, lines = 0, "QUEUED", []
-    version = ref.rsplit("/", 1)[1]
-    try:
-        while True:
-            status, failure = client.status(ref)
-            lines = kernel.log_lines(client.log(ref))
-            elapsed = time.monotonic() - started
-            for line in lines[seen:]:
-                log.info("[kaggle %s %5.0fs] %s", status.lower(), elapsed, line)
-            interval = (settings.poll_interval_s if len(lines) > seen
-                        else min(interval * 1.5, 4 * settings.poll_interval_s))
-            seen = len(lines)
-            if status in kernel.FINISHED:
-                break
-            if elapsed > settings.timeout_s:
-                client.delete(names.kernel, missing_ok=True)
-                raise KernelFailedError(
-                    f"Kaggle kernel {url} (version {version}) still {status} after "
-                    f"{elapsed:.0f}s > timeout_s={settings.timeout_s:.0f}: deleted it.\n"
-                    f"last log lines:\n{kernel.tail(lines)}"
-                )
-            _sleep(interval)
-    except KeyboardInterrupt:
-        log.warning("interrupted: deleting Kaggle kernel %s", names.kernel)
-        client.delete(names.kernel, missing_ok=True)
-        raise
-    log.info("Kaggle kernel %s finished: %s after %.0fs", names.kernel, status,
-             time.monotonic() - started)
-    if status in kernel.FAILED:
-        raise KernelFailedError(
-            f"Kaggle kernel {url} (version {version}) ended {status}: "
-            f"{failure or 'no failure message'}\nlast log lines:\n{kernel.tail(lines)}"
-        )
-
-
-def wandb_tracker(step: Step) -> dict | None:
-    """The stack's W&B tracker settings when ``step`` uses it (``api_key`` stays local)."""
-    tracker = Client().active_stack.experiment_tracker
-    if tracker is None or tracker.flavor != "wandb":
-        return None
-    if not step.config.uses_experiment_tracker(tracker.name):
-        return None
-    config = tracker.config
-    mode = (getattr(config, "settings", None) or {}).get("mode")
-    return {"project": config.project_name, "entity": config.entity, "mode": mode,
-            "api_key": config.api_key, "tags": None}
+            log.info("W&B run %s kept offline at %s; upload it with: %s", run.id, kept[0],
+                     " ".join(run.sync_command(kept[0])[1:]).replace("-m wandb", "wandb", 1))
+        log_metadata(metadata={"kaggle_wandb_runs": [str(p) for p in kept]})
 
 
 class KernelStepRunner(StepRunner):
@@ -284,11 +243,28 @@ class KernelStepRunner(StepRunner):
                 f"'{self._stack.name}' is not a kaggle step operator"
             )
         settings = operator.get_settings(self._step)
-        tracker = wandb_tracker(self._step)
         instance.call_entrypoint = KernelStepCall(
-            self._step, instance.entrypoint, operator.config, settings, tracker
+            self._step, instance.entrypoint, operator.config, settings, self._kernel_wandb_run()
         )
         return instance
+
+    def _kernel_wandb_run(self) -> KernelWandbRun | None:
+        """The kernel's W&B run, if the step uses a ``wandb`` tracker; the tracker then opens
+        no run of its own here and links the step to the kernel's (see ``wandb_run.py``)."""
+        tracker = self._stack.experiment_tracker
+        if tracker is None or tracker.flavor != "wandb":
+            return None
+        if not self._step.config.uses_experiment_tracker(tracker.name):
+            return None
+        run = KernelWandbRun.for_step(tracker, self._step_run_info, {})
+        tracker.prepare_step_run = lambda info: None  # this process's stack instance only
+        tracker.get_step_run_metadata = lambda info: run.metadata()
+        return run
+
+    def run(self, *, step_run_info: StepRunInfo, **kwargs: Any) -> None:
+        """ZenML's ``run``; keeps ``step_run_info`` for ``_load_step``."""
+        self._step_run_info = step_run_info
+        super().run(step_run_info=step_run_info, **kwargs)
 
 
 class StandaloneEntrypointConfiguration(StepOperatorEntrypointConfiguration):

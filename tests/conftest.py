@@ -90,6 +90,15 @@ def dvc_data() -> Path:
 
 
 @pytest.fixture(scope="session")
+def kaggle_image() -> str:
+    """The interpreter of a Python 3.12 environment prepared like Kaggle's image, for the
+    emulator's kernels (built once, then cached under ``~/.cache/nizami/kaggle-image``)."""
+    from kaggle_orchestrator.emulator.image import prepare_image
+
+    return str(prepare_image())
+
+
+@pytest.fixture(scope="session")
 def tiny_config() -> PipelineConfig:
     """The tests' pipeline config: a random tiny Qwen3 and the shipped data."""
     return load_config(TINY_CONFIG)

@@ -38,15 +38,15 @@ from kaggle_orchestrator.emulator.faults import (
     PushErrorFault,
     QuotaExhaustedFault,
 )
+from kaggle_orchestrator.emulator.image import prepare_image
 from kaggle_orchestrator.emulator.recording import Recording
 from kaggle_orchestrator.emulator.redirect import client_env, kagglesdk_endpoint
-from kaggle_orchestrator.emulator.sandbox import KAGGLE_ROOT_ENV, KernelVersion, Status
+from kaggle_orchestrator.emulator.sandbox import KernelVersion, Status
 from kaggle_orchestrator.emulator.server import DEFAULT_KEY, DEFAULT_USERNAME, KaggleEmulator
 
 __all__ = [
     "DEFAULT_KEY",
     "DEFAULT_USERNAME",
-    "KAGGLE_ROOT_ENV",
     "Fault",
     "Faults",
     "GpuSessionsFault",
@@ -60,5 +60,6 @@ __all__ = [
     "Recording",
     "Status",
     "client_env",
+    "prepare_image",
     "kagglesdk_endpoint",
 ]

@@ -8,6 +8,7 @@ import os
 import shlex
 from pathlib import Path
 
+from kaggle_orchestrator.emulator.image import prepare_image
 from kaggle_orchestrator.emulator.redirect import HOOK_DIR
 from kaggle_orchestrator.emulator.server import DEFAULT_KEY, DEFAULT_USERNAME, KaggleEmulator
 
@@ -22,7 +23,25 @@ def _parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--host", default="127.0.0.1", help="interface to listen on")
     parser.add_argument("--root", type=Path, help="folder for sandboxes and data (default: temp)")
     parser.add_argument("--username", default=os.environ.get("KAGGLE_USERNAME") or DEFAULT_USERNAME)
-    parser.add_argument("--key", default=DEFAULT_KEY, help="the API key clients must send")
+    parser.add_argument("--key", default=DEFAULT_KEY, help="the legacy API key clients may send")
+    parser.add_argument(
+        "--token", action="append", default=[], metavar="T",
+        help="an API token clients may send as Bearer (repeatable); its owner is --username",
+    )  # fmt: skip
+    parser.add_argument(
+        "--python", metavar="PATH",
+        help="the kernels' interpreter (default: a Python 3.12 environment prepared like "
+        "Kaggle's image, built once under ~/.cache/nizami/kaggle-image)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--layout", choices=["datasets", "legacy"], default="datasets",
+        help="where datasets mount: /kaggle/input/datasets/<owner>/<slug> (Kaggle today) or "
+        "/kaggle/input/<slug>",
+    )  # fmt: skip
+    parser.add_argument(
+        "--prepare-image", action="store_true",
+        help="build the Kaggle-like Python 3.12 environment, print its interpreter and exit",
+    )  # fmt: skip
     parser.add_argument(
         "--pass-env", action="append", default=[], metavar="NAME",
         help="let kernel sessions see this variable of the emulator's environment (repeatable)",
@@ -40,6 +59,11 @@ def main(argv: list[str] | None = None) -> None:
     """Run the emulator until Ctrl-C."""
     args = _parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(message)s")
+    if args.prepare_image or not args.python:
+        python = str(prepare_image())
+        if args.prepare_image:
+            print(python)
+            return
     extra_env = dict(item.split("=", 1) for item in args.env)
     emulator = KaggleEmulator(
         args.root,
@@ -50,14 +74,17 @@ def main(argv: list[str] | None = None) -> None:
         pass_env=args.pass_env,
         extra_env=extra_env,
         queue_seconds=args.queue_seconds,
+        tokens={token: args.username for token in args.token},
+        python=args.python or python,
+        layout=args.layout,
     )
 
     def announce(url: str) -> None:
         exports = {
             "KAGGLE_API_ENVIRONMENT": "LOCALHOST",
             "KAGGLE_EMULATOR_URL": url,
-            "KAGGLE_USERNAME": args.username,
-            "KAGGLE_KEY": args.key,
+            **({"KAGGLE_API_TOKEN": args.token[0]} if args.token
+               else {"KAGGLE_USERNAME": args.username, "KAGGLE_KEY": args.key}),
             "NO_PROXY": "127.0.0.1,localhost",
         }
         exported = " ".join(f"{k}={shlex.quote(v)}" for k, v in exports.items())

@@ -8,6 +8,10 @@ Kaggle routes (what kagglesdk 0.1.38 calls):
 - ``PUT /_emulator/upload/<token>``: the ``createUrl`` of a blob upload (no auth).
 - ``GET /_emulator/files/<path>?Expires=..&Signature=..``: the signed URLs of kernel output files
   and dataset downloads (no auth; 403 once expired or tampered with).
+- ``GET /api/v1/kernels/logs/stream/<owner>/<slug>[?versionLabel=vN]`` (also ``/v1/...``): a
+  session's log, as ``KaggleApi.kernels_logs_stream`` reads it: while the session runs, a live
+  SSE feed (``data: {stream_name, time, data}`` events, then ``data: END_OF_LOG``); once it
+  ended, the stored log (a JSON array).
 
 Admin routes (same Basic auth; not recorded):
 
@@ -23,9 +27,10 @@ statuses, without its source.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
@@ -33,13 +38,20 @@ from pydantic import ValidationError
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import FileResponse, JSONResponse, RedirectResponse, Response
+from starlette.responses import (
+    FileResponse,
+    JSONResponse,
+    RedirectResponse,
+    Response,
+    StreamingResponse,
+)
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from kaggle_orchestrator.emulator import datasets, kernels
 from kaggle_orchestrator.emulator.datasets import Redirect
-from kaggle_orchestrator.emulator.faults import DOWNLOAD, UPLOAD, HttpErrorFault
+from kaggle_orchestrator.emulator.faults import DOWNLOAD, LOG_STREAM, UPLOAD, HttpErrorFault
+from kaggle_orchestrator.emulator.sandbox import KernelVersion
 from kaggle_orchestrator.emulator.state import ApiError, Call, EmulatorState, Kernel
 
 log = logging.getLogger(__name__)
@@ -139,6 +151,22 @@ def _kernel_summary(kernel: Kernel) -> dict[str, Any]:
     }
 
 
+async def sse_events(version: KernelVersion, poll_s: float = 0.1) -> AsyncIterator[str]:
+    """A running session's log records as SSE events, as they arrive, then the end sentinel."""
+    sent = 0
+    while True:
+        with version.lock:
+            records = version.records[sent:]
+            ended = not version.active
+        for record in records:
+            yield f"data: {json.dumps(record, ensure_ascii=False)}\n\n"
+        sent += len(records)
+        if ended:
+            yield "data: END_OF_LOG\n\n"
+            return
+        await asyncio.sleep(poll_s)
+
+
 def build_app(state: EmulatorState) -> ASGIApp:
     """The ASGI app serving ``state``."""
 
@@ -149,7 +177,8 @@ def build_app(state: EmulatorState) -> ASGIApp:
         service, method = request.path_params["service"], request.path_params["method"]
         where = f"{service}/{method}"
         body = await request.body()
-        state.recording.add_request(request.method, request.url.path, method, body)
+        state.recording.add_request(request.method, request.url.path, method, body,
+                                    request.headers.get("authorization", ""))
         user = ""
         if (service, method) != INTROSPECT:
             user = state.authenticate(request.headers.get("authorization")) or ""
@@ -167,6 +196,7 @@ def build_app(state: EmulatorState) -> ASGIApp:
             return _error(400, f"{where}: the request body is not JSON: {e}")
         if not isinstance(payload, dict):
             return _error(400, f"{where}: the request body must be a JSON object")
+        slow = state.faults.take_slow_response(service, method)
         try:
             result = await run_in_threadpool(handler, state, Call(user, base_url(request)), payload)
         except ApiError as e:
@@ -179,6 +209,8 @@ def build_app(state: EmulatorState) -> ASGIApp:
             log.exception("kaggle emulator: %s failed", where)
             return _error(500, f"{where}: internal emulator error: {e}")
         log.debug("kaggle emulator: %s -> 200", where)
+        if slow is not None:  # done, but the answer comes late (the client may have given up)
+            await asyncio.sleep(slow.seconds)
         if isinstance(result, Redirect):
             return RedirectResponse(result.url, 302)
         return JSONResponse(result)
@@ -261,6 +293,24 @@ def build_app(state: EmulatorState) -> ASGIApp:
             return _error(e.status, e.message)
         return JSONResponse(_kernel_summary(kernel))
 
+    async def log_stream(request: Request) -> Response:
+        where = f"GET {request.url.path}"
+        state.recording.add_request(request.method, request.url.path, LOG_STREAM, b"")
+        user = state.authenticate(request.headers.get("authorization"))
+        if not user:
+            return _unauthorized(where)
+        fault = state.faults.take_http_error("", LOG_STREAM)
+        if fault is not None:
+            return _fault_response(fault, where)
+        owner, slug = request.path_params["owner"], request.path_params["slug"]
+        try:
+            version = state.kernel(owner, slug).version(request.query_params.get("versionLabel"))
+        except ApiError as e:
+            return _error(e.status, e.message)
+        if not version.active:
+            return Response(version.log_text(), media_type="application/json")
+        return StreamingResponse(sse_events(version), media_type="text/event-stream")
+
     async def health(request: Request) -> Response:
         return JSONResponse({"ok": True})
 
@@ -275,6 +325,8 @@ def build_app(state: EmulatorState) -> ASGIApp:
             Route("/_emulator/received/search", admin(search), methods=["POST"]),
             Route("/_emulator/kernels", admin(kernel_table), methods=["GET"]),
             Route("/_emulator/health", health, methods=["GET"]),
+            Route("/api/v1/kernels/logs/stream/{owner}/{slug}", log_stream, methods=["GET"]),
+            Route("/v1/kernels/logs/stream/{owner}/{slug}", log_stream, methods=["GET"]),
             Route("/code/{owner}/{slug}", kernel_page, methods=["GET"]),
         ]
     )

@@ -139,7 +139,9 @@ def _materialize(state: EmulatorState, dataset: Dataset, number: int, files: lis
                 shutil.copy2(blob.path, files_dir / blob.name)
         except (OSError, zipfile.BadZipFile, tarfile.TarError) as e:
             raise ApiError(400, f"Could not unpack {blob.name}: {e}") from e
-    dataset.versions[number] = DatasetVersion(number, files_dir)
+    dataset.versions[number] = DatasetVersion(
+        number, files_dir, processing_s=state.dataset_processing_s
+    )
 
 
 def _created(call: Call, dataset: Dataset) -> dict[str, Any]:
@@ -164,7 +166,8 @@ def create_dataset(state: EmulatorState, call: Call, body: dict[str, Any]) -> di
         if (owner.lower(), slug.lower()) in state.datasets:
             return {
                 "status": "error",
-                "error": f'The requested slug "{slug}" is already in use by a dataset.',
+                "error": f'The requested title "{title}" is already in use by a dataset. '
+                "Please choose another title.",
             }
     dataset = Dataset(
         state.next_id(),
@@ -221,9 +224,9 @@ def _dataset_from(state: EmulatorState, call: Call, body: dict[str, Any]) -> Dat
 
 
 def get_dataset_status(state: EmulatorState, call: Call, body: dict[str, Any]) -> dict[str, Any]:
-    """GetDatasetStatus: READY for an existing dataset, 404 otherwise."""
-    _dataset_from(state, call, body)
-    return {"status": "READY"}
+    """GetDatasetStatus: the newest version's processing state (READY once attachable), 404
+    for a dataset that does not exist."""
+    return {"status": _dataset_from(state, call, body).latest.status}
 
 
 def get_dataset(state: EmulatorState, call: Call, body: dict[str, Any]) -> dict[str, Any]:

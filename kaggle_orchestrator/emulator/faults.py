@@ -21,6 +21,7 @@ from pydantic.alias_generators import to_camel
 # Pseudo method names for the two non-RPC routes a fault can hit.
 UPLOAD = "upload"  # PUT <createUrl> of a blob upload
 DOWNLOAD = "download"  # GET of a signed file URL (kernel output, dataset archive)
+LOG_STREAM = "logs_stream"  # GET of a kernel's log stream
 
 
 class _Fault(BaseModel):
@@ -34,9 +35,9 @@ class HttpErrorFault(_Fault):
 
     ``method`` is an RPC method name (``SaveKernel``, ``GetKernelSessionStatus``...), optionally
     with its service (``kernels.KernelsApiService/SaveKernel``), ``upload`` / ``download`` for the
-    blob PUT and signed-file GET, or ``*`` for any call. The body is Kaggle's JSON error
-    ``{"code": status, "message": ...}`` or, with ``html=True``, an HTML page (as Kaggle's front
-    end sometimes sends for 429/5xx).
+    blob PUT and signed-file GET, ``logs_stream`` for the log stream, or ``*`` for any call. The
+    body is Kaggle's JSON error ``{"code": status, "message": ...}`` or, with ``html=True``, an
+    HTML page (as Kaggle's front end sometimes sends for 429/5xx).
     """
 
     kind: Literal["http_error"] = "http_error"
@@ -87,6 +88,32 @@ class KernelHangFault(_Fault):
     slug: str | None = None
 
 
+class SlowResponseFault(_Fault):
+    """Serve the next ``times`` calls to ``method``, then hold the answer for ``seconds``.
+
+    The call takes effect (a dataset is created, a kernel pushed) but a client with a shorter
+    timeout never sees the answer: what happens when Kaggle is slow and the client retries.
+    """
+
+    kind: Literal["slow_response"] = "slow_response"
+    method: str
+    seconds: float = Field(5.0, gt=0)
+    times: int = Field(1, ge=1)
+
+
+class KernelCancelFault(_Fault):
+    """The next ``times`` pushed kernels (optionally only ``slug``) are cancelled from outside
+    (as from Kaggle's UI): after ``after_s`` seconds of running the status is
+    ``CANCEL_REQUESTED`` while the script goes on for ``ack_after_s`` more seconds, then the
+    session is killed and the status is ``CANCEL_ACKNOWLEDGED``."""
+
+    kind: Literal["kernel_cancel"] = "kernel_cancel"
+    after_s: float = Field(1.0, ge=0)
+    ack_after_s: float = Field(3.0, ge=0)
+    times: int = Field(1, ge=1)
+    slug: str | None = None
+
+
 class QuotaExhaustedFault(_Fault):
     """The weekly GPU quota is used up: the quota statistics say so and GPU pushes are refused."""
 
@@ -109,11 +136,14 @@ Fault = Annotated[
     | PushErrorFault
     | KernelErrorFault
     | KernelHangFault
+    | KernelCancelFault
+    | SlowResponseFault
     | QuotaExhaustedFault
     | GpuSessionsFault,
     Field(discriminator="kind"),
 ]
 FAULT_ADAPTER: TypeAdapter[Fault] = TypeAdapter(Fault)
+KernelFault = KernelErrorFault | KernelHangFault | KernelCancelFault
 
 
 def _method_matches(pattern: str, service: str, method: str) -> bool:
@@ -211,6 +241,18 @@ class Faults:
         """The next pushed kernel runs until it is deleted."""
         self.add(KernelHangFault(times=times, slug=slug))
 
+    def slow_response(self, method: str, seconds: float = 5.0, *, times: int = 1) -> None:
+        """Serve the next ``times`` calls to ``method`` but answer only after ``seconds``."""
+        self.add(SlowResponseFault(method=method, seconds=seconds, times=times))
+
+    def kernel_cancel(
+        self, after_s: float = 1.0, ack_after_s: float = 3.0, *, times: int = 1,
+        slug: str | None = None,
+    ) -> None:
+        """The next pushed kernel is cancelled from outside after ``after_s`` seconds."""
+        self.add(KernelCancelFault(after_s=after_s, ack_after_s=ack_after_s, times=times,
+                                   slug=slug))
+
     def exhaust_gpu_quota(self) -> None:
         """Use up the weekly GPU quota (until ``clear``)."""
         self.add(QuotaExhaustedFault())
@@ -254,14 +296,22 @@ class Faults:
             lambda f: isinstance(f, HttpErrorFault) and _method_matches(f.method, service, method)
         )
 
+    def take_slow_response(self, service: str, method: str) -> SlowResponseFault | None:
+        """Consume one use of the first slow-response fault matching this call, if any."""
+        return self._take(
+            lambda f: isinstance(f, SlowResponseFault)
+            and _method_matches(f.method, service, method)
+        )
+
     def take_push_error(self, slug: str) -> PushErrorFault | None:
         """Consume one use of the first push error fault for ``slug``, if any."""
         return self._take(lambda f: isinstance(f, PushErrorFault) and f.slug in (None, slug))
 
-    def take_kernel_fault(self, slug: str) -> KernelErrorFault | KernelHangFault | None:
-        """Consume one use of the first kernel error/hang fault for ``slug``, if any."""
+    def take_kernel_fault(self, slug: str) -> KernelFault | None:
+        """Consume one use of the first kernel error/hang/cancel fault for ``slug``, if any."""
         return self._take(
-            lambda f: isinstance(f, KernelErrorFault | KernelHangFault) and f.slug in (None, slug)
+            lambda f: isinstance(f, KernelErrorFault | KernelHangFault | KernelCancelFault)
+            and f.slug in (None, slug)
         )
 
     def _take(self, match: Callable[[Any], bool]) -> Any:

@@ -121,7 +121,12 @@ def _resolve_kernel(state: EmulatorState, call: Call, body: dict[str, Any]) -> K
 def _mounts(
     state: EmulatorState, body: dict[str, Any]
 ) -> tuple[dict[str, Path], list[str], list[str]]:
-    """``/kaggle/input`` folders for the attached datasets and kernels, and the invalid ones."""
+    """Where attached datasets and kernel outputs go under ``/kaggle/input``, and the invalid
+    sources (a missing dataset or kernel, or a dataset still being processed).
+
+    Kaggle (2026) mounts datasets at ``datasets/<owner>/<slug>`` and other kernels' outputs at
+    ``notebooks/<owner>/<slug>``; the ``legacy`` layout puts a dataset at ``<slug>``.
+    """
     mounts: dict[str, Path] = {}
     bad_datasets: list[str] = []
     bad_kernels: list[str] = []
@@ -133,17 +138,23 @@ def _mounts(
         except (ApiError, KeyError, ValueError):
             bad_datasets.append(source)
             continue
-        mounts[dataset.slug] = version.files_dir
+        if not version.ready:
+            bad_datasets.append(source)
+            continue
+        legacy = state.settings.layout == "legacy"
+        where = dataset.slug if legacy else f"datasets/{dataset.owner}/{dataset.slug}"
+        mounts[where] = version.files_dir
     for source in body.get("kernelDataSources") or []:
         try:
-            owner, slug, _ = _split_ref(source, "Kernel source")
+            owner, slug, number = _split_ref(source, "Kernel source")
             kernel = state.kernel(owner, slug)
-        except ApiError:
+            versions = [kernel.versions[int(number)]] if number else list(kernel.versions.values())
+        except (ApiError, KeyError, ValueError):
             bad_kernels.append(source)
             continue
-        done = [v for v in kernel.versions.values() if v.status is Status.COMPLETE]
+        done = [v for v in versions if v.status is not Status.QUEUED and not v.active]
         if done:
-            mounts.setdefault(kernel.slug, done[-1].working_dir)
+            mounts.setdefault(f"notebooks/{kernel.owner}/{kernel.slug}", done[-1].working_dir)
         else:
             bad_kernels.append(source)
     return mounts, bad_datasets, bad_kernels
@@ -305,12 +316,18 @@ def get_kernel(state: EmulatorState, call: Call, body: dict[str, Any]) -> dict[s
 
 
 def list_kernels(state: EmulatorState, call: Call, body: dict[str, Any]) -> dict[str, Any]:
-    """ListKernels: the caller's kernels (or ``user``'s, if it is the caller), newest first."""
-    user = body.get("user") or call.user
+    """ListKernels, newest run first. ``group: PROFILE`` (the client's ``mine=True``) lists the
+    caller's own kernels, private ones included; any other view lists public kernels only, so
+    ``kernels_list(user=me)`` misses one's private kernels, as on Kaggle."""
+    user = body.get("user") or ""
+    mine = body.get("group") == "PROFILE"
     with state.lock:
-        kernels = [k for k in state.kernels.values() if k.owner.lower() == user.lower()]
-    if user.lower() != call.user.lower():
-        kernels = []  # every emulated kernel is private to its owner
+        kernels = [
+            k for k in state.kernels.values()
+            if (k.owner.lower() == call.user.lower() if mine
+                else not k.latest.request.get("isPrivate", True))
+            and (not user or k.owner.lower() == user.lower())
+        ]  # fmt: skip
     kernels.sort(key=lambda k: k.latest.started or k.latest.created, reverse=True)
     size = min(int(body.get("pageSize") or PAGE_SIZE), MAX_PAGE_SIZE)
     page = max(int(body.get("page") or 1), 1)
@@ -336,7 +353,7 @@ def get_accelerator_quota_statistics(
 ) -> dict[str, Any]:
     """GetAcceleratorQuotaStatistics: weekly GPU/TPU quota, used and allowed (``"NNNs"``)."""
     total = state.gpu_quota_seconds
-    used = total if state.faults.quota_exhausted else min(state.gpu_seconds(), total)
+    used = total if state.faults.quota_exhausted else min(state.gpu_seconds_used, total)
     now = datetime.now(UTC)
     midnight = now.replace(hour=0, minute=0, second=0, microsecond=0)
     refresh = midnight + timedelta(days=(5 - now.weekday()) % 7 or 7)  # next Saturday 00:00Z
@@ -344,7 +361,7 @@ def get_accelerator_quota_statistics(
         "quotaRefreshTime": iso_time(refresh.timestamp()),
         "gpuQuota": {
             "timeUsed": f"{int(used)}s",
-            "timeReserved": "0s",
+            "timeReserved": f"{int(state.gpu_seconds_reserved())}s",
             "totalTimeAllowed": f"{int(total)}s",
             "minimumTimeAllowed": f"{int(total)}s",
             "hasEverRun": used > 0,

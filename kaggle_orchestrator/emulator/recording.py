@@ -1,10 +1,11 @@
 """Everything the emulator received, kept for tests that look for leaked secrets.
 
 Every request that reaches the emulator is recorded before authentication, faults or
-validation: its method, path and body (the ``Authorization`` header is not kept: it carries the
-Kaggle key, which legitimately goes to Kaggle). Request bodies are also written to
-``<root>/received/<seq>-<method>.json`` and uploaded blobs to ``<root>/blobs/<token>/<name>``,
-so a test that runs the emulator in another process can scan the folder.
+validation: its method, path, body and the *scheme* of its ``Authorization`` header (``Basic``
+or ``Bearer``; the credential itself is not kept: it legitimately goes to Kaggle). Request
+bodies are also written to ``<root>/received/<seq>-<method>.json`` and uploaded blobs to
+``<root>/blobs/<token>/<name>``, so a test that runs the emulator in another process can scan
+the folder.
 
 ``Recording.find(needle)`` searches request bodies (raw, and every string inside the JSON, so
 an escaped value is found too), uploaded blobs, and the members of uploaded zip/tar archives.
@@ -32,6 +33,7 @@ class ReceivedRequest:
     path: str
     method: str  # the RPC method name, or "upload" / "download" / "admin"
     body: bytes
+    auth_scheme: str = ""  # "Basic", "Bearer" or "" (never the credential)
 
     @property
     def text(self) -> str:
@@ -53,6 +55,7 @@ class ReceivedRequest:
             "httpMethod": self.http_method,
             "path": self.path,
             "method": self.method,
+            "authScheme": self.auth_scheme,
             "body": self.text,
         }
 
@@ -113,11 +116,14 @@ class Recording:
         self._requests: list[ReceivedRequest] = []
         self._blobs: list[ReceivedBlob] = []
 
-    def add_request(self, http_method: str, path: str, method: str, body: bytes) -> None:
+    def add_request(
+        self, http_method: str, path: str, method: str, body: bytes, authorization: str = ""
+    ) -> None:
         """Record one request (called by the emulator for every request it gets)."""
+        scheme = (authorization or "").partition(" ")[0]
         with self._lock:
             seq = len(self._requests) + 1
-            request = ReceivedRequest(seq, time.time(), http_method, path, method, body)
+            request = ReceivedRequest(seq, time.time(), http_method, path, method, body, scheme)
             self._requests.append(request)
         if body:
             (self.folder / f"{seq:05d}-{method}.json").write_bytes(body)

@@ -1,22 +1,27 @@
-"""The sandbox a pushed kernel version runs in, laid out like a Kaggle session.
+"""The session a pushed kernel version runs in, laid out and isolated like a Kaggle session.
 
-Each version gets ``<root>/kernels/<owner>/<slug>/<version>/``::
+Each version gets ``<root>/kernels/<owner>/<slug>/<version>/``, whose ``kaggle/`` folder the
+session sees at the real ``/kaggle``::
 
-    kaggle/input/<dataset-slug>/...   attached datasets (their extracted files, read-only files)
-    kaggle/input/<kernel-slug>/...    attached kernels' outputs
-    kaggle/working/                   the current directory; what is left here is the output
-    kaggle/src/script.py              the pushed source (a notebook's code cells, joined)
-    home/, tmp/                       HOME and TMPDIR of the session
-    <slug>.log                        the session log once it ended (Kaggle's JSON format)
+    /kaggle/input/datasets/<owner>/<slug>/...   attached datasets (read-only), Kaggle's 2026 layout
+    /kaggle/input/notebooks/<owner>/<slug>/...  attached kernels' outputs (``kernel_sources``)
+    /kaggle/working/                            the current directory; what is left is the output
+    /kaggle/src/script.py                       the pushed source (a notebook's code cells, joined)
 
-The script runs as ``sys.executable script.py`` in a new process group, with a minimal
-environment: ``PATH`` and locale variables, ``HOME``/``TMPDIR`` inside the sandbox,
-``PYTHONUNBUFFERED=1``, ``KAGGLE_KERNEL_RUN_TYPE=Batch`` (as on Kaggle) and
-``NIZAMI_KAGGLE_ROOT=<sandbox>/kaggle`` — the one setting a kernel script reads to find its
-folders (``os.environ.get("NIZAMI_KAGGLE_ROOT", "/kaggle")``). Nothing else of the emulator's
-environment is inherited: no ``KAGGLE_*``, ``HF_TOKEN``, ``WANDB_API_KEY``... Extra variables
-must be allow-listed by name (``pass_env``) or given (``extra_env``); names that look like
-secrets are refused.
+(``layout="legacy"`` mounts datasets at ``/kaggle/input/<slug>/`` instead, as Kaggle still does
+for some attachments.) The script runs in its own mount namespace (``unshare``; as root, or in a
+user namespace otherwise) where that folder is bind-mounted on ``/kaggle`` and ``/kaggle/input``
+is read-only; with ``enableInternet: false`` it also gets its own network namespace (loopback
+only). The interpreter's environment (``sys.prefix``) is overlaid per session, so a kernel's
+``pip install`` lands in that session only and the next one starts from the pristine image, as
+every Kaggle session does. The interpreter is a setting (``SessionSettings.python``): the tests
+use a Python 3.12 environment prepared like Kaggle's image (``image.py``).
+
+The environment is minimal: ``PATH`` and locale variables, ``HOME``/``TMPDIR`` inside the
+session folder, ``PYTHONUNBUFFERED=1``, ``KAGGLE_KERNEL_RUN_TYPE=Batch`` (as on Kaggle).
+Nothing else of the emulator's environment is inherited: no ``KAGGLE_*``, ``HF_TOKEN``,
+``WANDB_API_KEY``... Extra variables must be allow-listed by name (``pass_env``) or given
+(``extra_env``); names that look like secrets are refused.
 """
 
 from __future__ import annotations
@@ -31,22 +36,22 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Literal
 
-from kaggle_orchestrator.emulator.faults import KernelErrorFault, KernelHangFault
+from kaggle_orchestrator.emulator.faults import (
+    KernelCancelFault,
+    KernelErrorFault,
+    KernelFault,
+    KernelHangFault,
+)
+from kaggle_orchestrator.emulator.isolation import sandbox_env, session_command
 
 log = logging.getLogger(__name__)
 
-KAGGLE_ROOT_ENV = "NIZAMI_KAGGLE_ROOT"
-BASE_ENV_NAMES = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "TZ")
-_SECRET_WORDS = frozenset(
-    {"TOKEN", "SECRET", "PASSWORD", "PASSWD", "CREDENTIAL", "CREDENTIALS", "KEY", "APIKEY"}
-)
-_SECRET_PREFIXES = ("KAGGLE_", "AWS_", "AZURE_", "GOOGLE_APPLICATION_")
 _MAGIC_LINE = re.compile(r"^\s*[!%]", re.M)
 
 _HANG_SCRIPT = """\
@@ -69,59 +74,11 @@ class Status(StrEnum):
     RUNNING = "RUNNING"
     COMPLETE = "COMPLETE"
     ERROR = "ERROR"
+    CANCEL_REQUESTED = "CANCEL_REQUESTED"
     CANCEL_ACKNOWLEDGED = "CANCEL_ACKNOWLEDGED"
 
 
 TERMINAL = frozenset({Status.COMPLETE, Status.ERROR, Status.CANCEL_ACKNOWLEDGED})
-
-
-def looks_like_secret(name: str) -> bool:
-    """Whether a variable name looks like a credential: ``HF_TOKEN``, ``WANDB_API_KEY``,
-    ``KAGGLE_*``... (word by word, so ``TOKENIZERS_PARALLELISM`` is not one)."""
-    upper = name.upper()
-    words = set(re.split(r"[^A-Z0-9]+", upper))
-    return upper.startswith(_SECRET_PREFIXES) or bool(words & _SECRET_WORDS)
-
-
-def check_env_names(pass_env: Iterable[str], extra_env: Mapping[str, str]) -> None:
-    """Refuse to hand a kernel anything that looks like a secret.
-
-    Raises:
-        ValueError: If a name in ``pass_env`` or ``extra_env`` looks like a credential.
-    """
-    bad = sorted({n for n in [*pass_env, *extra_env] if looks_like_secret(n)})
-    if bad:
-        raise ValueError(
-            f"kaggle emulator: refusing to pass {', '.join(bad)} into kernel sandboxes: the names "
-            "look like credentials, and no credential may reach a kernel"
-        )
-
-
-def sandbox_env(
-    kaggle_dir: Path,
-    home: Path,
-    tmp: Path,
-    pass_env: Iterable[str] = (),
-    extra_env: Mapping[str, str] | None = None,
-    environ: Mapping[str, str] | None = None,
-) -> dict[str, str]:
-    """The whole environment of a kernel session (see the module docstring)."""
-    extra_env = dict(extra_env or {})
-    pass_env = list(pass_env)
-    check_env_names(pass_env, extra_env)
-    environ = os.environ if environ is None else environ
-    env = {n: environ[n] for n in (*BASE_ENV_NAMES, *pass_env) if n in environ}
-    env.update(extra_env)
-    env.update(
-        {
-            "HOME": str(home),
-            "TMPDIR": str(tmp),
-            "PYTHONUNBUFFERED": "1",
-            "KAGGLE_KERNEL_RUN_TYPE": "Batch",
-            KAGGLE_ROOT_ENV: str(kaggle_dir),
-        }
-    )
-    return env
 
 
 def notebook_to_script(notebook_json: str) -> str:
@@ -235,13 +192,26 @@ class KernelVersion:
 
 @dataclass
 class SessionSettings:
-    """How the emulator runs sessions (shared by all versions)."""
+    """How the emulator runs sessions (shared by all versions).
+
+    Attributes:
+        python: The kernels' interpreter (``image.prepare_image()`` gives a Kaggle-like one).
+        pass_env: Variables of the emulator's environment a session may see.
+        extra_env: Variables set in every session.
+        queue_seconds: Time a pushed version spends QUEUED.
+        max_session_seconds: Kaggle's session limit (12 h for CPU and GPU sessions).
+        layout: ``datasets`` mounts a dataset at ``/kaggle/input/datasets/<owner>/<slug>``
+            (Kaggle today); ``legacy`` at ``/kaggle/input/<slug>`` (older attachments).
+        pip_cache_dir: A pip cache sessions share (Kaggle has none; it saves test time).
+    """
 
     python: str = sys.executable
     pass_env: tuple[str, ...] = ()
     extra_env: dict[str, str] = field(default_factory=dict)
     queue_seconds: float = 0.0
-    max_session_seconds: float = 12 * 3600.0  # Kaggle's limit for CPU/GPU sessions
+    max_session_seconds: float = 12 * 3600.0
+    layout: Literal["datasets", "legacy"] = "datasets"
+    pip_cache_dir: str | None = None
 
 
 def _copy_read_only(source: Path, target: Path) -> None:
@@ -270,7 +240,8 @@ def prepare(version: KernelVersion, mounts: Mapping[str, Path]) -> Path:
 
     Args:
         version: The version to lay out.
-        mounts: ``/kaggle/input`` folder name -> the folder whose files it gets.
+        mounts: Path under ``/kaggle/input`` (``datasets/<owner>/<slug>``...) -> the folder
+            whose files it gets.
 
     Raises:
         ValueError: If the source cannot run (a notebook with magics, a non-Python kernel).
@@ -295,7 +266,7 @@ def run_session(
     version: KernelVersion,
     mounts: Mapping[str, Path],
     settings: SessionSettings,
-    fault: KernelErrorFault | KernelHangFault | None = None,
+    fault: KernelFault | None = None,
     on_end: Callable[[KernelVersion], None] | None = None,
 ) -> None:
     """Run one version's session to its end (the body of the session's thread)."""
@@ -319,25 +290,26 @@ def _run(
     version: KernelVersion,
     mounts: Mapping[str, Path],
     settings: SessionSettings,
-    fault: KernelErrorFault | KernelHangFault | None,
+    fault: KernelFault | None,
 ) -> None:
     try:
-        script = prepare(version, mounts)
+        prepare(version, mounts)
     except ValueError as e:
         with version.lock:
             version.status, version.failure_message = Status.ERROR, str(e)
         version._append("stderr", f"{e}\n")
         return
-    if fault is not None:
-        script = version.dir / "emulator-fault.py"
+    if isinstance(fault, KernelErrorFault | KernelHangFault):  # replaces the pushed source
         code = _HANG_SCRIPT if isinstance(fault, KernelHangFault) else _ERROR_SCRIPT
-        script.write_text(code.format(log=getattr(fault, "log", "")), encoding="utf-8")
+        (version.kaggle_dir / "src" / "script.py").write_text(
+            code.format(log=getattr(fault, "log", "")), encoding="utf-8"
+        )
     time.sleep(settings.queue_seconds)
-
-    env = sandbox_env(
-        version.kaggle_dir, version.dir / "home", version.dir / "tmp",
-        settings.pass_env, settings.extra_env,
-    )  # fmt: skip
+    extra_env = dict(settings.extra_env)
+    if settings.pip_cache_dir:
+        extra_env["PIP_CACHE_DIR"] = settings.pip_cache_dir
+    env = sandbox_env(version.dir / "home", version.dir / "tmp", settings.pass_env, extra_env)
+    internet = bool(version.request.get("enableInternet"))
     timeout = min(
         float(version.request.get("sessionTimeoutSeconds") or settings.max_session_seconds),
         settings.max_session_seconds,
@@ -346,19 +318,35 @@ def _run(
         if version.deleted:
             return
         version.process = subprocess.Popen(
-            [settings.python, str(script)],
-            cwd=version.working_dir,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            start_new_session=True,
-        )
+            session_command(version.dir, settings.python, internet),
+            cwd=version.dir, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE, start_new_session=True,
+        )  # fmt: skip
         version.pid = version.process.pid
         version.started = time.time()
         version.status = Status.RUNNING
+    log.info("kaggle emulator: %s v%d running (pid %d)", version.ref, version.number, version.pid)
+    if isinstance(fault, KernelCancelFault):
+        threading.Thread(target=_cancel_later, args=(version, fault), daemon=True).start()
+    _wait(version, timeout=None if isinstance(fault, KernelHangFault) else timeout, fault=fault)
+
+
+def _cancel_later(version: KernelVersion, fault: KernelCancelFault) -> None:
+    """A cancel from outside: CANCEL_REQUESTED while the script goes on, then killed."""
+    time.sleep(fault.after_s)
+    with version.lock:
+        if version.status is not Status.RUNNING:
+            return
+        version.status = Status.CANCEL_REQUESTED
+    time.sleep(fault.ack_after_s)
+    if version.status is Status.CANCEL_REQUESTED:
+        version.kill()
+
+
+def _wait(version: KernelVersion, timeout: float | None, fault: KernelFault | None) -> None:
+    """Pump the session's output into its log until it ends; then its final status."""
     process = version.process
-    log.info("kaggle emulator: %s v%d running (pid %d)", version.ref, version.number, process.pid)
+    assert process is not None
     pumps = [
         threading.Thread(target=_pump, args=(pipe, version, name), daemon=True)
         for pipe, name in ((process.stdout, "stdout"), (process.stderr, "stderr"))
@@ -367,18 +355,16 @@ def _run(
         pump.start()
     timed_out = False
     try:
-        process.wait(timeout=None if isinstance(fault, KernelHangFault) else timeout)
+        process.wait(timeout=timeout)
     except subprocess.TimeoutExpired:
         timed_out = True
-        process.kill()
-        process.wait()
     try:  # the session ends with its script: nothing it started outlives it
         os.killpg(process.pid, signal.SIGKILL)
     except ProcessLookupError:
         pass
+    process.wait()
     for pump in pumps:
         pump.join(timeout=10)
-
     with version.lock:
         if version.deleted:
             return
@@ -386,10 +372,8 @@ def _run(
         if timed_out:
             version.status = Status.ERROR
             version.failure_message = f"The session exceeded its timeout of {timeout:g} seconds"
-        elif process.returncode == 0:
-            version.status = Status.COMPLETE
         else:
-            version.status = Status.ERROR
+            version.status = Status.COMPLETE if process.returncode == 0 else Status.ERROR
     if version.status is Status.ERROR and not version.failure_message:
         message = fault.message if isinstance(fault, KernelErrorFault) else None
         message = message or _failure_message(version, process.returncode)

@@ -4,26 +4,23 @@ from __future__ import annotations
 
 import logging
 import socket
+import sys
 import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
+from typing import Literal
 
 import httpx
 import uvicorn
 
 from kaggle_orchestrator.emulator.app import build_app
 from kaggle_orchestrator.emulator.faults import Faults
+from kaggle_orchestrator.emulator.isolation import check_env_names, ensure_kaggle_mountpoint
 from kaggle_orchestrator.emulator.recording import Recording
 from kaggle_orchestrator.emulator.redirect import client_env
-from kaggle_orchestrator.emulator.sandbox import (
-    TERMINAL,
-    KernelVersion,
-    SessionSettings,
-    Status,
-    check_env_names,
-)
+from kaggle_orchestrator.emulator.sandbox import TERMINAL, KernelVersion, SessionSettings, Status
 from kaggle_orchestrator.emulator.state import GPU_QUOTA_SECONDS, GPU_SESSION_LIMIT, EmulatorState
 
 log = logging.getLogger(__name__)
@@ -57,6 +54,12 @@ class KaggleEmulator:
         queue_seconds: How long a pushed version stays QUEUED before it runs.
         gpu_session_limit: Concurrent GPU sessions allowed (Kaggle: 2).
         gpu_quota_hours: The weekly GPU quota (Kaggle: 30).
+        python: The kernels' interpreter (default: this one; ``image.prepare_image()`` gives
+            a Python 3.12 environment prepared like Kaggle's image).
+        layout: Where datasets mount: ``datasets`` (``/kaggle/input/datasets/<owner>/<slug>``,
+            Kaggle today) or ``legacy`` (``/kaggle/input/<slug>``).
+        pip_cache_dir: A pip cache the sessions share (faster repeated installs).
+        dataset_processing_s: How long a new dataset version is processed before it is ready.
     """
 
     def __init__(
@@ -73,9 +76,14 @@ class KaggleEmulator:
         queue_seconds: float = 0.0,
         gpu_session_limit: int = GPU_SESSION_LIMIT,
         gpu_quota_hours: float = GPU_QUOTA_SECONDS / 3600,
+        python: str | None = None,
+        layout: Literal["datasets", "legacy"] = "datasets",
+        pip_cache_dir: str | None = None,
+        dataset_processing_s: float = 1.0,
     ) -> None:
         pass_env, extra_env = tuple(pass_env), dict(extra_env or {})
         check_env_names(pass_env, extra_env)
+        ensure_kaggle_mountpoint()
         root = Path(root) if root is not None else Path(tempfile.mkdtemp(prefix="kaggle-emu-"))
         self.state = EmulatorState(
             root,
@@ -83,10 +91,12 @@ class KaggleEmulator:
             key,
             tokens=dict(tokens or {}),
             settings=SessionSettings(
-                pass_env=pass_env, extra_env=extra_env, queue_seconds=queue_seconds
+                python=python or sys.executable, pass_env=pass_env, extra_env=extra_env,
+                queue_seconds=queue_seconds, layout=layout, pip_cache_dir=pip_cache_dir,
             ),
             gpu_session_limit=gpu_session_limit,
             gpu_quota_seconds=gpu_quota_hours * 3600,
+            dataset_processing_s=dataset_processing_s,
         )
         self.app = build_app(self.state)
         self.host = host

@@ -100,14 +100,36 @@ class Blob:
     complete: bool = False
 
 
+# The processing states a new dataset version goes through (kagglesdk DatabundleVersionStatus).
+DATASET_STATES = ("BLOBS_RECEIVED", "BLOBS_DECOMPRESSED", "BLOBS_COPIED_TO_SDS", "READY")
+
+
 @dataclass
 class DatasetVersion:
-    """One version of a dataset: its files, extracted as Kaggle shows them."""
+    """One version of a dataset: its files, extracted as Kaggle shows them.
+
+    A new version is being processed for ``processing_s`` seconds (its status walks through
+    ``DATASET_STATES``); until it is ``READY`` a kernel cannot attach it.
+    """
 
     number: int
     files_dir: Path
     notes: str = ""
     created: float = field(default_factory=time.time)
+    processing_s: float = 0.0
+
+    @property
+    def status(self) -> str:
+        """Where processing is now."""
+        if self.processing_s <= 0:
+            return DATASET_STATES[-1]
+        done = (time.time() - self.created) / self.processing_s
+        return DATASET_STATES[min(int(done * (len(DATASET_STATES) - 1)), len(DATASET_STATES) - 1)]
+
+    @property
+    def ready(self) -> bool:
+        """Processed: attachable and downloadable."""
+        return self.status == DATASET_STATES[-1]
 
     def files(self) -> list[Path]:
         """The version's files, sorted."""
@@ -150,6 +172,7 @@ class EmulatorState:
         settings: How kernel sessions run.
         gpu_session_limit: Concurrent GPU sessions allowed (Kaggle: 2).
         gpu_quota_seconds: Weekly GPU quota (Kaggle: 30 h).
+        dataset_processing_s: How long a new dataset version is processed before it is ready.
     """
 
     def __init__(
@@ -162,6 +185,7 @@ class EmulatorState:
         settings: SessionSettings | None = None,
         gpu_session_limit: int = GPU_SESSION_LIMIT,
         gpu_quota_seconds: float = GPU_QUOTA_SECONDS,
+        dataset_processing_s: float = 1.0,
     ) -> None:
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
@@ -172,6 +196,7 @@ class EmulatorState:
         self.gpu_session_limit = gpu_session_limit
         self.gpu_quota_seconds = gpu_quota_seconds
         self.gpu_seconds_used = 0.0
+        self.dataset_processing_s = dataset_processing_s
         self.lock = threading.RLock()
         self.kernels: dict[tuple[str, str], Kernel] = {}
         self.deleted_kernels: list[str] = []
@@ -267,6 +292,14 @@ class EmulatorState:
             used = self.gpu_seconds_used
         running = sum(now - v.started for v in versions if v.gpu and v.active and v.started)
         return used + running
+
+    def gpu_seconds_reserved(self) -> float:
+        """Quota reserved by the GPU sessions queued or running now: at least a minute each
+        (Kaggle books a session's time when it ends; while it runs, it is reserved)."""
+        now = time.time()
+        with self.lock:
+            versions = [v for k in self.kernels.values() for v in k.versions.values()]
+        return sum(max(60.0, now - (v.started or now)) for v in versions if v.gpu and v.active)
 
     def session_ended(self, version: KernelVersion) -> None:
         """Book an ended session's GPU time."""

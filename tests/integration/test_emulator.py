@@ -3,10 +3,14 @@
 The ``kaggle`` CLI runs as a subprocess pointed at the emulator by ``client_env`` (Kaggle's own
 ``KAGGLE_API_ENVIRONMENT=LOCALHOST`` dev mode, with the LOCAL endpoint moved by a
 ``sitecustomize`` hook); in-process checks use ``KaggleApi`` with ``--local`` and the endpoint
-table patched. Shown here: push/status/output through the CLI; datasets created and versioned
-with the CLI and read by a kernel from ``/kaggle/input/<slug>``; each fault as the client sees
-it; 401 on a wrong key; a sandbox that inherits no secret; the recording a leak scan uses; the
-``kaggle_data`` DVC stage downloading an emulated dataset.
+table patched. Kernels run on a Python 3.12 environment prepared like Kaggle's image, at the
+real ``/kaggle`` paths. Shown here: a notebook written like any Kaggle notebook (walks
+``/kaggle/input``, writes ``/kaggle/working``) pushed, run and fetched through the CLI, with a
+dataset created and versioned with the CLI and mounted at ``/kaggle/input/datasets/<owner>/
+<slug>``; datasets processing before they are ready; internet off means no network; each fault
+as the client sees it; 401 on a wrong key, a Bearer token accepted; a sandbox that inherits no
+secret; the recording a leak scan uses; the ``kaggle_data`` DVC stage downloading an emulated
+dataset.
 """
 
 from __future__ import annotations
@@ -37,33 +41,56 @@ SECRETS = {
     "KAGGLE_KEY": KEY,
 }
 
-# A kernel that finds its folders the way a real one must: one setting, Kaggle's paths by default.
-KERNEL_SCRIPT = """\
-import json, os, pathlib, sys
-root = pathlib.Path(os.environ.get("NIZAMI_KAGGLE_ROOT", "/kaggle"))
-working = root / "working"
-(working / "out").mkdir()
-inputs = sorted(
-    str(p.relative_to(root / "input")) for p in (root / "input").rglob("*") if p.is_file()
-)
-(working / "out" / "result.json").write_text(json.dumps({"inputs": inputs, "cwd": os.getcwd()}))
-(working / "env.json").write_text(json.dumps(dict(os.environ)))
+# Code written like any Kaggle notebook: Kaggle's starter cell, then work on /kaggle paths.
+NOTEBOOK_CELLS = [
+    """import os
+for dirname, _, filenames in os.walk('/kaggle/input'):
+    for filename in filenames:
+        print(os.path.join(dirname, filename))""",
+    """import json, sys, pathlib
+inputs = sorted(str(p.relative_to('/kaggle/input'))
+                for p in pathlib.Path('/kaggle/input').rglob('*') if p.is_file())
+os.makedirs('/kaggle/working/out', exist_ok=True)
+with open('/kaggle/working/out.txt', 'w') as f:
+    f.write(open('/kaggle/input/datasets/tester/payload-data/greeting.txt').read())
+json.dump({"inputs": inputs, "cwd": os.getcwd(), "python": sys.version_info[:2]},
+          open('/kaggle/working/out/result.json', 'w'))
+json.dump(dict(os.environ), open('/kaggle/working/env.json', 'w'))
 for name in inputs:
-    print("input", name, (root / "input" / name).read_text().strip())
-print("done", file=sys.stderr)
+    print('input', name, open('/kaggle/input/' + name).read().strip())
+print('done', file=sys.stderr)""",
+]
+# A plain script kernel: reports its environment and what it sees.
+KERNEL_SCRIPT = """\
+import json, os, pathlib
+inputs = sorted(str(p) for p in pathlib.Path('/kaggle/input').rglob('*') if p.is_file())
+json.dump({"env": dict(os.environ), "inputs": inputs}, open('/kaggle/working/env.json', 'w'))
+print('hello from', os.getcwd())
 """
 
 
+def notebook(cells: list[str]) -> str:
+    """An .ipynb as Kaggle's editor saves it (code cells only)."""
+    return json.dumps({
+        "cells": [{"cell_type": "code", "source": c, "metadata": {}, "outputs": [],
+                   "execution_count": None} for c in cells],
+        "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3"}},
+        "nbformat": 4, "nbformat_minor": 4,
+    })
+
+
 def write_kernel(folder: Path, slug: str, source: str = KERNEL_SCRIPT, **metadata: object) -> Path:
-    """A kernel folder as ``kaggle kernels push -p`` reads it."""
+    """A kernel folder as ``kaggle kernels push -p`` reads it (a notebook if ``source`` is one)."""
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / "run.py").write_text(source)
+    is_notebook = source.lstrip().startswith("{")
+    code_file = "notebook.ipynb" if is_notebook else "run.py"
+    (folder / code_file).write_text(source)
     meta = {
         "id": f"{USER}/{slug}",
         "title": slug.replace("-", " "),
-        "code_file": "run.py",
+        "code_file": code_file,
         "language": "python",
-        "kernel_type": "script",
+        "kernel_type": "notebook" if is_notebook else "script",
         "is_private": True,
         "enable_gpu": False,
         "enable_internet": False,
@@ -88,9 +115,13 @@ def write_dataset(folder: Path, slug: str, files: dict[str, str]) -> Path:
     return folder
 
 
+TOKEN = "KGAT_emulator_test_token"
+
+
 @pytest.fixture
-def emulator(tmp_path: Path) -> Iterator[KaggleEmulator]:
-    with KaggleEmulator(root=tmp_path / "emulator", username=USER, key=KEY) as emu:
+def emulator(tmp_path: Path, kaggle_image: str) -> Iterator[KaggleEmulator]:
+    with KaggleEmulator(root=tmp_path / "emulator", username=USER, key=KEY, python=kaggle_image,
+                        tokens={TOKEN: USER}, dataset_processing_s=3.0) as emu:
         yield emu
 
 
@@ -137,12 +168,28 @@ def _status(response: object) -> int:
 # --- the real CLI: push, status, output; datasets attached as inputs ------------------------
 
 
-def test_cli_push_status_output_with_a_versioned_dataset_as_input(
+def _wait_ready(emulator: KaggleEmulator, tmp_path: Path, ref: str) -> list[str]:
+    """Poll ``kaggle datasets status`` until ready; returns every status it printed."""
+    seen = []
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        status = kaggle_cli(emulator, tmp_path, "datasets", "status", ref)
+        assert status.returncode == 0, status.stdout + status.stderr
+        seen.append(status.stdout.strip())
+        if seen[-1] == "ready":
+            return seen
+        time.sleep(0.1)
+    raise AssertionError(f"{ref} never became ready: {seen}")
+
+
+def test_a_kaggle_notebook_runs_unchanged_through_the_cli(
     emulator: KaggleEmulator, tmp_path: Path
 ) -> None:
     data = write_dataset(tmp_path / "ds", "payload-data", {"greeting.txt": "salam v1"})
     created = kaggle_cli(emulator, tmp_path, "datasets", "create", "-p", str(data))
     assert created.returncode == 0, created.stdout + created.stderr
+    statuses = _wait_ready(emulator, tmp_path, f"{USER}/payload-data")
+    assert statuses[0] != "ready"  # a new dataset is processed first, as on Kaggle
     (data / "greeting.txt").write_text("salam v2")
     (data / "code").mkdir()
     (data / "code" / "module.py").write_text("VALUE = 2")
@@ -150,12 +197,10 @@ def test_cli_push_status_output_with_a_versioned_dataset_as_input(
         emulator, tmp_path, "datasets", "version", "-p", str(data), "-m", "v2", "--dir-mode", "zip"
     )
     assert versioned.returncode == 0, versioned.stdout + versioned.stderr
-    status = kaggle_cli(emulator, tmp_path, "datasets", "status", f"{USER}/payload-data")
-    assert status.stdout.strip() == "ready", status.stdout + status.stderr
+    _wait_ready(emulator, tmp_path, f"{USER}/payload-data")
 
-    folder = write_kernel(
-        tmp_path / "kernel", "train-step-kernel", dataset_sources=[f"{USER}/payload-data"]
-    )
+    folder = write_kernel(tmp_path / "kernel", "train-step-kernel", source=notebook(NOTEBOOK_CELLS),
+                          dataset_sources=[f"{USER}/payload-data"])
     pushed = kaggle_cli(emulator, tmp_path, "kernels", "push", "-p", str(folder))
     assert "Kernel version 1 successfully pushed" in pushed.stdout, pushed.stdout + pushed.stderr
 
@@ -167,22 +212,76 @@ def test_cli_push_status_output_with_a_versioned_dataset_as_input(
         if "COMPLETE" in shown.stdout or "ERROR" in shown.stdout or time.monotonic() > deadline:
             break
         time.sleep(0.5)
-    assert 'has status "KernelWorkerStatus.COMPLETE"' in shown.stdout, shown.stdout
+    assert 'has status "KernelWorkerStatus.COMPLETE"' in shown.stdout, (
+        shown.stdout + emulator.kernel_version(ref).log_text()
+    )
 
     out = tmp_path / "out"
     fetched = kaggle_cli(emulator, tmp_path, "kernels", "output", ref, "-p", str(out))
     assert fetched.returncode == 0, fetched.stdout + fetched.stderr
+    assert (out / "out.txt").read_text() == "salam v2"  # /kaggle/working/out.txt came back
     result = json.loads((out / "out" / "result.json").read_text())
-    # Version 2 of the dataset: the zipped folder is extracted under its name, like on Kaggle.
-    assert result["inputs"] == ["payload-data/code/module.py", "payload-data/greeting.txt"]
-    assert Path(result["cwd"]).name == "working"
-    log = json.loads((out / "train-step-kernel.log").read_text())
-    assert {"stream_name": "stdout", "data": "input payload-data/greeting.txt salam v2\n"} in [
-        {k: r[k] for k in ("stream_name", "data")} for r in log
+    # Kaggle's mount: /kaggle/input/datasets/<owner>/<slug>; the zipped folder is extracted.
+    assert result["inputs"] == [
+        "datasets/tester/payload-data/code/module.py", "datasets/tester/payload-data/greeting.txt"
     ]
+    assert result["cwd"] == "/kaggle/working" and result["python"] == [3, 12]
+    log = json.loads((out / "train-step-kernel.log").read_text())
+    lines = [{k: r[k] for k in ("stream_name", "data")} for r in log]
+    assert {"stream_name": "stdout",
+            "data": "/kaggle/input/datasets/tester/payload-data/greeting.txt\n"} in lines
+    assert {"stream_name": "stdout",
+            "data": "input datasets/tester/payload-data/greeting.txt salam v2\n"} in lines
     assert all(isinstance(r["time"], float | int) for r in log)
     page = httpx.get(pushed.stdout.split("progress at ")[1].strip())  # the kernel URL it printed
     assert page.json()["versions"][0]["status"] == "COMPLETE"
+
+
+def test_input_is_read_only_and_internet_off_means_no_network(
+    emulator: KaggleEmulator, api, tmp_path: Path
+) -> None:
+    probe = """\
+import json, socket
+result = {}
+try:
+    open('/kaggle/input/x.txt', 'w')
+    result['input_writable'] = True
+except OSError as e:
+    result['input_writable'] = False
+try:
+    socket.create_connection(('pypi.org', 443), timeout=5).close()
+    result['internet'] = True
+except OSError:
+    result['internet'] = False
+json.dump(result, open('/kaggle/working/probe.json', 'w'))
+"""
+    for slug, internet in (("offline-probe", False), ("online-probe", True)):
+        api.kernels_push(str(write_kernel(tmp_path / slug, slug, source=probe,
+                                          enable_internet=internet)))
+    offline = emulator.wait(f"{USER}/offline-probe")
+    online = emulator.wait(f"{USER}/online-probe")
+    assert json.loads((offline.working_dir / "probe.json").read_text()) == {
+        "input_writable": False, "internet": False
+    }
+    assert json.loads((online.working_dir / "probe.json").read_text())["internet"] is True
+    assert not Path("/kaggle/working/probe.json").exists()  # nothing leaked to the host's /kaggle
+
+
+def test_an_api_token_is_accepted_as_bearer(emulator: KaggleEmulator, tmp_path: Path) -> None:
+    env = emulator.client_env(home=tmp_path / "home")
+    for name in ("KAGGLE_USERNAME", "KAGGLE_KEY"):
+        env.pop(name)
+    env["KAGGLE_API_TOKEN"] = TOKEN
+    done = subprocess.run([str(BIN / "kaggle"), "kernels", "list", "--mine"], env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+    introspected = emulator.recording.calls("IntrospectToken")
+    assert introspected and introspected[0].json() == {"token": TOKEN}
+    assert emulator.recording.calls("ListKernels")
+    env["KAGGLE_API_TOKEN"] = "KGAT_not_a_valid_token"
+    refused = subprocess.run([str(BIN / "kaggle"), "kernels", "list", "--mine"], env=env,
+                             capture_output=True, text=True, timeout=120)
+    assert refused.returncode != 0
 
 
 def test_cli_gets_401_on_a_wrong_key(emulator: KaggleEmulator, tmp_path: Path) -> None:
@@ -376,8 +475,7 @@ def test_sandbox_env_has_no_secret_and_recording_finds_what_was_sent(
     api.kernels_push(str(write_kernel(tmp_path / "k", "env-probe")))
     version = emulator.wait(f"{USER}/env-probe")
     assert version.status is Status.COMPLETE, version.log_text()
-    env = json.loads((version.working_dir / "env.json").read_text())
-    assert env["NIZAMI_KAGGLE_ROOT"] == str(version.kaggle_dir)
+    env = json.loads((version.working_dir / "env.json").read_text())["env"]
     assert env["HOME"].startswith(str(version.dir))
     assert not {n for n in env if n.startswith("KAGGLE_") and n != "KAGGLE_KERNEL_RUN_TYPE"}
     leaked = [n for n, v in SECRETS.items() if v in json.dumps(env)]

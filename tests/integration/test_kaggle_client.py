@@ -1,27 +1,41 @@
-"""``KaggleClient`` (the real kaggle client + timeouts and retries) against the emulator."""
+"""``KaggleClient`` (the real kaggle client + timeouts and retries) against the emulator.
+
+Each client behaviour is shown against what Kaggle does today: a dataset create retried after a
+lost answer, a push whose data sources Kaggle refused, long slugs, GPU sessions counted from
+one listing of one's own (private) kernels, ``CANCEL_REQUESTED`` not being final, a token
+(Bearer) credential and a token of the wrong user, and the log arriving while the kernel runs.
+"""
 
 from __future__ import annotations
 
 import json
+import threading
 import time
+import uuid
 
 import pytest
 
-from kaggle_orchestrator.client import Credentials, KaggleApiError, KaggleClient
+from kaggle_orchestrator.client import KaggleApiError, KaggleClient
+from kaggle_orchestrator.credentials import Credentials, KaggleAuthError
 from kaggle_orchestrator.emulator import KaggleEmulator
+from kaggle_orchestrator.follow import KernelFailedError, follow_kernel
+from kaggle_orchestrator.kernel import KernelNames
 
-USER, KEY = "nizami-ci", "client-test-key"
+USER, KEY, TOKEN = "nizami-ci", "client-test-key", "KGAT_client_test_token"
+pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture(scope="module")
-def emulator(tmp_path_factory):
-    with KaggleEmulator(root=tmp_path_factory.mktemp("kaggle"), username=USER, key=KEY) as emu:
+def emulator(tmp_path_factory, kaggle_image):
+    with KaggleEmulator(root=tmp_path_factory.mktemp("kaggle"), username=USER, key=KEY,
+                        tokens={TOKEN: USER, "KGAT_other_user": "someone-else"},
+                        python=kaggle_image, dataset_processing_s=0.5) as emu:
         yield emu
 
 
 @pytest.fixture
 def client(emulator):
-    return KaggleClient(Credentials(USER, KEY), endpoint=emulator.url, timeout_s=10,
+    return KaggleClient(Credentials(USER, key=KEY), endpoint=emulator.url, timeout_s=10,
                         max_retries=3, backoff_s=0.1)
 
 
@@ -49,12 +63,7 @@ def _until_done(client, ref, timeout=60):
 
 
 def test_push_status_log_output_delete(client, emulator, tmp_path):
-    code = (
-        "import os\n"
-        "root = os.environ.get('NIZAMI_KAGGLE_ROOT', '/kaggle')\n"
-        "open(os.path.join(root, 'working', 'out.txt'), 'w').write('done')\n"
-        "print('hello from the kernel')\n"
-    )
+    code = "open('/kaggle/working/out.txt', 'w').write('done')\nprint('hello from the kernel')\n"
     version = client.push(_kernel_dir(tmp_path, "client-happy", code), "client-happy", 600)
     assert version == 1
     ref = f"{USER}/client-happy/{version}"
@@ -89,7 +98,7 @@ def test_retries_are_bounded_and_errors_name_the_call(client, emulator):
 
 
 def test_wrong_key_is_not_retried(emulator):
-    bad = KaggleClient(Credentials(USER, "wrong"), endpoint=emulator.url, max_retries=3,
+    bad = KaggleClient(Credentials(USER, key="wrong"), endpoint=emulator.url, max_retries=3,
                        backoff_s=0.1)
     before = len(emulator.recording.calls("GetAcceleratorQuotaStatistics"))
     with pytest.raises(KaggleApiError):
@@ -103,20 +112,28 @@ def test_a_push_refused_with_200_error_is_an_error(client, emulator, tmp_path):
         client.push(_kernel_dir(tmp_path, "client-refused", "print(1)\n"), "client-refused", 60)
 
 
-def test_busy_gpu_sessions_are_counted(client, emulator):
-    emulator.faults.occupy_gpu_sessions(2)
+def test_busy_gpu_sessions_are_counted_from_one_listing_of_private_kernels(client, emulator):
+    left, reserved = client.gpu_quota()
+    assert reserved == 0
+    listed = len(emulator.recording.calls("ListKernels"))
+    assert client.running_gpu_kernels(reserved) == []  # nothing reserved: not even a listing
+    assert len(emulator.recording.calls("ListKernels")) == listed
+    emulator.faults.occupy_gpu_sessions(2)  # private GPU kernels of the user, running
     try:
-        busy = client.running_gpu_kernels()
+        left, reserved = client.gpu_quota()
+        assert reserved > 0
+        busy = client.running_gpu_kernels(reserved)
+        sent = emulator.recording.calls("ListKernels")[-1].json()
     finally:
         for ref in client.running_gpu_kernels():
             client.delete(ref.split("/")[1], missing_ok=True)
         emulator.faults.clear()
     assert len(busy) == 2
+    assert sent["group"] == "PROFILE"  # mine=True: a public listing would miss private kernels
 
 
 def test_calls_time_out_instead_of_hanging(emulator):
     import socket
-    import threading
 
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
@@ -139,30 +156,154 @@ def _push_hanging(client, emulator, tmp_path, slug):
     return KernelNames(kernel=slug, dataset=f"{slug}-bundle"), f"{USER}/{slug}/{version}"
 
 
-def test_ctrl_c_while_following_deletes_the_kernel(client, emulator, tmp_path, monkeypatch):
-    from kaggle_orchestrator import standalone
-    from kaggle_orchestrator.flavor import KaggleStepOperatorSettings
-
+def test_ctrl_c_while_following_deletes_the_kernel(client, emulator, tmp_path):
     names, ref = _push_hanging(client, emulator, tmp_path, "client-ctrl-c")
 
     def interrupt(_seconds):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(standalone, "_sleep", interrupt)
     with pytest.raises(KeyboardInterrupt):
-        standalone.follow_kernel(client, names, ref, "url", KaggleStepOperatorSettings())
+        follow_kernel(client, names.kernel, ref, "url", 600, 1, wait=interrupt)
     assert f"{USER}/client-ctrl-c" in emulator.deleted_kernels
 
 
 def test_following_streams_the_log_and_enforces_the_timeout(client, emulator, tmp_path, caplog):
-    from kaggle_orchestrator import standalone
-    from kaggle_orchestrator.flavor import KaggleStepOperatorSettings
-
     names, ref = _push_hanging(client, emulator, tmp_path, "client-timeout")
-    settings = KaggleStepOperatorSettings(timeout_s=3, poll_interval_s=0.2)
-    with caplog.at_level("INFO", logger="kaggle_orchestrator.standalone"):
-        with pytest.raises(standalone.KernelFailedError, match="timeout_s=3: deleted it"):
-            standalone.follow_kernel(client, names, ref, "url", settings)
+    with caplog.at_level("INFO", logger="kaggle_orchestrator.follow"):
+        with pytest.raises(KernelFailedError, match="timeout_s=3: deleted it"):
+            follow_kernel(client, names.kernel, ref, "url", 3, 0.2)
     assert f"{USER}/client-timeout" in emulator.deleted_kernels
     streamed = [r.getMessage() for r in caplog.records if "[kaggle " in r.getMessage()]
     assert any("epoch 1" in m and "running" in m for m in streamed), streamed
+
+
+def test_log_lines_arrive_live_while_the_kernel_runs_and_each_once(client, emulator, tmp_path,
+                                                                   caplog):
+    code = ("import time\n"
+            "for i in range(4):\n"
+            "    print(f'tick {i}', flush=True)\n"
+            "    time.sleep(1.5)\n")
+    slug = "client-live-log"
+    version = client.push(_kernel_dir(tmp_path, slug, code), slug, 600)
+    ref = f"{USER}/{slug}/{version}"
+    arrived: dict[str, float] = {}
+
+    class Watch:  # when each line reached the step log, and the kernel's status then
+        def __init__(self):
+            self.level = 0
+
+        def handle(self, record):
+            message = record.getMessage()
+            if "tick" in message:
+                arrived[message.split("] ")[1]] = emulator.kernel_version(
+                    f"{USER}/{slug}").status.value
+
+    watch = logging_handler(Watch())
+    import logging
+
+    logging.getLogger("kaggle_orchestrator.follow").addHandler(watch)
+    try:
+        with caplog.at_level("INFO", logger="kaggle_orchestrator.follow"):
+            assert follow_kernel(client, slug, ref, "url", 120, 5.0) == "COMPLETE"
+    finally:
+        logging.getLogger("kaggle_orchestrator.follow").removeHandler(watch)
+    assert list(arrived) == [f"tick {i}" for i in range(4)]
+    # The poll interval is 5 s, so these came from the stream, while the session ran.
+    assert arrived["tick 0"] == "RUNNING" and arrived["tick 2"] == "RUNNING", arrived
+    lines = [r.getMessage() for r in caplog.records if "[kaggle " in r.getMessage()]
+    assert sorted(m.split("] ")[1] for m in lines) == [f"tick {i}" for i in range(4)]  # once
+    assert emulator.recording.calls("logs_stream")
+
+
+def test_a_broken_log_stream_falls_back_to_polling(client, emulator, tmp_path, caplog):
+    emulator.faults.http_error("logs_stream", 500, times=10)
+    code = "print('line one')\nprint('line two')\n"
+    slug = "client-no-stream"
+    version = client.push(_kernel_dir(tmp_path, slug, code), slug, 600)
+    try:
+        with caplog.at_level("INFO", logger="kaggle_orchestrator.follow"):
+            follow_kernel(client, slug, f"{USER}/{slug}/{version}", "url", 120, 0.2)
+    finally:
+        emulator.faults.clear()
+    lines = [r.getMessage().split("] ")[1] for r in caplog.records if "[kaggle " in r.getMessage()]
+    assert lines == ["line one", "line two"]
+
+
+def test_cancel_requested_is_not_final(client, emulator, tmp_path):
+    emulator.faults.kernel_cancel(after_s=1.0, ack_after_s=2.0)
+    names, ref = _push_hanging(client, emulator, tmp_path, "client-cancelled")
+    seen = []
+    original = client.status
+
+    def status(r):
+        seen.append(original(r)[0])
+        return seen[-1], ""
+
+    client.status = status
+    with pytest.raises(KernelFailedError, match="ended CANCEL_ACKNOWLEDGED"):
+        follow_kernel(client, names.kernel, ref, "url", 60, 0.2)
+    assert "CANCEL_REQUESTED" in seen and seen[-1] == "CANCEL_ACKNOWLEDGED"
+
+
+def test_a_dataset_create_retried_after_a_lost_answer_becomes_a_version(emulator, tmp_path):
+    slow = KaggleClient(Credentials(USER, key=KEY), endpoint=emulator.url, timeout_s=2,
+                        max_retries=2, backoff_s=0.1)
+    folder = tmp_path / "bundle-ds"
+    folder.mkdir()
+    (folder / "bundle.txt").write_text("ours")
+    meta = {"title": "client-retried-bundle", "id": f"{USER}/client-retried-bundle",
+            "licenses": [{"name": "other"}]}
+    (folder / "dataset-metadata.json").write_text(json.dumps(meta))
+    emulator.faults.slow_response("CreateDataset", seconds=4)  # created, answer never seen
+    slow.create_dataset(folder)
+    slow.wait_dataset_ready(f"{USER}/client-retried-bundle")
+    dataset = emulator.state.dataset(USER, "client-retried-bundle")
+    assert len(dataset.versions) == 2  # the lost create, then our files as a new version
+    assert (dataset.latest.files_dir / "bundle.txt").read_text() == "ours"
+
+
+def test_a_push_whose_data_sources_kaggle_refused_fails_and_is_deleted(client, emulator,
+                                                                         tmp_path):
+    folder = _kernel_dir(tmp_path, "client-bad-source", "print(1)\n")
+    meta = json.loads((folder / "kernel-metadata.json").read_text())
+    meta["dataset_sources"] = [f"{USER}/no-such-dataset"]
+    (folder / "kernel-metadata.json").write_text(json.dumps(meta))
+    with pytest.raises(KaggleApiError, match=f"dataset sources {USER}/no-such-dataset"):
+        client.push(folder, "client-bad-source", 60)
+    assert f"{USER}/client-bad-source" in emulator.deleted_kernels
+
+
+def test_long_names_keep_within_kaggles_slug_limit(client, emulator, tmp_path):
+    names = KernelNames.for_step_run("a-very-long-prefix-for-kernels-x", "evaluate_the_model_now",
+                                     uuid.UUID(int=7))
+    assert len(names.kernel) <= 50 and len(names.dataset) <= 50
+    assert names.dataset.endswith(uuid.UUID(int=7).hex[:12] + "-bundle")
+    folder = tmp_path / "long"
+    folder.mkdir()
+    (folder / "x.txt").write_text("x")
+    meta = {"title": names.dataset, "id": f"{USER}/{names.dataset}",
+            "licenses": [{"name": "other"}]}
+    (folder / "dataset-metadata.json").write_text(json.dumps(meta))
+    client.create_dataset(folder)  # the real client refuses slugs over 50 characters
+
+
+def test_token_credentials_and_a_token_of_another_user(emulator):
+    by_token = KaggleClient(Credentials(None, token=TOKEN), endpoint=emulator.url)
+    assert by_token.username == USER
+    assert by_token.gpu_quota_left_s() > 0
+    sent = emulator.recording.calls("GetAcceleratorQuotaStatistics")[-1]
+    assert sent.auth_scheme == "Bearer"
+    with pytest.raises(KaggleAuthError, match="belongs to 'someone-else', not to the configured"):
+        KaggleClient(Credentials(USER, token="KGAT_other_user"), endpoint=emulator.url)
+    with pytest.raises(KaggleAuthError, match="not valid"):
+        KaggleClient(Credentials(None, token="KGAT_revoked"), endpoint=emulator.url)
+
+
+def logging_handler(target):
+    import logging
+
+    class _Handler(logging.Handler):
+        def emit(self, record):
+            target.handle(record)
+
+    return _Handler()
