@@ -9,7 +9,7 @@ export ZENML_ANALYTICS_OPT_IN := false
 export HF_HUB_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install serve-env serve data demo dashboard test test-unit lint bench clean
+.PHONY: install serve-env serve data demo dashboard kaggle-check test test-unit lint bench clean
 
 install: $(VENV)/.installed
 
@@ -52,6 +52,12 @@ demo: install
 # The ZenML dashboard (local server on 127.0.0.1:$${PORT:-8237}); stop it with `zenml logout --local`.
 dashboard: install
 	PATH=$(BIN):$$PATH stacks/dashboard.sh
+
+# Before the first GPU run on Kaggle: authenticate, show the GPU quota, push a tiny CPU kernel
+# and report the image's Python/torch/transformers, the bundle mount, internet, the install of
+# the pinned requirements; costs no GPU quota. KAGGLE_ENDPOINT=<url> tries it on the emulator.
+kaggle-check: install
+	$(PY) -m kaggle_orchestrator.check $(if $(KAGGLE_ENDPOINT),--endpoint $(KAGGLE_ENDPOINT),)
 
 test: install serve-env lint
 	PATH=$(BIN):$$PATH $(PY) -m pytest -q -ra

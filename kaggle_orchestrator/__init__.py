@@ -1,6 +1,8 @@
-"""The ZenML step-operator flavor ``kaggle`` (train inside a Kaggle GPU kernel).
+"""The ZenML step-operator flavor ``kaggle``: run a step's function in a private Kaggle kernel.
 
-Not built yet: it is the subject of its own issue ("Train inside a Kaggle GPU kernel"). The
-folder exists because the design card fixes the top-level layout; until the flavor lands, the
-``local`` stack trains in-process.
+``flavor.py`` (settings, config, flavor; zenml + pydantic only), ``step_operator.py`` (ZenML's
+submit/get_status/wait/cancel), ``standalone.py`` (the step call sent to a kernel),
+``kernel.py`` and ``kernel_entry.py`` (what is pushed), ``kernel_main.py`` (what runs there),
+``client.py`` / ``credentials.py`` / ``follow.py`` (the Kaggle API), ``check.py`` (the
+pre-flight check) and ``emulator/`` (a local Kaggle that behaves like Kaggle today).
 """

@@ -246,6 +246,17 @@ class KaggleClient:
         if error or (getattr(response, "status", "") or "").lower() not in ("ok", ""):
             raise KaggleApiError(f"Kaggle API CreateDataset {meta['id']} failed: {error}")
 
+    def delete_dataset(self, ref: str) -> None:
+        """Delete the dataset ``owner/slug`` (a 404 is fine: it is gone)."""
+        owner, _, slug = ref.partition("/")
+        try:
+            self.call("DeleteDataset",
+                      lambda: self.api.dataset_delete(owner, slug, no_confirm=True))
+        except KaggleApiError as error:
+            response = getattr(error.__cause__, "response", None)
+            if response is None or response.status_code != 404:
+                raise
+
     def wait_dataset_ready(self, ref: str, timeout_s: float = 600.0) -> None:
         """Block until Kaggle has processed the dataset's files (it walks through states)."""
         deadline = time.monotonic() + timeout_s

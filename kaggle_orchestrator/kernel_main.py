@@ -60,12 +60,14 @@ def _start_wandb(run: dict | None, working: Path):
 def main(bundle_dir: str | Path, working: str | Path) -> int:
     """Run the step described by ``bundle_dir/manifest.json``; outputs go to
     ``working/outputs``."""
-    logging.basicConfig(level=logging.INFO, stream=sys.stdout,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     bundle_dir, working = Path(bundle_dir), Path(working)
     working.mkdir(parents=True, exist_ok=True)
     os.environ.setdefault("ZENML_ANALYTICS_OPT_IN", "false")
-    from zenml.utils import source_utils
+    from zenml.utils import source_utils  # importing zenml sets up logging to the console
+
+    if not logging.getLogger().handlers:  # one handler only: each log line printed once
+        logging.basicConfig(level=logging.INFO, stream=sys.stdout, format="%(message)s")
+    logging.getLogger("nizami").setLevel(logging.INFO)
 
     from kaggle_orchestrator import bundle
 

@@ -25,3 +25,5 @@ else
 fi
 zenml stack set "$name" >/dev/null
 echo "active stack: $name"
+# W&B online when a key is configured (WANDB_API_KEY or a ZenML secret `wandb`), else offline.
+python -m pipelines.tracker

@@ -88,6 +88,7 @@ HANDLERS: dict[tuple[str, str], Handler] = {
     (DATASETS, "GetDatasetMetadata"): datasets.get_dataset_metadata,
     (DATASETS, "ListDatasetFiles"): datasets.list_dataset_files,
     (DATASETS, "DownloadDataset"): datasets.download_dataset,
+    (DATASETS, "DeleteDataset"): datasets.delete_dataset,
     INTROSPECT: _introspect_token,
 }
 

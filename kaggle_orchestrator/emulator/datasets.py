@@ -293,6 +293,16 @@ def list_dataset_files(state: EmulatorState, call: Call, body: dict[str, Any]) -
     }
 
 
+def delete_dataset(state: EmulatorState, call: Call, body: dict[str, Any]) -> dict[str, Any]:
+    """DeleteDataset: forget the dataset and its versions (404 if absent, 403 if not yours)."""
+    dataset = _dataset_from(state, call, body)
+    if dataset.owner.lower() != call.user.lower():
+        raise ApiError(403, f"Permission denied: {dataset.ref} belongs to another user")
+    with state.lock:
+        state.datasets.pop((dataset.owner.lower(), dataset.slug.lower()), None)
+    return {}
+
+
 def download_dataset(state: EmulatorState, call: Call, body: dict[str, Any]) -> Redirect:
     """DownloadDataset: 302 to a signed URL of the version's zip, or of one file."""
     dataset = _dataset_from(state, call, body)

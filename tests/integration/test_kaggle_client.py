@@ -307,3 +307,74 @@ def logging_handler(target):
             target.handle(record)
 
     return _Handler()
+
+
+def _dataset(client, tmp_path, slug: str, files: dict[str, str]) -> str:
+    folder = tmp_path / slug
+    folder.mkdir()
+    for name, text in files.items():
+        (folder / name).write_text(text)
+    meta = {"title": slug, "id": f"{USER}/{slug}", "licenses": [{"name": "other"}]}
+    (folder / "dataset-metadata.json").write_text(json.dumps(meta))
+    client.create_dataset(folder)
+    client.wait_dataset_ready(f"{USER}/{slug}")
+    return f"{USER}/{slug}"
+
+
+def test_a_kernel_whose_bundle_is_missing_fails_before_any_install(client, emulator, tmp_path):
+    from kaggle_orchestrator import kernel
+
+    other = _dataset(client, tmp_path, "client-other-data", {"weights.txt": "w"})
+    names = KernelNames.for_step_run("nizami", "train", uuid.uuid4())
+    folder = tmp_path / "kernel"
+    folder.mkdir()
+    pins = kernel.pinned_requirements(["zenml", "transformers", "peft"])
+    (folder / "kernel.py").write_text(kernel.kernel_script(USER, names, pins))
+    meta = kernel.kernel_metadata(USER, names, None, True)
+    meta["dataset_sources"] = [other]  # the bundle is not attached
+    (folder / "kernel-metadata.json").write_text(json.dumps(meta))
+    version = client.push(folder, names.kernel, 600)
+    started = time.monotonic()
+    with pytest.raises(KernelFailedError) as failed:
+        follow_kernel(client, names.kernel, f"{USER}/{names.kernel}/{version}", "url", 120, 0.2)
+    assert time.monotonic() - started < 30
+    message = str(failed.value)
+    assert f"the bundle dataset {USER}/{names.dataset} is not attached" in message
+    assert f"/kaggle/input holds: datasets/{USER}/client-other-data/weights.txt" in message
+    assert "installing" not in emulator.kernel_version(f"{USER}/{names.kernel}").log_text()
+
+
+def test_make_kaggle_check_reports_what_the_first_gpu_run_needs(emulator, tmp_path):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    env = emulator.client_env(home=tmp_path / "home")
+    for name in ("KAGGLE_USERNAME", "KAGGLE_KEY"):
+        env.pop(name)
+    env |= {"KAGGLE_API_TOKEN": TOKEN,
+            "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+    pushes = len(emulator.recording.calls("SaveKernel"))
+    done = subprocess.run(["make", "-s", "kaggle-check", f"KAGGLE_ENDPOINT={emulator.url}"],
+                          cwd=root, env=env, capture_output=True, text=True, timeout=900)
+    out = done.stdout + done.stderr
+    assert done.returncode == 0, out
+    assert f"authenticated as {USER} with a API token from KAGGLE_API_TOKEN" in out
+    assert "GPU quota left this week: 30.0 h; GPU sessions running: 0" in out
+    assert "Python            3.12" in out
+    assert "image transformers 5.0.0" in out and "image torch       2.13.0" in out
+    assert f"bundle mounted at /kaggle/input/datasets/{USER}/nizami-check-" in out
+    assert "internet          on" in out
+    assert "transformers==5.24.0" in out and "imports           ok" in out
+    saves = emulator.recording.calls("SaveKernel")[pushes:]
+    assert len(saves) == 1 and saves[0].json().get("enableGpu") is False  # no GPU quota
+    slug = saves[0].json()["slug"].split("/")[1]
+    assert f"{USER}/{slug}" in emulator.deleted_kernels  # it cleaned up after itself
+    assert not [d for d in emulator.state.datasets if d[1].startswith("nizami-check-")]
+    # The token reaches Kaggle only where the protocol sends it: the Authorization header (not
+    # recorded) and the body of IntrospectToken; no kernel source, dataset or log holds it.
+    carrying = {r.method for r in emulator.recording.requests if TOKEN in r.text}
+    assert carrying == {"IntrospectToken"}
+    assert not [h for h in emulator.recording.find(TOKEN) if "IntrospectToken" not in h]

@@ -1,7 +1,10 @@
 """The whole pipeline on the `kaggle` stack: the train step runs in an (emulated) Kaggle kernel.
 
 The step operator drives the real ``kaggle`` client against ``KaggleEmulator``, which runs the
-pushed kernel in a sandbox laid out like Kaggle; only the API endpoint differs from production.
+pushed kernel as Kaggle does today: at the real ``/kaggle`` paths, the bundle mounted at
+``/kaggle/input/datasets/<owner>/<slug>``, on a Python 3.12 image that lacks our pins (so the
+kernel's install branch runs). Credentials are an API token only. Only the API endpoint
+differs from production.
 """
 
 from __future__ import annotations
@@ -25,16 +28,17 @@ RUN_CONFIG = ROOT / "stacks" / "run-configs" / "kaggle.yaml"
 SECRETS = {
     "HF_TOKEN": f"hf_{secrets.token_hex(16)}",
     "WANDB_API_KEY": secrets.token_hex(20),
-    "KAGGLE_KEY": secrets.token_hex(16),
+    "KAGGLE_API_TOKEN": f"KGAT_{secrets.token_hex(16)}",
 }
+KEY = secrets.token_hex(16)  # the emulator's legacy key: the runs never use it
 USER = "nizami-ci"
 pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture(scope="module")
-def emulator(tmp_path_factory):
-    with KaggleEmulator(root=tmp_path_factory.mktemp("kaggle"), username=USER,
-                        key=SECRETS["KAGGLE_KEY"]) as kaggle:
+def emulator(tmp_path_factory, kaggle_image):
+    with KaggleEmulator(root=tmp_path_factory.mktemp("kaggle"), username=USER, key=KEY,
+                        tokens={SECRETS["KAGGLE_API_TOKEN"]: USER}, python=kaggle_image) as kaggle:
         yield kaggle
 
 
@@ -69,7 +73,8 @@ def _env() -> dict[str, str]:
 
 @pytest.fixture
 def secrets_env(monkeypatch):
-    monkeypatch.setenv("KAGGLE_USERNAME", USER)
+    for name in ("KAGGLE_USERNAME", "KAGGLE_KEY"):
+        monkeypatch.delenv(name, raising=False)
     for name, value in SECRETS.items():
         monkeypatch.setenv(name, value)
 
@@ -115,8 +120,13 @@ def kaggle_run(kaggle_stack, emulator, tmp_path_factory):
     import os
 
     tmp = tmp_path_factory.mktemp("kaggle-run")
-    saved = {k: os.environ.get(k) for k in [*SECRETS, "KAGGLE_USERNAME"]}
-    os.environ.update(SECRETS | {"KAGGLE_USERNAME": USER})
+    names = [*SECRETS, "KAGGLE_USERNAME", "KAGGLE_KEY"]
+    saved = {k: os.environ.get(k) for k in names}
+    for name in ("KAGGLE_USERNAME", "KAGGLE_KEY"):  # token only: no username/key anywhere
+        os.environ.pop(name, None)
+    os.environ.update(SECRETS)
+    wandb_dir = Path(os.environ["WANDB_DIR"]) / "wandb"
+    before = set(wandb_dir.glob("offline-run-*")) if wandb_dir.is_dir() else set()
     emulator.faults.rate_limit("GetKernelSessionStatus", times=2, retry_after=1)
     emulator.faults.http_error("SaveKernel", status=500, times=1)
     try:
@@ -124,6 +134,9 @@ def kaggle_run(kaggle_stack, emulator, tmp_path_factory):
     finally:
         for k, v in saved.items():
             os.environ.pop(k, None) if v is None else os.environ.__setitem__(k, v)
+    tmp.joinpath("new-wandb-runs.txt").write_text(
+        "\n".join(str(p) for p in set(wandb_dir.glob("offline-run-*")) - before)
+    )
     return run, tmp
 
 
@@ -139,6 +152,16 @@ def test_pipeline_runs_with_train_in_the_kernel(kaggle_run, emulator):
     assert meta["train"]["train_loss"] > 0
     version = emulator.kernel_version(f"{USER}/{kaggle['kernel_slug']}", kaggle["kernel_version"])
     assert version.status.value == "COMPLETE"
+    # Kaggle's image as it is today: Python 3.12, the bundle at the new mount path, our pins
+    # installed by the kernel itself (the image has an older transformers and no zenml/peft).
+    report = meta["kaggle_kernel"]
+    assert report["python"].startswith("3.12"), report
+    assert report["image"]["transformers"] == "5.0.0" and report["image"]["zenml"] is None
+    assert report["bundle_path"] == f"/kaggle/input/datasets/{USER}/{kaggle['kernel_slug']}-bundle"
+    installed = set(report["installed"])
+    assert {"zenml==0.98.0", "transformers==5.24.0", "peft==0.21.2"} <= installed, installed
+    assert report["install_s"] > 0
+    assert "installing" in version.log_text()
     saves = emulator.recording.calls("SaveKernel")
     sent = saves[-1].json()
     assert sent["isPrivate"] is True and sent["enableGpu"] is True
@@ -168,11 +191,20 @@ def test_the_kernel_trained_adapter_is_the_one_downstream_steps_use(kaggle_run, 
     assert registration["metrics"] == metrics
 
 
-def test_the_kernels_wandb_run_came_back(kaggle_run):
-    run, _ = kaggle_run
-    runs = [Path(p) for p in run.steps["train"].run_metadata["kaggle_wandb_runs"]]
-    assert runs and all(p.is_dir() and p.name.startswith("offline-run-") for p in runs)
-    assert any(p.suffix == ".wandb" for r in runs for p in r.iterdir())
+def test_one_wandb_run_per_train_step_the_kernels(kaggle_run):
+    run, tmp = kaggle_run
+    meta = run.steps["train"].run_metadata
+    run_id = meta["wandb_run_id"]
+    assert meta["wandb_run_name"] == f"{run.name}_train" and meta["wandb_group"] == run.name
+    assert str(meta["experiment_tracker_url"]).endswith(f"/runs/{run_id}")
+    runs = [Path(p) for p in meta["kaggle_wandb_runs"]]
+    assert [p.name.endswith(f"-{run_id}") for p in runs] == [True], runs
+    assert any(p.suffix == ".wandb" for p in runs[0].iterdir())
+    # The only new local runs: the kernel's (train) and evaluate's; no empty one for train.
+    new = [Path(p) for p in (tmp / "new-wandb-runs.txt").read_text().split()]
+    assert len(new) == 2 and runs[0] in new, new
+    records = (runs[0] / f"run-{run_id}.wandb").read_bytes()  # the config went in
+    assert b"learning_rate" in records and run.name.encode() in records
 
 
 def test_kernel_log_lines_reach_the_step_log(kaggle_run, kaggle_stack):
@@ -182,12 +214,21 @@ def test_kernel_log_lines_reach_the_step_log(kaggle_run, kaggle_stack):
             and "log" in p.as_posix().lower() and p.stat().st_size < 20_000_000]
     streamed = [line for text in logs for line in text.splitlines() if "[kaggle " in line]
     assert any("kernel: step train" in line for line in streamed), streamed[:5]
+    started = [(str(p), line) for p in store.rglob("*") if p.is_file()
+               and "log" in p.as_posix().lower() and p.stat().st_size < 20_000_000
+               for line in p.read_text(errors="replace").splitlines()
+               if "kernel: step train with inputs" in line]
+    assert len(started) == 1, started  # every kernel line once
+    assert any("Kaggle credentials: API token from KAGGLE_API_TOKEN" in text for text in logs)
 
 
 def test_no_secret_reaches_kaggle_or_the_logs(kaggle_run, emulator, kaggle_stack):
     run, _ = kaggle_run
     for name, value in SECRETS.items():
-        assert emulator.recording.find(value) == [], f"{name} reached the emulator"
+        # The API token goes to Kaggle only where the protocol puts it: the Authorization
+        # header (not recorded) and IntrospectToken's body. Nowhere else.
+        hits = [h for h in emulator.recording.find(value) if "IntrospectToken" not in h]
+        assert hits == [], f"{name} reached the emulator: {hits}"
     store = Path(kaggle_stack.active_stack.artifact_store.path)
     for path in store.rglob("*"):
         if path.is_file() and path.stat().st_size < 50_000_000:
@@ -195,7 +236,9 @@ def test_no_secret_reaches_kaggle_or_the_logs(kaggle_run, emulator, kaggle_stack
             for name, value in SECRETS.items():
                 assert value.encode() not in data, f"{name} in {path}"
     kernel_source = emulator.recording.calls("SaveKernel")[-1].json()["text"]
-    assert "KAGGLE" not in kernel_source.replace("NIZAMI_KAGGLE_ROOT", "")
+    assert "KAGGLE_API_TOKEN" not in kernel_source and "KGAT_" not in kernel_source
+    calls = [c for c in emulator.recording.requests if c.method not in ("upload", "download")]
+    assert {c.auth_scheme for c in calls} <= {"Bearer", ""}  # never the legacy key
 
 
 def test_a_cached_train_step_never_reaches_kaggle(kaggle_run, emulator):

