@@ -564,3 +564,16 @@ def test_dvc_stage_versions_a_kaggle_dataset_that_load_data_reads_at_a_revision(
     )  # fmt: skip
     assert missing.returncode == 1
     assert f"Kaggle dataset {USER}/no-such-data not found (HTTP 404)" in missing.stderr
+
+
+def test_the_legacy_layout_mounts_a_dataset_at_its_slug(tmp_path: Path, kaggle_image: str) -> None:
+    with KaggleEmulator(root=tmp_path / "legacy", username=USER, key=KEY, python=kaggle_image,
+                        layout="legacy", dataset_processing_s=0) as emu:
+        data = write_dataset(tmp_path / "ds", "legacy-data", {"a.txt": "a"})
+        assert kaggle_cli(emu, tmp_path, "datasets", "create", "-p", str(data)).returncode == 0
+        folder = write_kernel(tmp_path / "k", "legacy-kernel",
+                              dataset_sources=[f"{USER}/legacy-data"])
+        assert kaggle_cli(emu, tmp_path, "kernels", "push", "-p", str(folder)).returncode == 0
+        version = emu.wait(f"{USER}/legacy-kernel")
+        seen = json.loads((version.working_dir / "env.json").read_text())["inputs"]
+        assert seen == ["/kaggle/input/legacy-data/a.txt"], version.log_text()
