@@ -6,9 +6,10 @@
 
     python data/kaggle_download.py --dataset owner/slug[/version] --out data/kaggle
 
-Credentials are the kaggle client's usual ones: ``KAGGLE_USERNAME``/``KAGGLE_KEY`` or
-``~/.kaggle/kaggle.json``. Every call has a timeout; 429, 5xx and connection errors are retried
-with backoff (honouring ``Retry-After``). The folder is replaced only once the whole download
+It uses the step operator's Kaggle client (``kaggle_orchestrator.client``): the same credential
+order (``KAGGLE_API_TOKEN``, ``~/.kaggle/access_token``, then ``KAGGLE_USERNAME``/``KAGGLE_KEY``
+or ``kaggle.json``), a timeout on every call, and the one retry policy (429, 5xx and connection
+errors, honouring ``Retry-After``). The folder is replaced only once the whole download
 succeeded.
 """
 
@@ -17,59 +18,28 @@ from __future__ import annotations
 import argparse
 import logging
 import shutil
-import socket
 import sys
 import tempfile
-import time
 from pathlib import Path
 
+from kaggle_orchestrator.client import KaggleApiError, KaggleClient
+from kaggle_orchestrator.credentials import KaggleAuthError, resolve_credentials
+from kaggle_orchestrator.retry import status_of
+
 log = logging.getLogger("kaggle_download")
-TRANSIENT = {429, 500, 502, 503, 504}
 
 
 class DownloadError(RuntimeError):
     """A download that cannot succeed as asked (no credentials, unknown dataset...)."""
 
 
-def _kaggle_api():
-    """An authenticated ``KaggleApi`` (its import authenticates and may print help)."""
-    try:
-        from kaggle.api.kaggle_api_extended import KaggleApi
-    except ImportError as e:
-        raise DownloadError("the kaggle client is not installed (pip install kaggle)") from e
-    api = KaggleApi()
-    try:
-        api.authenticate()
-    except SystemExit as e:  # the client calls exit(1) when it finds no credentials
-        raise DownloadError(
-            "no Kaggle credentials: set KAGGLE_USERNAME and KAGGLE_KEY, or write "
-            "~/.kaggle/kaggle.json (mode 600)"
-        ) from e
-    return api
-
-
-def _status(error: Exception) -> int | None:
-    response = getattr(error, "response", None)
-    return getattr(response, "status_code", None)
-
-
-def _retry_after(error: Exception) -> float | None:
-    response = getattr(error, "response", None)
-    value = getattr(response, "headers", {}).get("Retry-After") if response is not None else None
-    try:
-        return float(value) if value is not None else None
-    except ValueError:
-        return None
-
-
-def download(dataset: str, out: Path, attempts: int = 5, backoff_s: float = 2.0) -> list[Path]:
+def download(dataset: str, out: Path, client: KaggleClient | None = None) -> list[Path]:
     """Download every file of ``dataset`` (unzipped) into ``out``, replacing what is there.
 
     Args:
         dataset: ``owner/slug`` or ``owner/slug/<version>``.
         out: The folder to fill.
-        attempts: Tries per download before giving up on transient errors.
-        backoff_s: The first wait between tries (doubled each time).
+        client: The Kaggle client (default: one from the usual credentials).
 
     Returns:
         The files written, sorted.
@@ -78,37 +48,27 @@ def download(dataset: str, out: Path, attempts: int = 5, backoff_s: float = 2.0)
         DownloadError: On a missing or inaccessible dataset, bad credentials, or transient
             errors that outlast the retries.
     """
-    import requests
-
     if dataset.count("/") not in (1, 2) or not all(dataset.split("/")):
         raise DownloadError(f"dataset {dataset!r} is not of the form owner/slug[/version]")
-    api = _kaggle_api()
+    try:
+        client = client or KaggleClient(resolve_credentials(), timeout_s=120.0)
+    except KaggleAuthError as e:
+        raise DownloadError(str(e)) from e
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".kaggle-download-", dir=out.parent))
     try:
-        delay = backoff_s
-        for attempt in range(1, attempts + 1):
-            try:
-                api.dataset_download_files(dataset, path=str(staging), unzip=True, force=True)
-                break
-            except (requests.HTTPError, requests.ConnectionError, requests.Timeout) as e:
-                status = _status(e)
-                if status in (401, 403):
-                    raise DownloadError(
-                        f"Kaggle refused access to dataset {dataset} (HTTP {status}): check the "
-                        "credentials and that this account can see the dataset"
-                    ) from e
-                if status == 404:
-                    raise DownloadError(f"Kaggle dataset {dataset} not found (HTTP 404)") from e
-                if (status is not None and status not in TRANSIENT) or attempt == attempts:
-                    raise DownloadError(f"downloading Kaggle dataset {dataset} failed: {e}") from e
-                wait = _retry_after(e) or delay
-                log.warning(
-                    "download of %s failed (%s); retry %d in %.1fs", dataset, e, attempt, wait
-                )
-                time.sleep(wait)
-                delay *= 2
-        files = sorted(p for p in staging.rglob("*") if p.is_file())
+        try:
+            files = client.download_dataset(dataset, staging)
+        except KaggleApiError as e:
+            status = status_of(e.__cause__) if e.__cause__ else None
+            if status in (401, 403):
+                raise DownloadError(
+                    f"Kaggle refused access to dataset {dataset} (HTTP {status}): check the "
+                    "credentials and that this account can see the dataset"
+                ) from e
+            if status == 404:
+                raise DownloadError(f"Kaggle dataset {dataset} not found (HTTP 404)") from e
+            raise DownloadError(f"downloading Kaggle dataset {dataset} failed: {e}") from e
         if not files:
             raise DownloadError(f"Kaggle dataset {dataset} has no files")
         if out.exists():
@@ -126,10 +86,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--dataset", required=True, help="owner/slug or owner/slug/<version>")
     parser.add_argument("--out", type=Path, required=True, help="folder to fill (replaced)")
-    parser.add_argument("--timeout", type=float, default=120.0, help="seconds per network read")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
-    socket.setdefaulttimeout(args.timeout)  # the kaggle client sets no timeout on API calls
     try:
         download(args.dataset, args.out)
     except DownloadError as e:

@@ -13,7 +13,6 @@ Everything else is the production code path.
 from __future__ import annotations
 
 import contextlib
-import email.utils
 import io
 import json
 import logging
@@ -23,15 +22,14 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TypeVar
 
-import requests
 from requests.adapters import HTTPAdapter
 
 from kaggle_orchestrator import _sdk
 from kaggle_orchestrator.credentials import Credentials, KaggleAuthError
+from kaggle_orchestrator.retry import call_with_retries, status_of
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-RETRY_STATUSES = {429, 500, 502, 503, 504}
 
 
 class KaggleApiError(RuntimeError):
@@ -56,25 +54,6 @@ def _import_kaggle_api():
     with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
         from kaggle.api.kaggle_api_extended import KaggleApi
     return KaggleApi
-
-
-def _retry_after(error: BaseException) -> float | None:
-    response = getattr(error, "response", None)
-    header = response.headers.get("Retry-After") if response is not None else None
-    if not header:
-        return None
-    try:
-        return max(0.0, float(header))
-    except ValueError:
-        when = email.utils.parsedate_to_datetime(header)
-        return max(0.0, when.timestamp() - time.time())
-
-
-def _is_transient(error: BaseException) -> bool:
-    if isinstance(error, requests.ConnectionError | requests.Timeout):
-        return True
-    response = getattr(error, "response", None)
-    return response is not None and response.status_code in RETRY_STATUSES
 
 
 class KaggleClient:
@@ -151,22 +130,17 @@ class KaggleClient:
             )
         return answer.username
 
-    def call(self, what: str, fn: Callable[[], T], retry: bool = True) -> T:
-        """Run ``fn`` (one API call), retrying transient failures; ``what`` names it in errors."""
-        delay = self.backoff_s
-        for attempt in range(self.max_retries + 1):
-            try:
-                return fn()
-            except Exception as error:  # the kaggle client raises requests/ValueError types
-                if not (retry and _is_transient(error)) or attempt == self.max_retries:
-                    raise KaggleApiError(f"Kaggle API {what} failed: {error}") from error
-                wait = _retry_after(error)
-                wait = min(delay, 60.0) if wait is None else min(wait, 300.0)
-                log.warning("Kaggle API %s: %s; retry %d/%d in %.1fs",
-                            what, error, attempt + 1, self.max_retries, wait)
-                time.sleep(wait)
-                delay *= 2
-        raise AssertionError("unreachable")
+    def call(self, what: str, fn: Callable[[], T],
+             before_retry: Callable[[BaseException], None] | None = None) -> T:
+        """Run ``fn`` (one API call) under the retry policy (``retry.py``).
+
+        Raises:
+            KaggleApiError: It failed for good; names the call (``what``), from the cause.
+        """
+        try:
+            return call_with_retries(what, fn, self.max_retries, self.backoff_s, before_retry)
+        except Exception as error:  # the kaggle client raises requests/ValueError types
+            raise KaggleApiError(f"Kaggle API {what} failed: {error}") from error
 
     def kernel_url(self, slug: str) -> str:
         """The kernel's page (on Kaggle, or on the compatible server)."""
@@ -246,6 +220,12 @@ class KaggleClient:
         if error or (getattr(response, "status", "") or "").lower() not in ("ok", ""):
             raise KaggleApiError(f"Kaggle API CreateDataset {meta['id']} failed: {error}")
 
+    def download_dataset(self, ref: str, path: Path) -> list[Path]:
+        """Download every file of ``owner/slug[/version]`` into ``path``, unzipped."""
+        self.call("DownloadDataset", lambda: self.api.dataset_download_files(
+            ref, path=str(path), unzip=True, force=True, quiet=True))
+        return sorted(p for p in path.rglob("*") if p.is_file())
+
     def delete_dataset(self, ref: str) -> None:
         """Delete the dataset ``owner/slug`` (a 404 is fine: it is gone)."""
         owner, _, slug = ref.partition("/")
@@ -281,22 +261,15 @@ class KaggleClient:
         A failed push that may have been accepted (5xx, timeout) deletes the slug before
         retrying, so no orphan version keeps running on the account's GPU quota.
         """
-        delay = self.backoff_s
-        for attempt in range(self.max_retries + 1):
-            try:
-                with contextlib.redirect_stdout(io.StringIO()):
-                    response = self.api.kernels_push(str(folder), timeout=timeout_s)
-                break
-            except Exception as error:
-                if not _is_transient(error) or attempt == self.max_retries:
-                    raise KaggleApiError(f"Kaggle API SaveKernel failed: {error}") from error
-                log.warning("Kaggle API SaveKernel: %s; retry %d/%d", error, attempt + 1,
-                            self.max_retries)
-                status = getattr(getattr(error, "response", None), "status_code", None)
-                if status != 429:  # the push may have been accepted: remove it first
-                    self.delete(slug, missing_ok=True)
-                time.sleep(_retry_after(error) or min(delay, 60.0))
-                delay *= 2
+        def push_once():
+            with contextlib.redirect_stdout(io.StringIO()):
+                return self.api.kernels_push(str(folder), timeout=timeout_s)
+
+        def before_retry(error: BaseException) -> None:
+            if status_of(error) != 429:  # the push may have been accepted: remove it first
+                self.delete(slug, missing_ok=True)
+
+        response = self.call("SaveKernel", push_once, before_retry)
         if response.error:
             raise KaggleApiError(f"Kaggle refused the kernel push of {slug}: {response.error}")
         invalid = {

@@ -126,3 +126,57 @@ def test_the_tracker_goes_online_only_with_a_key(tmp_path):
     assert "online (key from the ZenML secret 'wandb')" in said
     said, config = switch(WANDB_MODE="offline")
     assert config == {**config, "api_key": "offline-placeholder", "settings": {"mode": "offline"}}
+
+
+def _http_error(status: int, retry_after: str | None = None):
+    import requests
+
+    response = requests.Response()
+    response.status_code = status
+    if retry_after is not None:
+        response.headers["Retry-After"] = retry_after
+    return requests.HTTPError(f"{status} error", response=response)
+
+
+def test_the_retry_policy_honours_both_retry_after_forms_and_is_bounded():
+    import email.utils
+    import time
+
+    import requests
+
+    from kaggle_orchestrator.retry import call_with_retries, retry_after_s
+
+    assert retry_after_s(_http_error(429, "7")) == 7.0
+    in_20s = email.utils.formatdate(time.time() + 20, usegmt=True)
+    assert 17 <= retry_after_s(_http_error(503, in_20s)) <= 20
+    assert retry_after_s(_http_error(429, "9999")) == 300.0  # capped
+    assert retry_after_s(_http_error(500)) is None
+
+    calls = []
+
+    def flaky():
+        calls.append(time.monotonic())
+        if len(calls) < 3:
+            raise _http_error(429, "0.2")
+        return "ok"
+
+    assert call_with_retries("Probe", flaky, max_retries=3, backoff_s=5.0) == "ok"
+    assert calls[2] - calls[1] < 2  # Retry-After (0.2 s) won over the 5 s backoff
+    calls.clear()
+
+    def always_500():
+        calls.append(1)
+        raise _http_error(500)
+
+    with pytest.raises(requests.HTTPError):
+        call_with_retries("Probe", always_500, max_retries=2, backoff_s=0.01)
+    assert len(calls) == 3
+    calls.clear()
+
+    def forbidden():
+        calls.append(1)
+        raise _http_error(403)
+
+    with pytest.raises(requests.HTTPError):
+        call_with_retries("Probe", forbidden, max_retries=5, backoff_s=0.01)
+    assert len(calls) == 1  # a 403 will not get better
