@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shlex
 import sys
 import tempfile
 from pathlib import Path
@@ -32,10 +33,10 @@ from zenml.step_operators.step_operator_entrypoint_configuration import (
 )
 from zenml.utils import pydantic_utils, source_utils
 
-from kaggle_orchestrator import bundle as values
-from kaggle_orchestrator import kernel
+from kaggle_orchestrator import bundle, kernel
 from kaggle_orchestrator.client import KaggleApiError, KaggleClient
 from kaggle_orchestrator.credentials import resolve_credentials
+from kaggle_orchestrator.flavor import KAGGLE_FLAVOR
 from kaggle_orchestrator.follow import KernelFailedError, follow_kernel
 from kaggle_orchestrator.wandb_run import KernelWandbRun
 
@@ -139,7 +140,7 @@ class KernelStepCall:
         outputs = self.step.config.outputs
         manifest = {
             "step_source": self.step.spec.source.import_path,
-            "inputs": values.save_values(params, bundle_dir / "inputs"),
+            "inputs": bundle.save_values(params, bundle_dir / "inputs"),
             "outputs": list(outputs),
             "output_materializers": {
                 name: [s.import_path for s in output.materializer_source]
@@ -148,10 +149,10 @@ class KernelStepCall:
             # What the kernel's offline W&B run needs; never the API key.
             "wandb": self.wandb_run.for_kernel() if self.wandb_run else None,
         }
-        values.write_manifest(bundle_dir, manifest)
+        bundle.write_manifest(bundle_dir, manifest)
         dataset_dir = scratch / "dataset"
         dataset_dir.mkdir()
-        size = values.pack(bundle_dir, Path(source_utils.get_source_root()),
+        size = bundle.pack(bundle_dir, Path(source_utils.get_source_root()),
                            dataset_dir / kernel.BUNDLE_FILE)
         (dataset_dir / "dataset-metadata.json").write_text(
             json.dumps(kernel.dataset_metadata(client.username, names))
@@ -192,7 +193,7 @@ class KernelStepCall:
         except OSError as error:
             message = f"Kaggle kernel {ref} completed without outputs: {error}"
             raise KernelFailedError(message) from error
-        results = values.load_values(entries, outputs_dir)
+        results = bundle.load_values(entries, outputs_dir)
         metadata_file = out / "metadata.json"
         for record in json.loads(metadata_file.read_text()) if metadata_file.exists() else []:
             log_metadata(metadata=record)
@@ -223,7 +224,7 @@ class KernelStepCall:
             log.info("W&B run %s synced from the kernel: %s", run.id, run.url)
         else:
             log.info("W&B run %s kept offline at %s; upload it with: %s", run.id, kept[0],
-                     " ".join(run.sync_command(kept[0])[1:]).replace("-m wandb", "wandb", 1))
+                     shlex.join(["wandb", *run.sync_command(kept[0])[3:]]))
         log_metadata(metadata={"kaggle_wandb_runs": [str(p) for p in kept]})
 
 
@@ -231,13 +232,11 @@ class KernelStepRunner(StepRunner):
     """ZenML's step runner with the step call sent to a Kaggle kernel."""
 
     def _load_step(self):
-        from kaggle_orchestrator.step_operator import KaggleStepOperator
-
         instance = super()._load_step()
         name = self._step.config.step_operator
         operator = (self._stack.step_operators.get(name) if isinstance(name, str)
                     else self._stack.step_operator)
-        if not isinstance(operator, KaggleStepOperator):
+        if operator is None or operator.flavor != KAGGLE_FLAVOR:
             raise RuntimeError(
                 f"step {self._step.config.name}: step operator {name!r} of stack "
                 f"'{self._stack.name}' is not a kaggle step operator"
