@@ -302,6 +302,18 @@ class KaggleClient:
         for event in self.api.kernels_logs_stream(ref):
             yield str(event.get("data", ""))
 
+    def output_files(self, ref: str) -> list[str]:
+        """The names of the output files of ``owner/slug/N`` (no download)."""
+        names: list[str] = []
+        token = None
+        while True:
+            page = self.call("ListKernelFiles", lambda t=token: self.api.kernels_list_files(
+                ref, page_token=t, page_size=200))
+            names += [f.name for f in page.files]
+            token = page.next_page_token
+            if not token:
+                return names
+
     def download_output(self, ref: str, path: Path) -> list[str]:
         """Download every output file of ``ref`` into ``path``."""
         path.mkdir(parents=True, exist_ok=True)

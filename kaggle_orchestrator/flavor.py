@@ -56,6 +56,11 @@ class KaggleStepOperatorSettings(BaseSettings):
         extra_requirements: Further pinned requirements (``name==version``) for the kernel.
         dataset_sources: Kaggle datasets (``owner/slug``) to attach read-only.
         model_sources: Kaggle models (``owner/model/framework/variation/version``) to attach.
+        max_attempts: Kernel versions one step run may use: when a version ends in ERROR,
+            times out or is stopped by Kaggle after saving a checkpoint, the next version
+            attaches its output and resumes from it.
+        resume_marker: The file whose presence under a failed version's checkpoints means
+            there is something to resume from.
         mode: ``standalone`` (no ZenML server needed); ``server`` is not implemented yet.
     """
 
@@ -68,6 +73,8 @@ class KaggleStepOperatorSettings(BaseSettings):
     extra_requirements: tuple[str, ...] = ()
     dataset_sources: tuple[str, ...] = ()
     model_sources: tuple[str, ...] = ()
+    max_attempts: int = Field(3, ge=1, le=10)
+    resume_marker: str = "nizami-checkpoint.json"
     mode: Literal["standalone"] = "standalone"
 
     @field_validator("extra_requirements")

@@ -21,6 +21,10 @@ MAX_SLUG = 50  # Kaggle's limit for dataset slugs; the bundle's slug is the kern
 FINISHED = {"COMPLETE", "ERROR", "CANCEL_ACKNOWLEDGED"}
 FAILED = FINISHED - {"COMPLETE"}
 MAX_SOURCE_BYTES = 1_000_000  # Kaggle rejects kernel sources of 1 MB or more
+# Where the step keeps resumable checkpoints in the kernel, and where it looks for earlier ones
+# (a previous version's output is attached under /kaggle/input; found by search, not by path).
+CHECKPOINTS = "/kaggle/working/checkpoints"
+KERNEL_ENV = {"NIZAMI_CHECKPOINTS": CHECKPOINTS, "NIZAMI_RESUME_FROM": "/kaggle/input"}
 
 
 @dataclass(frozen=True)
@@ -62,8 +66,10 @@ def kernel_metadata(
     enable_internet: bool,
     dataset_sources: Iterable[str] = (),
     model_sources: Iterable[str] = (),
+    kernel_sources: Iterable[str] = (),
 ) -> dict:
-    """``kernel-metadata.json``: always private; a GPU kernel always names its machine shape."""
+    """``kernel-metadata.json``: always private; a GPU kernel always names its machine shape.
+    ``kernel_sources`` attaches other kernels' outputs (a previous version's, to resume)."""
     meta = {
         "id": f"{owner}/{names.kernel}",
         "title": names.kernel,
@@ -76,6 +82,7 @@ def kernel_metadata(
         "enable_internet": enable_internet,
         "dataset_sources": [f"{owner}/{names.dataset}", *dataset_sources],
         "model_sources": list(model_sources),
+        "kernel_sources": list(kernel_sources),
     }
     if machine_shape:
         meta["machine_shape"] = machine_shape
@@ -109,6 +116,8 @@ def kernel_script(
         "bundle_file": BUNDLE_FILE,
         "report_file": REPORT_FILE,
         "requirements": list(requirements),
+        "env": KERNEL_ENV,
+        "checkpoints": CHECKPOINTS,
         "check_only": check_imports is not None,
         "check_imports": list(check_imports or []),
     }

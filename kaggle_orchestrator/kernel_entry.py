@@ -18,6 +18,7 @@ import importlib.metadata
 import json
 import os
 import platform
+import shutil
 import socket
 import subprocess
 import sys
@@ -147,9 +148,13 @@ def main() -> int:
             __import__(module)
         print("imports ok:", ", ".join(CONFIG["check_imports"]), flush=True)
         return 0
+    os.environ.update(CONFIG["env"])  # where checkpoints go, and where earlier ones are looked for
     from kaggle_orchestrator.kernel_main import main as run_step
 
-    return run_step(bundle, WORKING)
+    status = run_step(bundle, WORKING)
+    if status == 0:  # done: the checkpoints would only weigh on the output download
+        shutil.rmtree(CONFIG["checkpoints"], ignore_errors=True)
+    return status
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ import os
 import shlex
 import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -101,17 +102,60 @@ class KernelStepCall:
         with tempfile.TemporaryDirectory(prefix="nizami-kaggle-") as scratch:
             scratch = Path(scratch)
             self._upload_bundle(client, names, params, scratch)
-            version = self._push(client, names, scratch / "kernel")
-            ref = f"{client.username}/{names.kernel}/{version}"
-            url = client.kernel_url(names.kernel)
-            log_metadata(metadata={"kaggle": {
-                "kernel_url": Uri(url), "kernel_slug": names.kernel, "kernel_version": version,
-                "bundle_dataset": f"{client.username}/{names.dataset}",
-                "machine_shape": self.settings.machine_shape or "CPU",
-            }})
-            follow_kernel(client, names.kernel, ref, url, self.settings.timeout_s,
-                          self.settings.poll_interval_s)
+            ref = self._run_attempts(client, names, scratch)
             return self._collect(client, ref, scratch / "output")
+
+    def _run_attempts(self, client: KaggleClient, names: kernel.KernelNames,
+                      scratch: Path) -> str:
+        """Push and follow kernel versions until one completes; a version that failed after a
+        checkpoint is resumed by the next (``max_attempts``). Returns the completed ref."""
+        url = client.kernel_url(names.kernel)
+        attempts: list[dict[str, Any]] = []
+        for attempt in range(1, self.settings.max_attempts + 1):
+            resume = [f"{client.username}/{names.kernel}"] if attempt > 1 else []
+            version = self._push(client, names, scratch / f"kernel-{attempt}", resume)
+            ref = f"{client.username}/{names.kernel}/{version}"
+            started = time.monotonic()
+            record = {"attempt": attempt, "kernel_version": version, "resumed": bool(resume)}
+            attempts.append(record)
+            self._log_kernel(client, names, version, url, attempts)
+            try:
+                follow_kernel(client, names.kernel, ref, url, self.settings.timeout_s,
+                              self.settings.poll_interval_s)
+            except KernelFailedError as failure:
+                record |= {"status": "failed", "minutes": _minutes(started)}
+                if attempt == self.settings.max_attempts or not self._resumable(client, ref):
+                    self._log_kernel(client, names, version, url, attempts)
+                    raise
+                log.warning("Kaggle kernel version %d failed after a checkpoint: resuming in a "
+                            "new version (attempt %d of %d). %s", version, attempt + 1,
+                            self.settings.max_attempts, str(failure).splitlines()[0])
+                continue
+            record |= {"status": "completed", "minutes": _minutes(started)}
+            self._log_kernel(client, names, version, url, attempts)
+            return ref
+        raise AssertionError("max_attempts >= 1")  # the loop returns or raises
+
+    def _resumable(self, client: KaggleClient, ref: str) -> bool:
+        """Whether the failed version ``ref`` left a complete checkpoint in its output."""
+        try:
+            files = client.output_files(ref)
+        except KaggleApiError as error:  # its output is gone (deleted at a timeout...)
+            log.warning("no output of %s to resume from: %s", ref, error)
+            return False
+        prefix = kernel.CHECKPOINTS.removeprefix("/kaggle/working/")
+        return any(f.startswith(prefix + "/") and f.endswith(self.settings.resume_marker)
+                   for f in files)
+
+    def _log_kernel(self, client: KaggleClient, names: kernel.KernelNames, version: int,
+                    url: str, attempts: list[dict[str, Any]]) -> None:
+        log_metadata(metadata={"kaggle": {
+            "kernel_url": Uri(url), "kernel_slug": names.kernel, "kernel_version": version,
+            "bundle_dataset": f"{client.username}/{names.dataset}",
+            "machine_shape": self.settings.machine_shape or "CPU", "attempts": attempts,
+            "gpu_minutes": round(sum(a.get("minutes", 0) for a in attempts), 1)
+            if self.settings.machine_shape else 0,
+        }})
 
     # -- before the push ------------------------------------------------------------------
 
@@ -162,7 +206,8 @@ class KernelStepCall:
         client.create_dataset(dataset_dir)
         client.wait_dataset_ready(ref)
 
-    def _push(self, client: KaggleClient, names: kernel.KernelNames, folder: Path) -> int:
+    def _push(self, client: KaggleClient, names: kernel.KernelNames, folder: Path,
+              kernel_sources: list[str]) -> int:
         folder.mkdir()
         requirements = kernel.pinned_requirements(
             self.settings.packages, self.settings.extra_requirements
@@ -172,7 +217,7 @@ class KernelStepCall:
         )
         meta = kernel.kernel_metadata(
             client.username, names, self.settings.machine_shape, self.settings.enable_internet,
-            self.settings.dataset_sources, self.settings.model_sources,
+            self.settings.dataset_sources, self.settings.model_sources, kernel_sources,
         )
         (folder / "kernel-metadata.json").write_text(json.dumps(meta, indent=2))
         version = client.push(folder, names.kernel, int(self.settings.timeout_s))
@@ -226,6 +271,10 @@ class KernelStepCall:
             log.info("W&B run %s kept offline at %s; upload it with: %s", run.id, kept[0],
                      shlex.join(["wandb", *run.sync_command(kept[0])[3:]]))
         log_metadata(metadata={"kaggle_wandb_runs": [str(p) for p in kept]})
+
+
+def _minutes(started: float) -> float:
+    return round((time.monotonic() - started) / 60, 2)
 
 
 class KernelStepRunner(StepRunner):

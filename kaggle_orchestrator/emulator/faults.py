@@ -114,6 +114,18 @@ class KernelCancelFault(_Fault):
     slug: str | None = None
 
 
+class KernelStopFault(_Fault):
+    """The next ``times`` pushed kernels (optionally only ``slug``) are stopped by "Kaggle" as
+    soon as their log contains ``after_log`` (a session limit, a preemption): the session is
+    killed and ends in ERROR with ``message``; what it wrote to ``/kaggle/working`` stays."""
+
+    kind: Literal["kernel_stop"] = "kernel_stop"
+    after_log: str
+    message: str = "Your notebook tried to run longer than the maximum allowed session time"
+    times: int = Field(1, ge=1)
+    slug: str | None = None
+
+
 class QuotaExhaustedFault(_Fault):
     """The weekly GPU quota is used up: the quota statistics say so and GPU pushes are refused."""
 
@@ -137,13 +149,14 @@ Fault = Annotated[
     | KernelErrorFault
     | KernelHangFault
     | KernelCancelFault
+    | KernelStopFault
     | SlowResponseFault
     | QuotaExhaustedFault
     | GpuSessionsFault,
     Field(discriminator="kind"),
 ]
 FAULT_ADAPTER: TypeAdapter[Fault] = TypeAdapter(Fault)
-KernelFault = KernelErrorFault | KernelHangFault | KernelCancelFault
+KernelFault = KernelErrorFault | KernelHangFault | KernelCancelFault | KernelStopFault
 
 
 def _method_matches(pattern: str, service: str, method: str) -> bool:
@@ -253,6 +266,14 @@ class Faults:
         self.add(KernelCancelFault(after_s=after_s, ack_after_s=ack_after_s, times=times,
                                    slug=slug))
 
+    def kernel_stop(self, after_log: str, *, message: str | None = None, times: int = 1,
+                    slug: str | None = None) -> None:
+        """The next pushed kernel is stopped by Kaggle once its log contains ``after_log``."""
+        fields: dict[str, Any] = {"after_log": after_log, "times": times, "slug": slug}
+        if message is not None:
+            fields["message"] = message
+        self.add(KernelStopFault(**fields))
+
     def exhaust_gpu_quota(self) -> None:
         """Use up the weekly GPU quota (until ``clear``)."""
         self.add(QuotaExhaustedFault())
@@ -310,8 +331,7 @@ class Faults:
     def take_kernel_fault(self, slug: str) -> KernelFault | None:
         """Consume one use of the first kernel error/hang/cancel fault for ``slug``, if any."""
         return self._take(
-            lambda f: isinstance(f, KernelErrorFault | KernelHangFault | KernelCancelFault)
-            and f.slug in (None, slug)
+            lambda f: isinstance(f, KernelFault) and f.slug in (None, slug)
         )
 
     def _take(self, match: Callable[[Any], bool]) -> Any:

@@ -42,30 +42,13 @@ from enum import StrEnum
 from pathlib import Path
 from typing import IO, Any, Literal
 
-from kaggle_orchestrator.emulator.faults import (
-    KernelCancelFault,
-    KernelErrorFault,
-    KernelFault,
-    KernelHangFault,
-)
+from kaggle_orchestrator.emulator.faults import KernelErrorFault, KernelFault, KernelHangFault
 from kaggle_orchestrator.emulator.isolation import sandbox_env, session_command
+from kaggle_orchestrator.emulator.session_faults import fault_script, start_fault
 
 log = logging.getLogger(__name__)
 
 _MAGIC_LINE = re.compile(r"^\s*[!%]", re.M)
-
-_HANG_SCRIPT = """\
-import time
-print("session started; it will not finish until the kernel is deleted (emulator fault)")
-while True:
-    time.sleep(60)
-"""
-_ERROR_SCRIPT = """\
-import sys
-sys.stderr.write({log!r})
-sys.exit(1)
-"""
-
 
 class Status(StrEnum):
     """``KernelWorkerStatus`` names, as Kaggle sends them."""
@@ -299,11 +282,9 @@ def _run(
             version.status, version.failure_message = Status.ERROR, str(e)
         version._append("stderr", f"{e}\n")
         return
-    if isinstance(fault, KernelErrorFault | KernelHangFault):  # replaces the pushed source
-        code = _HANG_SCRIPT if isinstance(fault, KernelHangFault) else _ERROR_SCRIPT
-        (version.kaggle_dir / "src" / "script.py").write_text(
-            code.format(log=getattr(fault, "log", "")), encoding="utf-8"
-        )
+    replacement = fault_script(fault)
+    if replacement is not None:  # an error/hang fault replaces the pushed source
+        (version.kaggle_dir / "src" / "script.py").write_text(replacement, encoding="utf-8")
     time.sleep(settings.queue_seconds)
     extra_env = dict(settings.extra_env)
     if settings.pip_cache_dir:
@@ -326,21 +307,8 @@ def _run(
         version.started = time.time()
         version.status = Status.RUNNING
     log.info("kaggle emulator: %s v%d running (pid %d)", version.ref, version.number, version.pid)
-    if isinstance(fault, KernelCancelFault):
-        threading.Thread(target=_cancel_later, args=(version, fault), daemon=True).start()
+    start_fault(version, fault)
     _wait(version, timeout=None if isinstance(fault, KernelHangFault) else timeout, fault=fault)
-
-
-def _cancel_later(version: KernelVersion, fault: KernelCancelFault) -> None:
-    """A cancel from outside: CANCEL_REQUESTED while the script goes on, then killed."""
-    time.sleep(fault.after_s)
-    with version.lock:
-        if version.status is not Status.RUNNING:
-            return
-        version.status = Status.CANCEL_REQUESTED
-    time.sleep(fault.ack_after_s)
-    if version.status is Status.CANCEL_REQUESTED:
-        version.kill()
 
 
 def _wait(version: KernelVersion, timeout: float | None, fault: KernelFault | None) -> None:
