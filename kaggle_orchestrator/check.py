@@ -24,7 +24,7 @@ from pathlib import Path
 from kaggle_orchestrator import kernel
 from kaggle_orchestrator.client import KaggleClient
 from kaggle_orchestrator.credentials import resolve_credentials
-from kaggle_orchestrator.flavor import DEFAULT_KERNEL_PACKAGES
+from kaggle_orchestrator.flavors.kaggle_step_operator_flavor import DEFAULT_KERNEL_PACKAGES
 from kaggle_orchestrator.follow import KernelFailedError, follow_kernel
 
 log = logging.getLogger("kaggle_orchestrator.check")

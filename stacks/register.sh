@@ -9,7 +9,7 @@ export ZENML_ANALYTICS_OPT_IN=${ZENML_ANALYTICS_OPT_IN:-false}
 [ -d .zen ] || zenml init >/dev/null
 # The project's own flavors, registered before any stack import needs them (one a line).
 flavors=(
-  "step-operator kaggle_orchestrator.flavor.KaggleStepOperatorFlavor"
+  "step-operator kaggle_orchestrator.flavors.kaggle_step_operator_flavor.KaggleStepOperatorFlavor"
   "model-registry steps.registry.flavor.HuggingFaceModelRegistryFlavor"
 )
 for flavor in "${flavors[@]}"; do

@@ -78,7 +78,7 @@ def test_the_kagglesdk_internals_we_use_are_where_we_expect_them():
 
 
 def test_the_wandb_sync_command_targets_the_steps_run_id(tmp_path):
-    from kaggle_orchestrator.wandb_run import KernelWandbRun
+    from kaggle_orchestrator.step_operators.wandb_run import KernelWandbRun
 
     run = KernelWandbRun(id="abc123", name="run_train", project="nizami-1.7b", entity="team")
     command = run.sync_command(tmp_path / "offline-run-x-abc123")

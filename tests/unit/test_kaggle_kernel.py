@@ -13,7 +13,7 @@ import pytest
 from pydantic import ValidationError
 
 from kaggle_orchestrator import bundle, kernel
-from kaggle_orchestrator.flavor import KaggleStepOperatorConfig, KaggleStepOperatorSettings
+from kaggle_orchestrator.flavors import KaggleStepOperatorConfig, KaggleStepOperatorSettings
 
 ROOT = Path(__file__).resolve().parents[2]
 RUN_ID = uuid.UUID("0123456789abcdef0123456789abcdef")
@@ -130,7 +130,7 @@ def test_settings_reject_loose_requirements_and_bad_shapes():
 
 
 def test_flavor_import_does_not_import_the_kaggle_client():
-    code = "import sys, kaggle_orchestrator.flavor; print('kaggle' in sys.modules)"
+    code = "import sys, kaggle_orchestrator.flavors; print('kaggle' in sys.modules)"
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
                           timeout=120, check=True)
     assert done.stdout.strip() == "False"

@@ -19,7 +19,7 @@ from zenml.enums import ExecutionStatus
 from zenml.step_operators import BaseStepOperator
 from zenml.utils import source_utils
 
-from kaggle_orchestrator.flavor import KaggleStepOperatorConfig, KaggleStepOperatorSettings
+from kaggle_orchestrator.flavors import KaggleStepOperatorConfig, KaggleStepOperatorSettings
 
 if TYPE_CHECKING:
     from zenml.config.step_run_info import StepRunInfo
@@ -49,7 +49,7 @@ class KaggleStepOperator(BaseStepOperator):
     @property
     def entrypoint_config_class(self) -> type[StepOperatorEntrypointConfiguration]:
         """ZenML's entrypoint with the step call sent to Kaggle."""
-        from kaggle_orchestrator.standalone import StandaloneEntrypointConfiguration
+        from kaggle_orchestrator.step_operators.standalone import StandaloneEntrypointConfiguration
 
         return StandaloneEntrypointConfiguration
 

@@ -37,15 +37,15 @@ from zenml.utils import pydantic_utils, source_utils
 from kaggle_orchestrator import bundle, kernel
 from kaggle_orchestrator.client import KaggleApiError, KaggleClient
 from kaggle_orchestrator.credentials import resolve_credentials
-from kaggle_orchestrator.flavor import KAGGLE_FLAVOR
+from kaggle_orchestrator.flavors import KAGGLE_FLAVOR
 from kaggle_orchestrator.follow import KernelFailedError, follow_kernel
-from kaggle_orchestrator.wandb_run import KernelWandbRun
+from kaggle_orchestrator.step_operators.wandb_run import KernelWandbRun
 
 if TYPE_CHECKING:
     from zenml.config.step_configurations import Step
     from zenml.models import PipelineSnapshotResponse
 
-    from kaggle_orchestrator.flavor import KaggleStepOperatorConfig, KaggleStepOperatorSettings
+    from kaggle_orchestrator.flavors import KaggleStepOperatorConfig, KaggleStepOperatorSettings
 
 log = logging.getLogger(__name__)
 

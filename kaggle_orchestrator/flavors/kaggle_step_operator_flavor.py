@@ -1,0 +1,168 @@
+"""The ``kaggle`` step-operator flavor: settings, config and flavor (zenml + pydantic only).
+
+Importing this module never imports the ``kaggle`` client or torch; the implementation
+(``kaggle_orchestrator.step_operators.kaggle_step_operator``) is loaded lazily by ZenML when a
+step runs. Every field has a description, which the ZenML dashboard shows.
+
+Register it once per ZenML store (``stacks/register.sh`` does this)::
+
+    zenml step-operator flavor register \
+        kaggle_orchestrator.flavors.kaggle_step_operator_flavor.KaggleStepOperatorFlavor
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Literal
+
+from pydantic import Field, field_validator
+from zenml.config.base_settings import BaseSettings
+from zenml.step_operators import BaseStepOperatorConfig, BaseStepOperatorFlavor
+from zenml.utils.secret_utils import SecretField
+
+if TYPE_CHECKING:
+    from kaggle_orchestrator.step_operators.kaggle_step_operator import KaggleStepOperator
+
+KAGGLE_FLAVOR = "kaggle"
+# Accelerators Kaggle's API accepts for `machine_shape` (kaggle-cli docs, Sep 2026).
+# "NvidiaTeslaT4" is the free "GPU T4 x2"; None runs on CPU.
+MachineShape = Literal[
+    "NvidiaTeslaT4", "NvidiaL4", "NvidiaL4X1", "NvidiaTeslaA100", "NvidiaH100", "NvidiaRtxPro6000"
+]
+# The training stack the kernel pins (same versions as this environment); Kaggle's image
+# keeps its own CUDA torch.
+DEFAULT_KERNEL_PACKAGES = (
+    "zenml",
+    "transformers",
+    "tokenizers",
+    "safetensors",
+    "peft",
+    "accelerate",
+    "datasets",
+    "wandb",
+    "pydantic",
+)
+
+
+class KaggleStepOperatorSettings(BaseSettings):
+    """Per-step knobs (``settings: {"step_operator": {...}}`` in a run config)."""
+
+    machine_shape: MachineShape | None = Field(
+        "NvidiaTeslaT4", description="Kaggle accelerator (NvidiaTeslaT4 = the free 'GPU T4 x2'); "
+        "null runs the kernel on CPU.",
+    )
+    enable_internet: bool = Field(
+        True, description="Internet in the kernel: needed to pip-install what Kaggle's image "
+        "lacks and to download a base model from the Hugging Face Hub.",
+    )
+    timeout_s: float = Field(
+        4 * 3600, gt=0, le=12 * 3600, description="Wall-clock limit of one kernel version, "
+        "queueing included; past it the kernel is deleted (Kaggle's own limit did not stop "
+        "wedged kernels).",
+    )
+    poll_interval_s: float = Field(
+        30.0, gt=0, description="Seconds between status polls; backs off to 4x while the log "
+        "is quiet. Log lines arrive live whatever this is.",
+    )
+    slug_prefix: str = Field(
+        "nizami", pattern=r"^[a-z0-9][a-z0-9-]{1,30}$",
+        description="Kernel and bundle-dataset slug prefix; the step name and run id follow it.",
+    )
+    packages: tuple[str, ...] = Field(
+        DEFAULT_KERNEL_PACKAGES, description="Distributions the kernel pins to this "
+        "environment's versions (installed there only where Kaggle's image differs).",
+    )
+    extra_requirements: tuple[str, ...] = Field(
+        (), description="Further requirements for the kernel, pinned (name==version).",
+    )
+    dataset_sources: tuple[str, ...] = Field(
+        (), description="Kaggle datasets (owner/slug) to attach read-only.",
+    )
+    model_sources: tuple[str, ...] = Field(
+        (), description="Kaggle models (owner/model/framework/variation/version) to attach.",
+    )
+    max_attempts: int = Field(
+        3, ge=1, le=10, description="Kernel versions one step run may use: when a version "
+        "ends in ERROR, times out or is stopped by Kaggle after saving a checkpoint, the next "
+        "attaches its output and resumes from it.",
+    )
+    resume_marker: str = Field(
+        "nizami-checkpoint.json", description="The file whose presence under a failed "
+        "version's /kaggle/working/checkpoints means there is something to resume from.",
+    )
+    mode: Literal["standalone"] = Field(
+        "standalone", description="standalone: ZenML's entrypoint runs here and only the step "
+        "function runs on Kaggle (no ZenML server needed).",
+    )
+
+    @field_validator("extra_requirements")
+    @classmethod
+    def _pinned(cls, requirements: tuple[str, ...]) -> tuple[str, ...]:
+        loose = [r for r in requirements if "==" not in r]
+        if loose:
+            raise ValueError(f"kernel requirements must be pinned with '==': {loose}")
+        return requirements
+
+
+class KaggleStepOperatorConfig(BaseStepOperatorConfig, KaggleStepOperatorSettings):
+    """Credentials and defaults of one registered ``kaggle`` step operator.
+
+    Credentials, in this order (``kaggle_orchestrator/credentials.py``): ``api_token`` here (use
+    a ``{{secret.key}}`` reference), ``KAGGLE_API_TOKEN``, ``~/.kaggle/access_token``, then the
+    legacy ``username``/``key`` (here, ``KAGGLE_USERNAME``/``KAGGLE_KEY``, ``kaggle.json``). The
+    step log says which one was used. They are only ever used on this machine: nothing that
+    runs on Kaggle receives them.
+    """
+
+    api_token: str | None = SecretField(
+        default=None, description="Kaggle API token (new accounts; sent as Bearer). Use a "
+        "ZenML secret reference: {{kaggle.token}}.",
+    )
+    username: str | None = SecretField(
+        default=None, description="Kaggle user name; with a token, the token's owner must be "
+        "this user.",
+    )
+    key: str | None = SecretField(default=None, description="Legacy Kaggle API key.")
+    api_endpoint: str | None = Field(
+        None, description="Base URL of a Kaggle-compatible API; null is Kaggle. Point it at "
+        "`python -m kaggle_orchestrator.emulator` to dry-run without spending quota.",
+    )
+    request_timeout_s: float = Field(
+        60.0, gt=0, description="Timeout of every HTTP call to the Kaggle API.",
+    )
+    max_retries: int = Field(
+        5, ge=0, description="Retries of a call answered 429/5xx, or a connection error.",
+    )
+    max_gpu_sessions: int = Field(
+        2, ge=1, description="Kaggle's limit of concurrent GPU sessions per account.",
+    )
+
+    @property
+    def is_remote(self) -> bool:
+        """False: in standalone mode ZenML's entrypoint runs here, only the step call is remote."""
+        return False
+
+    @property
+    def is_local(self) -> bool:
+        """False: the step's work happens on Kaggle."""
+        return False
+
+
+class KaggleStepOperatorFlavor(BaseStepOperatorFlavor):
+    """Runs a step's function in a private Kaggle GPU kernel."""
+
+    @property
+    def name(self) -> str:
+        """The flavor name used in stack YAML (``flavor: kaggle``)."""
+        return KAGGLE_FLAVOR
+
+    @property
+    def config_class(self) -> type[KaggleStepOperatorConfig]:
+        """The component config."""
+        return KaggleStepOperatorConfig
+
+    @property
+    def implementation_class(self) -> type[KaggleStepOperator]:
+        """The step operator, imported only when a step runs."""
+        from kaggle_orchestrator.step_operators.kaggle_step_operator import KaggleStepOperator
+
+        return KaggleStepOperator
