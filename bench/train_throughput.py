@@ -260,6 +260,10 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, help="override the config's batch size")
     parser.add_argument("--arm", action="append", help="NAME or 'NAME:{json overrides}'")
     parser.add_argument("--arm-timeout", type=float, default=1800.0, help="seconds per arm")
+    parser.add_argument("--total-timeout", type=float, default=7200.0,
+                        help="seconds for all arms; arms that would start later are skipped")
+    parser.add_argument("--repeat", type=int, default=1,
+                        help="rounds over all arms; the table reports each arm's fastest")
     parser.add_argument("--log-dir", help="write each arm's full log here")
     parser.add_argument("--json", help="also write the results here")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
@@ -270,46 +274,79 @@ def main() -> None:
 
     import torch
 
+    for folder in (args.log_dir, args.json and Path(args.json).parent):
+        if folder:
+            Path(folder).mkdir(parents=True, exist_ok=True)
     arms = [parse_arm(a) for a in (args.arm or ["baseline", "recipe", "levers"])]
     machine, on_gpu = describe_machine()
     print(f"machine   {machine}; torch {torch.__version__}; {torch.get_num_threads()} CPU threads")
     print(f"recipe    {args.config} at {args.shape} shapes, {args.examples} examples, lengths "
           f"'{args.lengths}', random weights")
-    results = []
-    for name, overrides in arms:
-        result = spawn_arm(args, name, overrides, args.arm_timeout)
-        results.append(result)
-        outcome = result.get("error") or f"{result['tokens_per_s']:.0f} tok/s"
-        print(f"arm       {name}: {json.dumps(overrides)} -> {outcome}", flush=True)
     peak = next((v for k, v in PEAK_FLOPS.items() if k in machine), None) if on_gpu else None
-    base = results[0] if "error" not in results[0] else None
-    print(f"{'arm':<14} {'tok/s':>9} {'ratio':>6} {'MFU':>6} {'peak GiB':>8} {'time s':>7} "
-          f"{'step s 1st/med':>15} {'loss':>6}  plan")
-    for r in results:
-        if "error" in r:
-            print(f"{r['arm']:<14} FAILED: {r['error']}")
-            continue
-        r["ratio"] = r["tokens_per_s"] / base["tokens_per_s"] if base else None
-        r["mfu"] = r["tokens_per_s"] * r["flops_per_token"] / peak if peak else None
-        p = r["plan"]
-        levers = [k for k in ("packing", "liger_kernel", "torch_compile", "gradient_checkpointing")
-                  if p[k]]
-        ratio = f"{r['ratio']:.2f}x" if r["ratio"] else "-"
-        mfu = f"{100 * r['mfu']:.1f}%" if r["mfu"] else "n/a"
-        memory = f"{r['peak_mem_gib']:.1f}" if r["peak_mem_gib"] else "-"
-        print(f"{r['arm']:<14} {r['tokens_per_s']:>9.0f} {ratio:>6} {mfu:>6} {memory:>8} "
-              f"{r['seconds']:>7.1f} {r['step_s_first']:>7.2f}/{r['step_s_median']:<7.2f} "
-              f"{r['loss']:>6.3f}  micro {p['micro_batch']} x accum {p['grad_accum']}"
-              f"{' padded' if r['padded'] else ''}, {r['precision']}, {', '.join(levers) or '-'}")
-    if base:
-        print(f"baseline  {base['arm']}: {base['params_m']:.1f} M params, mean length "
-              f"{base['mean_len']:.0f} tokens")
+    deadline = time.monotonic() + args.total_timeout
+    runs: list[list[dict]] = [[] for _ in arms]
+    print(HEADER, flush=True)
+    for round_ in range(args.repeat):  # round-robin, so that load drifts hit every arm alike
+        for (name, overrides), tries in zip(arms, runs, strict=True):
+            left = deadline - time.monotonic()
+            if left < 30:
+                result = {"arm": name, "error": "skipped: the total time limit is reached"}
+            else:
+                result = spawn_arm(args, name, overrides, min(args.arm_timeout, left))
+            tries.append(result | {"round": round_ + 1})
+            label = f"{name} #{round_ + 1}" if args.repeat > 1 else name
+            print(row(result | {"arm": label}, _best(runs[0]), peak), flush=True)
+            _write_json(args, machine, runs)
+    best = [_best(t) for t in runs]
+    print(f"best of {args.repeat} rounds per arm:" if args.repeat > 1 else "results:")
+    print(HEADER)
+    for result in best:
+        print(row(result, best[0], peak))
+    _write_json(args, machine, runs)
+    if "error" not in best[0]:
+        print(f"baseline  {best[0]['arm']}: {best[0]['params_m']:.1f} M params, mean "
+              f"length {best[0]['mean_len']:.0f} tokens; ratio = tokens/s over the baseline's")
+
+
+def _best(tries: list[dict]) -> dict | None:
+    """The fastest successful try of an arm, else its last (failed) one."""
+    done = [t for t in tries if "error" not in t]
+    if not tries:
+        return None
+    return max(done, key=lambda t: t["tokens_per_s"]) if done else tries[-1]
+
+
+def _write_json(args, machine: str, runs: list[list[dict]]) -> None:
     if args.json:
         Path(args.json).write_text(json.dumps({
             "machine": machine, "shape": args.shape, "config": args.config,
-            "lengths": args.lengths, "examples": args.examples, "arms": results,
+            "lengths": args.lengths, "examples": args.examples, "repeat": args.repeat,
+            "best": [_best(t) for t in runs], "runs": runs,
         }, indent=2))
 
+
+HEADER = (f"{'arm':<14} {'tok/s':>9} {'ratio':>6} {'MFU':>6} {'peak GiB':>8} {'time s':>7} "
+          f"{'step s 1st/med':>15} {'loss':>6}  plan")
+
+
+def row(r: dict, base: dict | None, peak: float | None) -> str:
+    """One line of the results table (adds ``ratio`` and ``mfu`` to ``r``)."""
+    if base is not None and "error" in base:
+        base = None
+    if "error" in r:
+        return f"{r['arm']:<14} FAILED: {r['error']}"
+    r["ratio"] = r["tokens_per_s"] / base["tokens_per_s"] if base else None
+    r["mfu"] = r["tokens_per_s"] * r["flops_per_token"] / peak if peak else None
+    p = r["plan"]
+    levers = [k for k in ("packing", "liger_kernel", "torch_compile", "gradient_checkpointing")
+              if p[k]]
+    ratio = f"{r['ratio']:.2f}x" if r["ratio"] else "-"
+    mfu = f"{100 * r['mfu']:.1f}%" if r["mfu"] else "n/a"
+    memory = f"{r['peak_mem_gib']:.1f}" if r["peak_mem_gib"] else "-"
+    return (f"{r['arm']:<14} {r['tokens_per_s']:>9.0f} {ratio:>6} {mfu:>6} {memory:>8} "
+            f"{r['seconds']:>7.1f} {r['step_s_first']:>7.2f}/{r['step_s_median']:<7.2f} "
+            f"{r['loss']:>6.3f}  micro {p['micro_batch']} x accum {p['grad_accum']}"
+            f"{' padded' if r['padded'] else ''}, {r['precision']}, {', '.join(levers) or '-'}")
 
 if __name__ == "__main__":
     main()

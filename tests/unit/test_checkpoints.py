@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import shutil
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -53,8 +54,6 @@ def _crash_after(step: int):
 
 def _saves_seen():
     """A callback recording, at every save, the step and the checkpoint folders on disk."""
-    from pathlib import Path
-
     from transformers import TrainerCallback
 
     class Seen(TrainerCallback):
@@ -176,3 +175,35 @@ def test_find_checkpoint_takes_the_newest_complete_one_of_the_same_run(tmp_path)
     assert found is not None and found.step == 6
     assert found.path == tmp_path / "b" / "checkpoint-6"
     assert find_checkpoint([tmp_path], "nothing-like-it") is None
+
+
+def test_the_environment_moves_checkpoints_and_adds_resume_folders(
+    tiny_config, monkeypatch, tmp_path
+) -> None:
+    import os
+
+    from steps.core.config import ROOT, checkpoint_root, resume_dirs
+
+    monkeypatch.delenv("NIZAMI_CHECKPOINTS", raising=False)
+    monkeypatch.delenv("NIZAMI_RESUME_FROM", raising=False)
+    assert checkpoint_root(tiny_config.train) == ROOT / "outputs" / "tiny" / "checkpoints"
+    assert resume_dirs() == []
+
+    monkeypatch.setenv("NIZAMI_CHECKPOINTS", str(tmp_path / "working"))
+    monkeypatch.setenv("NIZAMI_RESUME_FROM", os.pathsep.join(["/kaggle/input", str(tmp_path)]))
+    assert checkpoint_root(tiny_config.train) == tmp_path / "working"
+    assert resume_dirs() == [Path("/kaggle/input"), tmp_path]
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("gradient_checkpointing", "maybe"), ("checkpoint_every_steps", 0),
+     ("time_budget_s", -1), ("attn_implementation", "flash")],
+)
+def test_bad_train_settings_are_rejected(tiny_config, field, value) -> None:
+    from pydantic import ValidationError
+
+    from steps.core.config import TrainConfig
+
+    with pytest.raises(ValidationError, match=field):
+        TrainConfig.model_validate(tiny_config.train.model_dump() | {field: value})

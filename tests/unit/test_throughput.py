@@ -164,9 +164,10 @@ def test_the_activation_estimate_matches_a_measurement() -> None:
 
 
 def _batches(tokenizer, rows, max_length):
+    from transformers import DataCollatorForSeq2Seq, DataCollatorWithFlattening
+
     from steps.core.trainer import IGNORE_INDEX
     from steps.core.training import tokenize
-    from transformers import DataCollatorForSeq2Seq, DataCollatorWithFlattening
 
     features = list(tokenize(rows, tokenizer, max_length))
     padded = DataCollatorForSeq2Seq(tokenizer, padding=True, label_pad_token_id=IGNORE_INDEX)
