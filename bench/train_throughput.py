@@ -146,6 +146,8 @@ def run_arm(args, overrides: dict) -> dict:
     from steps.core.training import apply_lora
 
     transformers.logging.set_verbosity_error()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     overrides = dict(overrides)
     pad = overrides.pop("pad_to_max_length", False)
     full = load_config(args.config)
@@ -220,6 +222,8 @@ def spawn_arm(args, name: str, overrides: dict, timeout: float) -> dict:
                    str(args.examples), "--lengths", args.lengths]
         if args.batch_size:
             command += ["--batch-size", str(args.batch_size)]
+        if args.threads:
+            command += ["--threads", str(args.threads)]
         started = time.perf_counter()
         try:
             done = subprocess.run(command, capture_output=True, text=True, timeout=timeout)
@@ -264,6 +268,7 @@ def main() -> None:
                         help="seconds for all arms; arms that would start later are skipped")
     parser.add_argument("--repeat", type=int, default=1,
                         help="rounds over all arms; the table reports each arm's fastest")
+    parser.add_argument("--threads", type=int, help="torch CPU threads per arm")
     parser.add_argument("--log-dir", help="write each arm's full log here")
     parser.add_argument("--json", help="also write the results here")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
@@ -279,7 +284,8 @@ def main() -> None:
             Path(folder).mkdir(parents=True, exist_ok=True)
     arms = [parse_arm(a) for a in (args.arm or ["baseline", "recipe", "levers"])]
     machine, on_gpu = describe_machine()
-    print(f"machine   {machine}; torch {torch.__version__}; {torch.get_num_threads()} CPU threads")
+    threads = args.threads or torch.get_num_threads()
+    print(f"machine   {machine}; torch {torch.__version__}; {threads} CPU threads per arm")
     print(f"recipe    {args.config} at {args.shape} shapes, {args.examples} examples, lengths "
           f"'{args.lengths}', random weights")
     peak = next((v for k, v in PEAK_FLOPS.items() if k in machine), None) if on_gpu else None

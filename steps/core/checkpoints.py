@@ -14,7 +14,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import math
 import os
 import time
 from collections.abc import Callable, Iterable
@@ -179,9 +178,3 @@ def _any_process(flag: bool, device) -> bool:
     dist.all_reduce(value, op=dist.ReduceOp.MAX)
     return bool(value.item())
 
-
-def steps_total(n_examples: int, cfg: TrainConfig) -> int:
-    """Optimizer steps of a run: ``max_steps``, else epochs over global batches."""
-    if cfg.max_steps:
-        return cfg.max_steps
-    return math.ceil(cfg.epochs * math.ceil(n_examples / (cfg.batch_size * cfg.grad_accum)))
