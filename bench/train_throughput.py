@@ -141,7 +141,12 @@ def run_arm(args, overrides: dict) -> dict:
 
     from steps.core.config import load_config
     from steps.core.modeling import build_tiny_tokenizer, device
-    from steps.core.throughput import apply_liger, device_memory_bytes, plan_training
+    from steps.core.throughput import (
+        apply_liger,
+        attention_here,
+        device_memory_bytes,
+        plan_training,
+    )
     from steps.core.trainer import build_trainer
     from steps.core.training import apply_lora
 
@@ -166,7 +171,7 @@ def run_arm(args, overrides: dict) -> dict:
     if cfg.gradient_checkpointing == "auto" and pad:  # the baseline has no memory model
         cfg = cfg.model_copy(update={"gradient_checkpointing": on_gpu})
 
-    model = build_model(args.shape, dtype, cfg.attn_implementation)
+    model = build_model(args.shape, dtype, attention_here(cfg.attn_implementation))
     liger = apply_liger(model, cfg.liger_kernel)
     peft_model = apply_lora(model, full.lora)
     plan = plan_training(cfg, peft_model, 1, device_memory_bytes(), liger)

@@ -140,7 +140,7 @@ def plan_training(
         packing=cfg.packing,
         liger_kernel=liger_active,
         torch_compile=_compile_available(cfg.torch_compile),
-        attn_implementation=cfg.attn_implementation,
+        attn_implementation=attention_here(cfg.attn_implementation),
         estimated_gib=round(estimate / GIB, 2) if estimate else None,
         device_gib=round(device_memory / GIB, 2) if on_gpu else None,
     )
@@ -161,6 +161,16 @@ def _compile_available(wanted: bool) -> bool:
         log.info("torch_compile: off on a CPU (the recipe's compile settings target CUDA)")
         return False
     return wanted
+
+
+def attention_here(name: str) -> str:
+    """``name``, or ``sdpa`` on a CPU for the GPU-only implementations (with a log line)."""
+    import torch
+
+    if name in ("flash_attention_2", "flex_attention") and not torch.cuda.is_available():
+        log.info("attn_implementation: %s trains on CUDA only; sdpa on this CPU", name)
+        return "sdpa"
+    return name
 
 
 def device_memory_bytes() -> int | None:

@@ -28,7 +28,12 @@ from steps.core.checkpoints import (
 from steps.core.config import LoraSettings, TrainConfig
 from steps.core.dataset import ChatExample
 from steps.core.modeling import device, load_model, load_tokenizer
-from steps.core.throughput import apply_liger, device_memory_bytes, plan_training
+from steps.core.throughput import (
+    apply_liger,
+    attention_here,
+    device_memory_bytes,
+    plan_training,
+)
 from steps.core.trainer import IGNORE_INDEX, build_trainer
 
 if TYPE_CHECKING:
@@ -155,8 +160,9 @@ def run_training(spec: TrainSpec, callbacks: Sequence[TrainerCallback] = ()) -> 
     dataset = tokenize(spec.rows, tokenizer, cfg.max_length)
     fingerprint = run_fingerprint(spec.base_dir, dataset["input_ids"], spec.lora, cfg)
     base = load_model(spec.base_dir, weights_dtype(cfg.precision))
-    if cfg.attn_implementation != base.config._attn_implementation:
-        base.set_attn_implementation(cfg.attn_implementation)
+    attention = attention_here(cfg.attn_implementation)
+    if attention != base.config._attn_implementation:
+        base.set_attn_implementation(attention)
     liger = apply_liger(base, cfg.liger_kernel)
     model = apply_lora(base, spec.lora)
     plan = plan_training(cfg, model, _world_size(), device_memory_bytes(), liger)

@@ -69,17 +69,20 @@ def test_a_global_batch_that_does_not_split_is_refused(tiny_lora_model, tiny_con
 def test_on_a_cpu_auto_checkpointing_is_off_and_cuda_levers_fall_back(
     tiny_lora_model, tiny_config, caplog
 ) -> None:
-    cfg = tiny_config.train.model_copy(
-        update={"gradient_checkpointing": "auto", "auto_micro_batch": True, "torch_compile": True}
-    )
+    cfg = tiny_config.train.model_copy(update={
+        "gradient_checkpointing": "auto", "auto_micro_batch": True, "torch_compile": True,
+        "attn_implementation": "flex_attention",
+    })
     with caplog.at_level(logging.INFO, logger="steps.core.throughput"):
         plan = plan_training(cfg, tiny_lora_model, 1, device_memory=None)
         assert apply_liger(tiny_lora_model, wanted=True) is False
 
     assert not plan.gradient_checkpointing and not plan.torch_compile
+    assert plan.attn_implementation == "sdpa"  # flex_attention has no CPU backward
     assert plan.micro_batch == cfg.batch_size
     assert "torch_compile: off on a CPU" in caplog.text
     assert "liger_kernel: off on a CPU" in caplog.text
+    assert "flex_attention trains on CUDA only" in caplog.text
 
 
 def test_recipe_on_a_t4_checkpoints_at_micro_batch_4(qwen3_1_7b, tiny_config) -> None:
