@@ -82,7 +82,13 @@ def find_checkpoint(roots: Iterable[Path], fingerprint: str) -> CheckpointInfo |
     for root in roots:
         if not root.is_dir():
             continue
-        for folder, _, files in os.walk(root, followlinks=True):
+        seen: set[str] = set()
+        for folder, subfolders, files in os.walk(root, followlinks=True):
+            real = os.path.realpath(folder)
+            if real in seen:  # a symlink loop, or a folder reached twice
+                subfolders.clear()
+                continue
+            seen.add(real)
             if MARKER not in files:
                 continue
             path = Path(folder)

@@ -207,3 +207,14 @@ def test_bad_train_settings_are_rejected(tiny_config, field, value) -> None:
 
     with pytest.raises(ValidationError, match=field):
         TrainConfig.model_validate(tiny_config.train.model_dump() | {field: value})
+
+
+def test_find_checkpoint_follows_links_but_not_in_circles(tmp_path) -> None:
+    _marker(tmp_path / "real" / "checkpoint-3", 3)
+    (tmp_path / "mounted").mkdir()
+    (tmp_path / "mounted" / "out").symlink_to(tmp_path / "real")
+    (tmp_path / "real" / "loop").symlink_to(tmp_path / "mounted")
+
+    found = find_checkpoint([tmp_path / "mounted"], "run-a")
+
+    assert found is not None and found.step == 3
