@@ -14,14 +14,19 @@ from steps.core.dataset import DatasetSplit
 def train(
     dataset: DatasetSplit, base_model: ModelConfig, lora: LoraSettings, recipe: TrainConfig
 ) -> Annotated[Path, "adapter"]:
-    """Train the adapter on the training split; the adapter directory is the artifact."""
+    """Train the adapter (one process per GPU); a rerun resumes from the last checkpoint."""
+    from steps.core.config import checkpoint_root, resume_dirs
     from steps.core.modeling import resolve_base_model
     from steps.core.training import train_lora
     from steps.tracking import report_to
 
     out_dir = Path(tempfile.mkdtemp(prefix="nizami-adapter-")) / "adapter"
     result = train_lora(
-        resolve_base_model(base_model), dataset.train, lora, recipe, out_dir, report_to()
+        resolve_base_model(base_model), dataset.train, lora, recipe, out_dir, report_to(),
+        checkpoint_dir=checkpoint_root(recipe), resume_from=resume_dirs(),
     )
-    log_metadata(metadata={"train": result.metrics})
+    attempt = {"resumed_from_step": result.resumed_from_step or 0, "max_steps": result.max_steps,
+               "resumed_from": result.resumed_from or ""}
+    log_metadata(metadata={"train": result.metrics, "train_plan": result.plan,
+                           "train_attempt": attempt})
     return result.adapter_dir

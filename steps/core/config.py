@@ -86,21 +86,80 @@ class LoraSettings(_Strict):
 
 
 class TrainConfig(_Strict):
-    """transformers.Trainer knobs that the recipe sets; everything else stays at its default."""
+    """transformers.Trainer knobs that the recipe sets; everything else stays at its default.
+
+    **Batches and processes.** The global batch, ``batch_size × grad_accum`` examples per
+    optimizer step, is what the recipe means; it does not depend on the number of processes.
+    With W processes (DDP, one per GPU) each process takes global / W examples per optimizer
+    step, in micro-batches of at most ``batch_size`` (so ``grad_accum`` per process becomes
+    global / (W × micro-batch)). One GPU, two GPUs and a CPU therefore take the same optimizer
+    steps over batches of the same size; W must divide the global batch.
+
+    **Throughput levers** (each can be switched off, e.g. by ``bench/train_throughput.py``):
+    ``packing``, ``liger_kernel``, ``torch_compile``, ``gradient_checkpointing: auto`` and
+    ``auto_micro_batch``. Levers that need CUDA fall back on a CPU with a log line.
+    """
 
     epochs: PositiveFloat = 2.0
-    max_steps: PositiveInt | None = None
-    batch_size: PositiveInt = 8
-    grad_accum: PositiveInt = 1
+    max_steps: PositiveInt | None = Field(None, description="optimizer steps; None = epochs")
+    batch_size: PositiveInt = Field(
+        8, description="micro-batch: examples per forward/backward in one process"
+    )
+    grad_accum: PositiveInt = Field(
+        1, description="micro-batches per optimizer step on one process; global batch = "
+        "batch_size × grad_accum, kept for any number of processes"
+    )
     learning_rate: PositiveFloat = 2e-4
     lr_scheduler: Literal["cosine", "linear", "constant", "constant_with_warmup"] = "cosine"
     warmup_ratio: float = Field(0.03, ge=0.0, lt=1.0)
     weight_decay: float = Field(0.0, ge=0.0)
     max_length: PositiveInt = 1024
     precision: Literal["fp32", "fp16", "bf16"] = "fp32"
-    gradient_checkpointing: bool = False
+    gradient_checkpointing: bool | Literal["auto"] = Field(
+        False, description="recompute activations in the backward pass; 'auto' = only when the "
+        "memory estimate says the micro-batch does not fit on the GPU without it (CPU: off)"
+    )
+    auto_micro_batch: bool = Field(
+        False, description="on a GPU, use the largest micro-batch that the memory estimate fits "
+        "and that divides the per-process share of the global batch (it may exceed batch_size)"
+    )
     group_by_length: bool = True
     pad_to_multiple_of: PositiveInt = 8
+    packing: bool = Field(
+        False, description="padding-free batches: each micro-batch is one row of concatenated "
+        "examples whose position ids restart per example (DataCollatorWithFlattening); the "
+        "attention implementation keeps examples apart (sdpa, eager and flex_attention build "
+        "a block-diagonal mask from the position ids, flash_attention_2 runs varlen kernels)"
+    )
+    attn_implementation: Literal["sdpa", "eager", "flash_attention_2", "flex_attention"] = (
+        Field("sdpa", description="transformers attention; flash_attention_2 needs Ampere+")
+    )
+    liger_kernel: bool = Field(
+        False, description="liger-kernel's Triton kernels for RMSNorm, SwiGLU, RoPE and the fused "
+        "linear cross-entropy (the [gpu] extra, CUDA only; skipped with a log line on a CPU, "
+        "where it is not installed, or when its self-test fails on the GPU)"
+    )
+    torch_compile: bool = Field(False, description="torch.compile the model (CUDA only)")
+    processes: PositiveInt | None = Field(
+        None, description="training processes, one per GPU (DDP via torchrun); None = one per "
+        "visible GPU, 1 on a CPU; >1 on a CPU runs gloo DDP (tests)"
+    )
+    checkpoint_every_steps: PositiveInt | None = Field(
+        100, description="save a checkpoint (adapter, optimizer, scheduler, RNG states, step) "
+        "every N optimizer steps; None = only when the time budget runs out"
+    )
+    checkpoints_kept: PositiveInt = Field(2, description="newest checkpoints kept on disk")
+    checkpoint_dir: Path = Field(
+        Path("outputs/checkpoints"), description="where checkpoints go (relative to the "
+        "repository; NIZAMI_CHECKPOINTS overrides it, e.g. /kaggle/working/checkpoints); a run "
+        "that finds a checkpoint of the same data and recipe here resumes from it, and removes "
+        "its checkpoints once the adapter is saved"
+    )
+    time_budget_s: PositiveFloat | None = Field(
+        None, description="seconds of training allowed in this process (Kaggle: the 12 h session "
+        "minus setup and upload): before the next step would cross it, training checkpoints "
+        "and stops with TrainingInterrupted, to be resumed"
+    )
     logging_steps: PositiveInt = 5
     seed: int = 0
 
@@ -195,3 +254,17 @@ def resolve_path(path: Path) -> Path:
 def cache_dir() -> Path:
     """Where resolved base models are kept (``NIZAMI_CACHE``, default ``~/.cache/nizami``)."""
     return Path(os.environ.get("NIZAMI_CACHE", Path.home() / ".cache" / "nizami"))
+
+
+def checkpoint_root(cfg: TrainConfig) -> Path:
+    """Where a run's checkpoints go: ``NIZAMI_CHECKPOINTS``, else ``cfg.checkpoint_dir``."""
+    override = os.environ.get("NIZAMI_CHECKPOINTS")
+    return Path(override) if override else resolve_path(cfg.checkpoint_dir)
+
+
+def resume_dirs() -> list[Path]:
+    """More folders searched for a checkpoint to resume from (``NIZAMI_RESUME_FROM``, a
+    ``os.pathsep``-separated list; a Kaggle kernel sets it to ``/kaggle/input``, where the
+    previous version's output is mounted)."""
+    raw = os.environ.get("NIZAMI_RESUME_FROM", "")
+    return [Path(part) for part in raw.split(os.pathsep) if part]

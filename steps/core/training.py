@@ -1,34 +1,71 @@
-"""LoRA supervised fine-tuning with transformers' Trainer and peft."""
+"""LoRA supervised fine-tuning with transformers' Trainer and peft.
+
+:func:`train_lora` is what the train step calls. It trains in this process, or, with more than
+one GPU, in one process per GPU (DDP, :mod:`steps.core.distributed`); every process runs
+:func:`run_training`, and only rank 0 saves the adapter. Checkpoints (:mod:`steps.core.
+checkpoints`) let a killed or time-limited run resume where it stopped.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import logging
-import math
+import os
+import shutil
 import tempfile
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pydantic import BaseModel
 
+from steps.core.checkpoints import (
+    TrainingInterrupted,
+    checkpoint_callbacks,
+    find_checkpoint,
+    run_fingerprint,
+)
 from steps.core.config import LoraSettings, TrainConfig
 from steps.core.dataset import ChatExample
 from steps.core.modeling import device, load_model, load_tokenizer
+from steps.core.throughput import (
+    apply_liger,
+    attention_here,
+    device_memory_bytes,
+    plan_training,
+)
+from steps.core.trainer import IGNORE_INDEX, build_trainer
 
 if TYPE_CHECKING:
     from datasets import Dataset
-    from transformers import PreTrainedModel, PreTrainedTokenizerBase, Trainer
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase, TrainerCallback
 
 log = logging.getLogger(__name__)
-IGNORE_INDEX = -100
-
-
-class NonFiniteLossError(RuntimeError):
-    """Training produced a NaN/inf loss; continuing would only waste GPU time."""
 
 
 class TrainResult(BaseModel):
+    """The adapter, the metrics to record and how this attempt went."""
+
     adapter_dir: Path
     metrics: dict[str, float]
+    resumed_from_step: int | None = None
+    resumed_from: str | None = None
+    max_steps: int = 0
+    plan: dict = {}
+    log_history: list[dict] = []
+
+
+class TrainSpec(BaseModel):
+    """Everything one training process needs (JSON, so DDP workers can read it)."""
+
+    base_dir: Path
+    rows: list[ChatExample]
+    lora: LoraSettings
+    cfg: TrainConfig
+    out_dir: Path
+    checkpoint_dir: Path | None = None
+    resume_from: list[Path] = []
+    report_to: str = "none"
 
 
 def tokenize(
@@ -59,60 +96,6 @@ def tokenize(
     return Dataset.from_list(records)
 
 
-def _mixed_precision(precision: str) -> dict[str, bool]:
-    import torch
-
-    if precision == "fp32" or not torch.cuda.is_available():
-        return {}
-    if precision == "bf16" and torch.cuda.get_device_capability() < (8, 0):
-        # T4 (sm_75) reports bf16 "supported" through emulation; it is slow and not what we want.
-        raise ValueError("precision 'bf16' needs an Ampere or newer GPU; use 'fp16' on T4")
-    return {precision: True}
-
-
-def _has_argument(name: str) -> bool:
-    import dataclasses
-
-    from transformers import TrainingArguments
-
-    return name in {f.name for f in dataclasses.fields(TrainingArguments)}
-
-
-def _sampling(group_by_length: bool) -> dict[str, object]:
-    """Length-grouped batches; transformers 5.2x renamed ``group_by_length`` to a strategy."""
-    if _has_argument("train_sampling_strategy"):
-        return {"train_sampling_strategy": "group_by_length" if group_by_length else "random"}
-    return {"group_by_length": group_by_length}
-
-
-def _checkpointing(enabled: bool) -> dict[str, object]:
-    """Activation (gradient) checkpointing under whichever name this transformers uses."""
-    prefix = "activation" if _has_argument("activation_checkpointing") else "gradient"
-    return {
-        f"{prefix}_checkpointing": enabled,
-        f"{prefix}_checkpointing_kwargs": {"use_reentrant": False},
-    }
-
-
-def _trainer_class():
-    from transformers import Trainer
-
-    class FiniteLossTrainer(Trainer):
-        """Stops at the first non-finite loss (Trainer's logs hide NaN by default)."""
-
-        def training_step(self, model, inputs, num_items_in_batch=None):
-            loss = super().training_step(model, inputs, num_items_in_batch)
-            if not math.isfinite(loss.item()):
-                raise NonFiniteLossError(
-                    f"loss became {loss.item()} at step {self.state.global_step + 1}; "
-                    "Qwen models can overflow in fp16: lower the learning rate, or train in "
-                    "bf16/fp32 where the GPU supports it"
-                )
-            return loss
-
-    return FiniteLossTrainer
-
-
 def apply_lora(model: PreTrainedModel, lora: LoraSettings) -> PreTrainedModel:
     """Wrap ``model`` with a fresh LoRA adapter (adapter weights stay fp32 under fp16 bases)."""
     import peft
@@ -134,68 +117,113 @@ def apply_lora(model: PreTrainedModel, lora: LoraSettings) -> PreTrainedModel:
     return model
 
 
-def build_trainer(
-    model: PreTrainedModel,
-    tokenizer: PreTrainedTokenizerBase,
-    dataset: Dataset,
-    cfg: TrainConfig,
-    scratch_dir: str,
-    report_to: str = "none",
-    pad_to_max_length: bool = False,
-) -> Trainer:
-    """The Trainer our train step uses: dynamic padding and length-grouped batches.
-
-    Batches are padded to the longest sequence rounded up to ``cfg.pad_to_multiple_of``.
-
-    ``pad_to_max_length`` pads every batch to ``cfg.max_length`` instead (the naive baseline
-    that ``bench/train_throughput.py`` compares against, together with ``group_by_length=False``).
-    """
-    import torch
-    from transformers import DataCollatorForSeq2Seq, TrainingArguments
-
-    if torch.cuda.is_available() and not pad_to_max_length:
-        # With dynamic padding every new sequence length makes cuDNN's attention build a new
-        # plan; on an H200 that made our step 0.71x the fixed-shape baseline instead of faster
-        # (docs/benchmarks.md). PyTorch's flash/efficient SDPA kernels have no such cost.
-        torch.backends.cuda.enable_cudnn_sdp(False)
-    if cfg.gradient_checkpointing:
-        model.enable_input_require_grads()
-    args = TrainingArguments(
-        output_dir=scratch_dir,
-        num_train_epochs=cfg.epochs,
-        max_steps=cfg.max_steps or -1,
-        per_device_train_batch_size=cfg.batch_size,
-        gradient_accumulation_steps=cfg.grad_accum,
-        learning_rate=cfg.learning_rate,
-        lr_scheduler_type=cfg.lr_scheduler,
-        warmup_steps=cfg.warmup_ratio,  # transformers 5: a float < 1 is a ratio of all steps
-        weight_decay=cfg.weight_decay,
-        **_sampling(cfg.group_by_length and not pad_to_max_length),
-        **_checkpointing(cfg.gradient_checkpointing),
-        logging_steps=cfg.logging_steps,
-        save_strategy="no",
-        report_to=report_to,
-        seed=cfg.seed,
-        data_seed=cfg.seed,
-        use_cpu=device() == "cpu",
-        dataloader_num_workers=0,
-        **_mixed_precision(cfg.precision),
-    )
-    collator = DataCollatorForSeq2Seq(
-        tokenizer,
-        padding="max_length" if pad_to_max_length else True,
-        max_length=cfg.max_length if pad_to_max_length else None,
-        label_pad_token_id=IGNORE_INDEX,
-        pad_to_multiple_of=None if pad_to_max_length else cfg.pad_to_multiple_of,
-    )
-    return _trainer_class()(model=model, args=args, train_dataset=dataset, data_collator=collator)
-
-
 def weights_dtype(precision: str) -> str:
     """dtype to load the frozen base in: half precision only on a GPU."""
     if device() != "cuda":
         return "float32"
     return {"fp16": "float16", "bf16": "bfloat16"}.get(precision, "float32")
+
+
+def _world_size() -> int:
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
+@contextlib.contextmanager
+def _checkpoint_folder(root: Path | None, fingerprint: str, main: bool) -> Iterator[Path]:
+    """``root/<fingerprint>`` (kept if training fails), or a folder that lives for this call."""
+    if root is None:
+        with tempfile.TemporaryDirectory(prefix="nizami-checkpoints-") as scratch:
+            yield Path(scratch)
+        return
+    folder = root / fingerprint
+    folder.mkdir(parents=True, exist_ok=True)
+    yield folder
+    if main:  # the adapter is saved: the checkpoints have served their purpose
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def run_training(spec: TrainSpec, callbacks: Sequence[TrainerCallback] = ()) -> TrainResult:
+    """Train in this process: alone, or as one DDP rank of those torchrun started.
+
+    Resumes from the newest checkpoint of the same run found under ``spec.checkpoint_dir`` or
+    ``spec.resume_from``. Only rank 0 writes the adapter; every rank returns the result.
+
+    Raises:
+        TrainingInterrupted: the time budget ran out; a checkpoint was saved first.
+        NonFiniteLossError: the loss became NaN/inf.
+    """
+    from transformers import set_seed
+
+    cfg = spec.cfg
+    set_seed(cfg.seed)  # the LoRA initialisation below draws from it
+    tokenizer = load_tokenizer(spec.base_dir)
+    dataset = tokenize(spec.rows, tokenizer, cfg.max_length)
+    fingerprint = run_fingerprint(spec.base_dir, dataset["input_ids"], spec.lora, cfg)
+    base = load_model(spec.base_dir, weights_dtype(cfg.precision))
+    attention = attention_here(cfg.attn_implementation)
+    if attention != base.config._attn_implementation:
+        base.set_attn_implementation(attention)
+    liger = apply_liger(base, cfg.liger_kernel)
+    model = apply_lora(base, spec.lora)
+    plan = plan_training(cfg, model, _world_size(), device_memory_bytes(), liger)
+    budget = checkpoint_callbacks(fingerprint, cfg.time_budget_s)
+    main = int(os.environ.get("RANK", "0")) == 0
+    with _checkpoint_folder(spec.checkpoint_dir, fingerprint, main) as folder:
+        found = find_checkpoint([folder, *spec.resume_from], fingerprint)
+        trainer = build_trainer(
+            model, tokenizer, dataset, cfg, str(folder), spec.report_to, plan=plan,
+            callbacks=[*budget, *callbacks],
+        )
+        if found:
+            log.info("resumed from step %d of %d (%s)", found.step, found.max_steps, found.path)
+        output = trainer.train(resume_from_checkpoint=str(found.path) if found else None)
+        stopped_at = next((cb.stopped_at for cb in budget if hasattr(cb, "stopped_at")), None)
+        if stopped_at is not None:
+            raise TrainingInterrupted(
+                stopped_at, trainer.state.max_steps, folder / f"checkpoint-{stopped_at}"
+            )
+        if main:
+            spec.out_dir.mkdir(parents=True, exist_ok=True)
+            model.save_pretrained(spec.out_dir)
+            tokenizer.save_pretrained(spec.out_dir)
+        trainer.accelerator.wait_for_everyone()  # all ranks are done with the checkpoints
+    start_step = found.step if found else 0
+    return TrainResult(
+        adapter_dir=spec.out_dir,
+        metrics=_metrics(trainer, output, dataset, model, start_step, plan.world_size),
+        resumed_from_step=found.step if found else None,
+        resumed_from=str(found.path) if found else None,
+        max_steps=trainer.state.max_steps,
+        plan=plan.model_dump(),
+        log_history=trainer.state.log_history,
+    )
+
+
+def _metrics(trainer, output, dataset, model, start_step: int, world_size: int) -> dict:
+    trainable, total = model.get_nb_trainable_parameters()
+    real_tokens = sum(len(ids) for ids in dataset["input_ids"])
+    epochs_done = output.metrics.get("epoch", trainer.args.num_train_epochs)
+    runtime = output.metrics["train_runtime"]
+    max_steps = trainer.state.max_steps
+    steps_run = output.global_step - start_step
+    tokens_run = real_tokens * trainer.args.num_train_epochs * steps_run / max_steps
+    losses = [e["loss"] for e in trainer.state.log_history if "loss" in e]
+    gpus = world_size if device() == "cuda" else 0
+    return {
+        "train_loss": output.training_loss,
+        "first_logged_loss": losses[0] if losses else output.training_loss,
+        "last_logged_loss": losses[-1] if losses else output.training_loss,
+        "train_runtime_s": runtime,
+        "train_steps": float(output.global_step),
+        "steps_this_attempt": float(steps_run),
+        "epochs": float(epochs_done),
+        "train_examples": float(len(dataset)),
+        "tokens_per_s": tokens_run / runtime if runtime else 0.0,
+        "trainable_params": float(trainable),
+        "total_params": float(total),
+        "world_size": float(world_size),
+        "gpu_minutes": gpus * runtime / 60,
+    }
 
 
 def train_lora(
@@ -205,8 +233,15 @@ def train_lora(
     cfg: TrainConfig,
     out_dir: Path,
     report_to: str = "none",
+    *,
+    checkpoint_dir: Path | None = None,
+    resume_from: Sequence[Path] = (),
+    callbacks: Sequence[TrainerCallback] = (),
 ) -> TrainResult:
     """Fine-tune a LoRA adapter on ``rows`` and save it (with the tokenizer) to ``out_dir``.
+
+    Runs one process per visible GPU (DDP through torchrun, ``cfg.processes`` to override), or
+    one process on a CPU; the global batch and the optimizer steps are the same either way.
 
     Args:
         base_dir: local directory of the base model (see ``resolve_base_model``).
@@ -215,35 +250,23 @@ def train_lora(
         cfg: optimisation settings.
         out_dir: where the adapter directory is written.
         report_to: transformers ``report_to`` value ("wandb" when a tracker run is active).
+        checkpoint_dir: checkpoints go to ``checkpoint_dir/<run fingerprint>/`` and survive a
+            failed run there (removed after success); None keeps them only during this call.
+        resume_from: more folders searched recursively for a checkpoint of this same run
+            (data, base model and recipe), e.g. ``/kaggle/input``; the newest one wins.
+        callbacks: extra Trainer callbacks (single process only).
 
     Returns:
-        The adapter directory and training metrics (loss, runtime, tokens/s).
-    """
-    tokenizer = load_tokenizer(base_dir)
-    dataset = tokenize(rows, tokenizer, cfg.max_length)
-    model = apply_lora(load_model(base_dir, weights_dtype(cfg.precision)), lora)
-    with tempfile.TemporaryDirectory(prefix="nizami-trainer-") as scratch:
-        trainer = build_trainer(model, tokenizer, dataset, cfg, scratch, report_to)
-        output = trainer.train()
+        The adapter directory, the metrics (loss, runtime, tokens/s, GPU minutes) and, when it
+        resumed, the step and checkpoint it resumed from.
 
-    out_dir.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(out_dir)
-    tokenizer.save_pretrained(out_dir)
-    trainable, total = model.get_nb_trainable_parameters()
-    real_tokens = sum(len(ids) for ids in dataset["input_ids"])
-    epochs_done = output.metrics.get("epoch", cfg.epochs)
-    runtime = output.metrics["train_runtime"]
-    losses = [e["loss"] for e in trainer.state.log_history if "loss" in e]
-    metrics = {
-        "train_loss": output.training_loss,
-        "first_logged_loss": losses[0] if losses else output.training_loss,
-        "last_logged_loss": losses[-1] if losses else output.training_loss,
-        "train_runtime_s": runtime,
-        "train_steps": float(output.global_step),
-        "epochs": float(epochs_done),
-        "train_examples": float(len(dataset)),
-        "tokens_per_s": real_tokens * epochs_done / runtime if runtime else 0.0,
-        "trainable_params": float(trainable),
-        "total_params": float(total),
-    }
-    return TrainResult(adapter_dir=out_dir, metrics=metrics)
+    Raises:
+        TrainingInterrupted: ``cfg.time_budget_s`` ran out; call again to resume.
+    """
+    from steps.core.distributed import choose_launch, launch_training, visible_gpus
+
+    spec = TrainSpec(
+        base_dir=base_dir, rows=rows, lora=lora, cfg=cfg, out_dir=out_dir,
+        checkpoint_dir=checkpoint_dir, resume_from=list(resume_from), report_to=report_to,
+    )
+    return launch_training(spec, choose_launch(visible_gpus(), cfg.processes), callbacks)

@@ -12,14 +12,8 @@ from steps.core.config import LORA_TARGETS
 from steps.core.data import Example
 from steps.core.dataset import render
 from steps.core.modeling import load_model, load_tokenizer
-from steps.core.training import (
-    IGNORE_INDEX,
-    NonFiniteLossError,
-    apply_lora,
-    build_trainer,
-    tokenize,
-    weights_dtype,
-)
+from steps.core.trainer import IGNORE_INDEX, NonFiniteLossError, build_trainer
+from steps.core.training import apply_lora, tokenize, weights_dtype
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

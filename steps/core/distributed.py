@@ -1,0 +1,169 @@
+"""One training process per GPU (DDP through torchrun), never ``nn.DataParallel``.
+
+:func:`choose_launch` decides from the number of visible GPUs; :func:`launch_training` runs
+the decision: one process trains in this one (:func:`steps.core.training.run_training`), more
+are started with ``python -m torch.distributed.run --standalone --nproc-per-node N -m
+steps.core.distributed <spec> <outcome>``. Each worker runs the same ``run_training``; rank 0
+saves the adapter and writes the outcome file, which this process turns back into a
+:class:`~steps.core.training.TrainResult` or the worker's error. Workers do not report to W&B
+themselves: their logged history is replayed into the tracker run of this process.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import subprocess
+import sys
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
+
+from pydantic import BaseModel
+
+from steps.core.checkpoints import TrainingInterrupted
+from steps.core.config import ROOT
+from steps.core.trainer import NonFiniteLossError
+from steps.core.training import TrainResult, TrainSpec, run_training
+
+if TYPE_CHECKING:
+    from transformers import TrainerCallback
+
+log = logging.getLogger(__name__)
+
+
+class LaunchPlan(BaseModel):
+    """How many training processes, and the collective backend between them."""
+
+    processes: int
+    backend: Literal["nccl", "gloo"] | None = None  # None: a single process, no collectives
+
+
+class WorkerFailed(RuntimeError):
+    """A DDP worker failed without telling why (see the worker log above)."""
+
+
+def visible_gpus() -> int:
+    """CUDA devices this process can see (0 without CUDA)."""
+    import torch
+
+    return torch.cuda.device_count() if torch.cuda.is_available() else 0
+
+
+def choose_launch(n_gpus: int, processes: int | None = None) -> LaunchPlan:
+    """One process per GPU; one process on a CPU or a single GPU.
+
+    Args:
+        n_gpus: visible CUDA devices.
+        processes: override (``train.processes``); more than one on a CPU runs gloo DDP.
+
+    Raises:
+        ValueError: more processes than GPUs.
+    """
+    wanted = processes or max(1, n_gpus)
+    if n_gpus and wanted > n_gpus:
+        raise ValueError(f"train.processes = {wanted} but only {n_gpus} GPUs are visible")
+    if wanted == 1:
+        return LaunchPlan(processes=1)
+    return LaunchPlan(processes=wanted, backend="nccl" if n_gpus else "gloo")
+
+
+def launch_training(
+    spec: TrainSpec, plan: LaunchPlan, callbacks: Sequence[TrainerCallback] = ()
+) -> TrainResult:
+    """Train as ``plan`` says and return rank 0's result (see the module docstring).
+
+    Raises:
+        TrainingInterrupted: the time budget ran out after a checkpoint.
+        NonFiniteLossError: a worker's loss became NaN/inf.
+        WorkerFailed: a worker died without an outcome (its traceback is in the log).
+    """
+    if plan.processes == 1:
+        return run_training(spec, callbacks)
+    if callbacks:
+        raise ValueError("Trainer callbacks cannot cross into DDP worker processes")
+    with tempfile.TemporaryDirectory(prefix="nizami-ddp-") as work:
+        work_dir = Path(work)
+        checkpoints = spec.checkpoint_dir or work_dir / "checkpoints"
+        worker_spec = spec.model_copy(update={"checkpoint_dir": checkpoints, "report_to": "none"})
+        spec_file, outcome_file = work_dir / "spec.json", work_dir / "outcome.json"
+        spec_file.write_text(worker_spec.model_dump_json())
+        returncode = _run_workers(plan, spec_file, outcome_file)
+        outcome = json.loads(outcome_file.read_text()) if outcome_file.is_file() else None
+    if outcome is None:
+        raise WorkerFailed(f"DDP training over {plan.processes} processes exited {returncode}")
+    if outcome["status"] == "interrupted":
+        raise TrainingInterrupted(
+            outcome["step"], outcome["max_steps"], Path(outcome["checkpoint"])
+        )
+    if outcome["status"] == "failed":
+        error = NonFiniteLossError if outcome["type"] == "NonFiniteLossError" else WorkerFailed
+        raise error(f"rank 0: {outcome['message']}")
+    result = TrainResult.model_validate(outcome["result"])
+    if spec.report_to == "wandb":
+        _replay_to_wandb(result.log_history)
+    return result
+
+
+def _run_workers(plan: LaunchPlan, spec_file: Path, outcome_file: Path) -> int:
+    command = [
+        sys.executable, "-m", "torch.distributed.run", "--standalone",
+        f"--nproc-per-node={plan.processes}",
+        "-m", "steps.core.distributed", str(spec_file), str(outcome_file),
+    ]
+    env = os.environ | {
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
+    }
+    log.info("DDP: %d processes (%s): %s", plan.processes, plan.backend, " ".join(command))
+    # Lines are passed through sys.stdout so that the step's log capture sees them.
+    with subprocess.Popen(
+        command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        bufsize=1,
+    ) as workers:
+        assert workers.stdout is not None
+        for line in workers.stdout:
+            sys.stdout.write(line)
+        return workers.wait()
+
+
+def _replay_to_wandb(history: list[dict]) -> None:
+    wandb = sys.modules.get("wandb")
+    run = getattr(wandb, "run", None) if wandb else None
+    if run is None:
+        return
+    for entry in history:
+        values = {f"train/{k}": v for k, v in entry.items() if k != "step"}
+        run.log(values | {"train/global_step": entry.get("step")})
+
+
+def _worker(spec_file: Path, outcome_file: Path) -> int:
+    """One DDP rank: train, and on rank 0 write the outcome for the launching process."""
+    import torch
+
+    rank = int(os.environ.get("RANK", "0"))
+    logging.basicConfig(
+        level=logging.INFO if rank == 0 else logging.WARNING, stream=sys.stdout,
+        format=f"%(asctime)s rank{rank} %(levelname)s %(name)s: %(message)s",
+    )
+    if torch.cuda.is_available():  # "cuda" means this rank's GPU from here on
+        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+    spec = TrainSpec.model_validate_json(spec_file.read_text())
+    outcome: dict
+    try:
+        result = run_training(spec)
+        outcome = {"status": "done", "result": result.model_dump(mode="json")}
+    except TrainingInterrupted as e:
+        outcome = {"status": "interrupted", "step": e.step, "max_steps": e.max_steps,
+                   "checkpoint": str(e.checkpoint)}
+    except Exception as e:
+        log.exception("rank %d failed", rank)
+        outcome = {"status": "failed", "type": type(e).__name__, "message": str(e)}
+    if rank == 0:
+        outcome_file.write_text(json.dumps(outcome))
+    return 1 if outcome["status"] == "failed" else 0
+
+
+if __name__ == "__main__":
+    sys.exit(_worker(Path(sys.argv[1]), Path(sys.argv[2])))
