@@ -306,3 +306,34 @@ def test_kernel_metadata_json_is_the_one_pushed(kaggle_run, emulator):
     assert sent["kernelType"] == "script" and sent["language"] == "python"
     assert any(s.endswith("-bundle") for s in sent["datasetDataSources"])
     assert json.loads(json.dumps(sent))  # plain JSON on the wire
+
+
+@pytest.mark.usefixtures("secrets_env")
+def test_a_kernel_stopped_after_a_checkpoint_resumes_in_a_new_version(kaggle_stack, emulator,
+                                                                      kaggle_run, tmp_path):
+    """Kaggle stops the session after the checkpoint at step 2 of 4; the operator pushes a new
+    version attaching the old one's output, which resumes and ends like the uninterrupted run."""
+    emulator.faults.kernel_stop(after_log="checkpoint at step 2 of")
+    raw = yaml.safe_load(_config(tmp_path, tmp_path / "out").read_text())
+    raw["train"]["checkpoint_every_steps"] = 1  # not an optimisation setting: same run
+    config = tmp_path / "tiny-resume.yaml"
+    config.write_text(yaml.safe_dump(raw, allow_unicode=True))
+    run = _run(config, _run_config(tmp_path, train_cache=False))
+    assert run.status.value == "completed", {n: s.status for n, s in run.steps.items()}
+    meta = run.steps["train"].run_metadata
+    attempts = meta["kaggle"]["attempts"]
+    assert [(a["attempt"], a["status"], a["resumed"]) for a in attempts] == [
+        (1, "failed", False), (2, "completed", True)]
+    assert attempts[1]["kernel_version"] == attempts[0]["kernel_version"] + 1
+    slug = meta["kaggle"]["kernel_slug"]
+    second = emulator.kernel_version(f"{USER}/{slug}", attempts[1]["kernel_version"])
+    assert second.request["kernelDataSources"] == [f"{USER}/{slug}"]
+    assert "resumed from step 2 of 4" in second.log_text()
+    first = emulator.kernel_version(f"{USER}/{slug}", attempts[0]["kernel_version"])
+    assert "checkpoint at step 3 of" not in first.log_text()  # redone: under one interval
+    # The same optimisation as the module's uninterrupted run (same data, seed and recipe).
+    resumed, plain = meta["train"], kaggle_run[0].steps["train"].run_metadata["train"]
+    assert resumed["train_steps"] == plain["train_steps"] == 4
+    assert resumed["steps_this_attempt"] == 2
+    assert resumed["last_logged_loss"] == pytest.approx(plain["last_logged_loss"], abs=1e-3)
+    assert meta["train_attempt"]["resumed_from_step"] == 2
