@@ -46,7 +46,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -54,14 +53,14 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-import httpx
 import pytest
-import uvicorn
 import yaml
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+
+from kaggle_orchestrator.emulator.background import BackgroundServer
 
 DEFAULT_TOKEN = "test-token"
 DEFAULT_USER = "tester"
@@ -522,8 +521,8 @@ class LocalHub:
         self.user = user
         self.state = HubState({token: user})
         self.app = build_app(self.state)
-        self._server: uvicorn.Server | None = None
-        self._thread: threading.Thread | None = None
+        self._background = BackgroundServer(self.app, name="local-hub",
+                                            health_path="/api/models/_/_")
         self.port: int | None = None
 
     @property
@@ -533,40 +532,12 @@ class LocalHub:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self, timeout: float = 10.0) -> LocalHub:
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(("127.0.0.1", 0))
-        self.port = sock.getsockname()[1]
-        # log_config=None: uvicorn's logging.config.dictConfig would close the test process's
-        # handlers, and absl's (rouge_score imports absl) closes sys.stderr with it.
-        config = uvicorn.Config(
-            self.app, log_level="warning", access_log=False, lifespan="off", log_config=None
-        )
-        self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(
-            target=self._server.run, kwargs={"sockets": [sock]}, daemon=True, name="local-hub"
-        )
-        self._thread.start()
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self._server.started:
-                try:
-                    httpx.get(f"{self.endpoint}/api/models/_/_", timeout=1.0)
-                    return self
-                except httpx.HTTPError:
-                    pass
-            if not self._thread.is_alive():
-                break
-            time.sleep(0.02)
-        self.stop()
-        raise RuntimeError("LocalHub did not start")
+        self._background.start(timeout)
+        self.port = self._background.port
+        return self
 
     def stop(self) -> None:
-        if self._server is not None:
-            self._server.should_exit = True
-        if self._thread is not None:
-            self._thread.join(timeout=10)
-        self._server = self._thread = None
+        self._background.stop()
 
     def fail_next_commit(self, count: int = 1) -> None:
         """Make the next ``count`` commit requests answer HTTP 500 without applying anything."""

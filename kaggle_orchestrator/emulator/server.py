@@ -3,19 +3,15 @@
 from __future__ import annotations
 
 import logging
-import socket
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Literal
 
-import httpx
-import uvicorn
-
 from kaggle_orchestrator.emulator.app import build_app
+from kaggle_orchestrator.emulator.background import BackgroundServer
 from kaggle_orchestrator.emulator.faults import Faults
 from kaggle_orchestrator.emulator.isolation import check_env_names, ensure_kaggle_mountpoint
 from kaggle_orchestrator.emulator.recording import Recording
@@ -101,8 +97,9 @@ class KaggleEmulator:
         self.app = build_app(self.state)
         self.host = host
         self.port = port
-        self._server: uvicorn.Server | None = None
-        self._thread: threading.Thread | None = None
+        self.url_root: str | None = None
+        self._background = BackgroundServer(self.app, host, port, "kaggle-emu",
+                                            "/_emulator/health")
 
     # --- what tests use --------------------------------------------------------------------
 
@@ -124,9 +121,9 @@ class KaggleEmulator:
     @property
     def url(self) -> str:
         """The base URL, e.g. ``http://127.0.0.1:41234``."""
-        if self._server is None:
+        if self.url_root is None:
             raise RuntimeError("the kaggle emulator is not started")
-        return f"http://{self.host}:{self.port}"
+        return self.url_root
 
     @property
     def faults(self) -> Faults:
@@ -193,68 +190,33 @@ class KaggleEmulator:
 
     # --- running -------------------------------------------------------------------------------
 
-    def _bind(self) -> socket.socket:
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((self.host, self.port))
-        self.port = sock.getsockname()[1]
-        return sock
-
-    def _uvicorn(self, log_level: str, embedded: bool) -> uvicorn.Server:
-        # Embedded in another process (tests, tools): leave that process's logging alone.
-        # uvicorn's own log_config runs logging.config.dictConfig, which closes every existing
-        # handler, and absl's handler then closes the stream it writes to (sys.stderr).
-        extra = {"log_config": None} if embedded else {}
-        config = uvicorn.Config(
-            self.app, log_level=log_level, access_log=False, lifespan="off", **extra
-        )
-        return uvicorn.Server(config)
-
     def start(self, timeout: float = 30.0) -> KaggleEmulator:
         """Serve in a background thread; returns once the server answers."""
-        sock = self._bind()
-        self._server = self._uvicorn("warning", embedded=True)
-        self._thread = threading.Thread(
-            target=self._server.run, kwargs={"sockets": [sock]}, daemon=True, name="kaggle-emu"
-        )
-        self._thread.start()
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self._server.started:
-                try:
-                    httpx.get(f"{self.url}/_emulator/health", timeout=2.0).raise_for_status()
-                    log.info("kaggle emulator: serving %s (root %s)", self.url, self.root)
-                    return self
-                except httpx.HTTPError:
-                    pass
-            if not self._thread.is_alive():
-                break
-            time.sleep(0.02)
-        self.stop()
-        raise RuntimeError(f"kaggle emulator: did not start on {self.host}:{self.port}")
+        self.url_root = self._background.start(timeout)
+        self.port = self._background.port
+        log.info("kaggle emulator: serving %s (root %s)", self.url, self.root)
+        return self
 
     def serve_forever(
         self, log_level: str = "info", on_ready: Callable[[str], None] | None = None
     ) -> None:
         """Serve in the foreground until interrupted (the CLI); ``on_ready`` gets the URL once
         the port is bound."""
-        sock = self._bind()
-        self._server = self._uvicorn(log_level, embedded=False)
+        sock = self._background.bind()
+        self.port = self._background.port
+        self.url_root = self._background.url
+        server = self._background.server(log_level, embedded=False)
         if on_ready is not None:
             on_ready(self.url)
         try:
-            self._server.run(sockets=[sock])
+            server.run(sockets=[sock])
         finally:
             self.state.shutdown()
 
     def stop(self) -> None:
         """Kill running sessions and stop serving."""
         self.state.shutdown()
-        if self._server is not None:
-            self._server.should_exit = True
-        if self._thread is not None:
-            self._thread.join(timeout=10)
-        self._thread = None
+        self._background.stop()
 
     def __enter__(self) -> KaggleEmulator:
         return self.start()
