@@ -2,9 +2,10 @@
 
 Every line of the dataset is one JSON object ``{"id", "question", "reasoning", "answer"}``,
 optionally with ``"family"`` (the task family, e.g. ``"addition"``; evaluation reports accuracy
-per family). Files written before the field existed still load. Validation is all-or-nothing: every line is checked, every problem is collected, and one
-:class:`DataValidationError` lists them as ``<path>:<line>: <problem>`` so that a user can fix
-the file without reading a traceback.
+per family). Files written before the field existed still load. Validation is all-or-nothing:
+every line is checked, every problem is collected, and one :class:`DataValidationError` lists
+them as ``<path>:<line>: <problem>`` so that a user can fix the file without reading a
+traceback.
 """
 
 from __future__ import annotations
