@@ -44,7 +44,7 @@ def _figure_rows(document: dict) -> str:
             interval = document["intervals"][side].get(k)
             cells.append(f"{fmt(k, document[side][k])} <small>{fmt_interval(k, interval)}</small>")
         test = document["tuned_vs_base"][k]
-        spread = fmt_interval(k, test["interval"])
+        spread = fmt_interval(k, test.get("interval"))
         delta = f"{fmt(k, test['delta'], signed=True)} <small>{spread}</small>"
         p = test["p_value"]
         cells += [delta, f"{p:.3f}{' *' if p < 0.05 else ''}"]

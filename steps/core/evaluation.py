@@ -264,9 +264,8 @@ def generation_dtype(cfg: EvalConfig, model_dtype: str, device: str) -> str:
 
 
 def _pair_record(p: Paired) -> dict:
-    interval = None if p.interval is None else [round(v, 4) for v in p.interval]
-    return {"delta": round(p.delta, 4), "p_value": round(p.p_value, 4), "interval": interval,
-            "method": p.method}
+    record = {"delta": round(p.delta, 4), "p_value": round(p.p_value, 4), "method": p.method}
+    return record | ({} if p.interval is None else {"interval": [round(v, 4) for v in p.interval]})
 
 
 def _side(scores: ModelScores) -> dict:
@@ -286,6 +285,8 @@ def _columns(scores: ModelScores, with_answer: bool) -> dict:
 
 def metrics_document(report: EvalReport, data_hash: str, model_revision: str) -> dict:
     """The content of ``metrics.json``: figures, intervals, paired tests, families, per example.
+
+    Plain JSON values without nulls (BentoML model metadata, which gets a copy, rejects None).
 
     ``per_example`` keeps the reference answers and the tuned model's answers (the quality gate
     pairs BLEU and chrF with them when this version is production), not the base model's.
@@ -312,7 +313,7 @@ def metrics_document(report: EvalReport, data_hash: str, model_revision: str) ->
         ),
         "per_example": {
             "id": [e.id for e in report.examples],
-            "family": [e.family for e in report.examples],
+            "family": [e.family or NO_FAMILY for e in report.examples],
             "reference": [extract_answer(e.reference) for e in report.examples],
             "base": _columns(report.base, with_answer=False),
             "tuned": _columns(report.tuned, with_answer=True),

@@ -332,6 +332,7 @@ def test_the_document_keeps_intervals_tests_families_and_per_example_scores(know
     assert per_example["tuned"]["correct"].count(True) == 45
     assert "answer" in per_example["tuned"] and "answer" not in per_example["base"]
     assert json.loads(json.dumps(document)) == document
+    assert "null" not in json.dumps(document)  # BentoML's model metadata rejects None
 
 
 def test_metadata_copy_drops_the_texts_and_fits_zenmls_limit(known) -> None:
