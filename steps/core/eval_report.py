@@ -20,20 +20,23 @@ PERCENT = ("accuracy", "format_rate")
 
 
 def fmt(figure: str, value: float | None, signed: bool = False) -> str:
-    """A figure as the report shows it: fractions in percent, the rest with two decimals."""
+    """A figure as the report shows it: fractions in percent (a signed difference of fractions
+    in percentage points), the rest with two decimals."""
     if value is None:
         return "–"
     sign = "+" if signed else ""
     if figure in PERCENT:
-        return f"{100 * value:{sign}.1f} %"
+        return f"{100 * value:{sign}.1f} {'pp' if signed else '%'}"
     return f"{value:{sign}.2f}"
 
 
-def fmt_interval(figure: str, interval: list[float] | tuple[float, float] | None) -> str:
+def fmt_interval(
+    figure: str, interval: list[float] | tuple[float, float] | None, signed: bool = False
+) -> str:
     """``[low, high]`` in the figure's format, or an empty string."""
     if not interval:
         return ""
-    return f"[{fmt(figure, interval[0])}, {fmt(figure, interval[1])}]"
+    return f"[{fmt(figure, interval[0], signed)}, {fmt(figure, interval[1], signed)}]"
 
 
 def _figure_rows(document: dict) -> str:
@@ -44,7 +47,7 @@ def _figure_rows(document: dict) -> str:
             interval = document["intervals"][side].get(k)
             cells.append(f"{fmt(k, document[side][k])} <small>{fmt_interval(k, interval)}</small>")
         test = document["tuned_vs_base"][k]
-        spread = fmt_interval(k, test.get("interval"))
+        spread = fmt_interval(k, test.get("interval"), signed=True)
         delta = f"{fmt(k, test['delta'], signed=True)} <small>{spread}</small>"
         p = test["p_value"]
         cells += [delta, f"{p:.3f}{' *' if p < 0.05 else ''}"]

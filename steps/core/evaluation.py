@@ -47,7 +47,8 @@ COLUMNS = {
 }
 ACCURACY_RULE = (
     "numeric answers: the last number equals the reference's (7 = 7.0 = 7,0; units ignored); "
-    "word answers: equal after Azerbaijani normalization (see steps/core/answers.py)"
+    "word answers: the reference, normalized the Azerbaijani way, appears in the answer as "
+    "whole words (steps/core/answers.py)"
 )
 NO_FAMILY = "(none)"
 

@@ -253,7 +253,7 @@ def test_publish_metrics_writes_the_run_and_the_latest_copies(document, tmp_path
         assert (folder / "eval_report.html").read_text(encoding="utf-8") == "<html>report</html>"
 
 
-# ----------------------------------------------------------------- constructed outputs, known scores
+# ------------------------------------------------------- constructed outputs, known scores
 
 
 def _row(i: int, family: str, answer: str) -> ChatExample:

@@ -30,7 +30,9 @@ def _doc(right: int, bleu: float = 30.0, ids: list[str] = IDS, per_example: bool
             "reference": REFERENCES,
             "tuned": {
                 "correct": correct,
-                "answer": [r if ok else "bilmirəm" for r, ok in zip(REFERENCES, correct)],
+                "answer": [
+                    r if ok else "bilmirəm" for r, ok in zip(REFERENCES, correct, strict=True)
+                ],
             },
         }
     return doc
