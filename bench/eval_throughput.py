@@ -10,15 +10,17 @@ Greedy decoding makes every arm do the same work; the script says how many compl
 
 ``--mode timing``: the production evaluate (``pipelines/configs/nizami-1.7b.yaml``: base and
 tuned model, 50 prompts in batches of 25, up to 512 new tokens) at a model's shape, from a few
-decode steps. For each dtype and thread count it times the prefill of the longest batch and
-``--steps`` decode steps at batch size 25 (every sequence kept running), then extrapolates:
+decode steps. For each dtype and thread count one ``generate`` call on the longest batch (25
+prompts) timestamps every new token: the first is the prefill, the median gap between the next
+``--steps`` is a decode step (every sequence kept running). Then it extrapolates:
 per model, each batch's prefill (scaled by its prompt tokens) plus (budget - 1) decode steps;
 two models. Budget "all 512": every batch runs the whole budget (random weights never stop;
 Qwen3's thinking mode often does not stop within 512 either). Budget "tuned stops": the tuned
 model's batches end at the longest reference answer in the batch, the base model's run 512.
 With two thread counts it fits Amdahl's law to each time and estimates 4 threads (CI runners).
 
-  python bench/eval_throughput.py --model demo --examples 25 --max-new-tokens 48
+  python bench/eval_throughput.py --model demo --examples 25 --max-new-tokens 48 \
+      --dtypes bfloat16 --threads 1                # CPU time is robust to other load
   python bench/eval_throughput.py --model qwen3-1.7b --mode timing --dtypes float32,bfloat16 \\
       --threads 1,2 --steps 6                      # CPU: ~10 minutes on 2 cores
   python bench/eval_throughput.py --model qwen3-1.7b --mode timing \\
@@ -108,23 +110,27 @@ def ratio_mode(args) -> dict:
                      args.batch_size))
         for arm, batch in plan:
             sync()
-            start = time.perf_counter()
+            start, cpu_start = time.perf_counter(), time.process_time()
             ids = generate_ids(model, tokenizer, prompts, batch, args.max_new_tokens)
             sync()
-            seconds = time.perf_counter() - start
+            seconds, cpu = time.perf_counter() - start, time.process_time() - cpu_start
             tokens = sum(map(len, ids))
             reference = reference or ids
             same = sum(a == b for a, b in zip(reference, ids, strict=True))
-            arms.append({"arm": f"{arm}, {dtype}", "seconds": seconds, "output_tokens": tokens,
-                         "tokens_per_s": tokens / seconds, "same_as_baseline": same})
+            arms.append({"arm": f"{arm}, {dtype}", "seconds": seconds, "cpu_seconds": cpu,
+                         "output_tokens": tokens, "tokens_per_s": tokens / seconds,
+                         "same_as_baseline": same})
             print(f"{arms[-1]['arm']:<62} {seconds:8.1f} s {tokens / seconds:8.1f} tok/s "
-                  f"({tokens} tokens; {same}/{len(prompts)} completions as the baseline's)")
+                  f"(CPU time {cpu:.1f} s; {tokens} tokens; {same}/{len(prompts)} completions "
+                  f"as the baseline's; load {os.getloadavg()[0]:.1f})")
         del model
         gc.collect()
-    base = arms[0]["seconds"]
+    base = arms[0]
     for arm in arms[1:]:
-        print(f"ratio     {arm['arm']} / baseline = {base / arm['seconds']:.2f}x throughput")
-    results.update(model=label, arms=arms, ratios={a["arm"]: base / a["seconds"] for a in arms})
+        print(f"ratio     {arm['arm']} / baseline = {base['seconds'] / arm['seconds']:.2f}x "
+              f"throughput (CPU time: {base['cpu_seconds'] / arm['cpu_seconds']:.2f}x)")
+    results.update(model=label, arms=arms,
+                   ratios={a["arm"]: base["seconds"] / a["seconds"] for a in arms})
     return results
 
 
@@ -148,20 +154,45 @@ def batches_like_the_step(tokenizer, prompts: list[str], batch_size: int) -> lis
     return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
 
 
+class StepClock:
+    """A stopping criterion that never stops: it timestamps every generated token."""
+
+    def __init__(self) -> None:
+        self.times: list[float] = []
+        self.cpu: list[float] = []  # this process's CPU time (all threads)
+
+    def __call__(self, input_ids, scores, **kwargs) -> torch.Tensor:
+        sync()
+        self.times.append(time.perf_counter())
+        self.cpu.append(time.process_time())
+        return torch.zeros(input_ids.shape[0], dtype=torch.bool, device=input_ids.device)
+
+
 def measure(model, tokenizer, prompts, groups, steps: int) -> dict:
+    """Prefill and per-step decode time of the longest batch, from one ``generate`` call."""
+    from transformers import StoppingCriteriaList
+
     tokenizer.padding_side = "left"
 
     def encode(idx):
-        enc = tokenizer([prompts[i] for i in idx], return_tensors="pt", padding=True,
-                        add_special_tokens=False).to(model.device)
-        return dict(enc) | {"pad_token_id": tokenizer.pad_token_id}
+        return tokenizer([prompts[i] for i in idx], return_tensors="pt", padding=True,
+                         add_special_tokens=False).to(model.device)
 
-    longest = encode(groups[-1])
-    fixed_generate(model, encode(groups[0][:2]), 2)  # warm-up
-    prefill = fixed_generate(model, longest, 1)
-    with_steps = fixed_generate(model, longest, 1 + steps)
+    fixed_generate(model, dict(encode(groups[0][:2])), 2)  # warm-up
+    batch, clock = encode(groups[-1]), StepClock()
+    sync()
+    start, cpu_start = time.perf_counter(), time.process_time()
+    with torch.inference_mode():
+        model.generate(**batch, do_sample=False, max_new_tokens=1 + steps,
+                       min_new_tokens=1 + steps, stopping_criteria=StoppingCriteriaList([clock]))
+
+    def median_gap(marks: list[float]) -> float:
+        return sorted(b - a for a, b in zip(marks, marks[1:], strict=False))[len(marks) // 2 - 1]
+
     padded = [encode(g)["input_ids"].numel() for g in groups]
-    return {"prefill_s": prefill, "step_s": (with_steps - prefill) / steps,
+    # CPU time: on one thread, what the work costs on an idle core, whatever else runs here.
+    return {"prefill_s": clock.times[0] - start, "step_s": median_gap(clock.times),
+            "prefill_cpu_s": clock.cpu[0] - cpu_start, "step_cpu_s": median_gap(clock.cpu),
             "prefill_tokens": padded, "longest_prefill_tokens": padded[-1]}
 
 
@@ -204,7 +235,14 @@ def timing_mode(args) -> dict:
             print(f"{dtype:>9} threads {threads or '-':>2}: prefill {m['prefill_s']:7.2f} s "
                   f"({m['longest_prefill_tokens']} tokens), decode step {m['step_s']:6.3f} s "
                   f"at batch {len(groups[-1])} -> evaluate {full / 60:6.1f} min (all {budget}), "
-                  f"{stopping / 60:6.1f} min (tuned stops at {stops})")
+                  f"{stopping / 60:6.1f} min (tuned stops at {stops}); CPU time: prefill "
+                  f"{m['prefill_cpu_s']:.2f} s, step {m['step_cpu_s']:.3f} s; load "
+                  f"{os.getloadavg()[0]:.1f}")
+            if threads == 1:  # the contention-free figure: CPU time of the one thread
+                idle = m | {"prefill_s": m["prefill_cpu_s"], "step_s": m["step_cpu_s"]}
+                run["evaluate_all_512_cpu_time_s"] = 2 * extrapolate(idle, [budget] * len(groups))
+                print(f"{'':>9} from CPU time (one idle core): evaluate "
+                      f"{run['evaluate_all_512_cpu_time_s'] / 60:.1f} min (all {budget})")
         del model
         gc.collect()
         if device() == "cuda":
@@ -217,8 +255,7 @@ def full_check(model, tokenizer, prompts, group, budget: int, m: dict) -> dict:
     """Generate one batch to the whole budget; compare with the extrapolation for it."""
     batch = tokenizer([prompts[i] for i in group], return_tensors="pt", padding=True,
                       add_special_tokens=False).to(model.device)
-    seconds = fixed_generate(model, dict(batch) | {"pad_token_id": tokenizer.pad_token_id},
-                             budget)
+    seconds = fixed_generate(model, dict(batch), budget)
     predicted = m["prefill_s"] + (budget - 1) * m["step_s"]
     print(f"full check: one batch of {len(group)} to {budget} tokens took {seconds:.1f} s; "
           f"extrapolated {predicted:.1f} s ({seconds / predicted:.2f}x)")
@@ -255,7 +292,8 @@ def main() -> None:
     parser.add_argument("--max-new-tokens", type=int, default=64, help="ratio mode")
     parser.add_argument("--dtypes", type=lambda s: s.split(","), default=[])
     parser.add_argument("--threads", type=lambda s: [int(t) for t in s.split(",")],
-                        default=[torch.get_num_threads()], help="timing mode, CPU")
+                        default=[torch.get_num_threads()],
+                        help="CPU threads (timing mode: each; ratio mode: the first)")
     parser.add_argument("--steps", type=int, default=8, help="timing mode: decode steps timed")
     parser.add_argument("--full-check", action="store_true",
                         help="timing mode: also run one batch to the full budget")
@@ -269,6 +307,9 @@ def main() -> None:
     transformers.logging.set_verbosity_error()
     print(f"machine   {machine()}")
     print(f"work      {args.examples} held-out prompts, greedy, mode {args.mode}")
+    if args.mode == "ratio" and device() == "cpu":
+        torch.set_num_threads(args.threads[0])
+        print(f"threads   {torch.get_num_threads()}")
     results = ratio_mode(args) if args.mode == "ratio" else timing_mode(args)
     if args.json:
         Path(args.json).write_text(json.dumps({"machine": machine(), **results}, indent=2))
