@@ -81,8 +81,8 @@ class ModelScores(BaseModel):
     format_rate: float
     mean_output_tokens: float
     generation_s: float
-    intervals: dict[str, Interval] = {}
-    per_example: PerExample | None = None
+    intervals: dict[str, Interval]
+    per_example: PerExample
 
     def figure(self, name: str) -> float:
         """The value of one of :data:`FIGURES`."""
@@ -190,7 +190,6 @@ def build_report(rows: list[ChatExample], base: Generation, tuned: Generation) -
     """
     base_scores, tuned_scores = _score(base, rows), _score(tuned, rows)
     b, t = base_scores.per_example, tuned_scores.per_example
-    assert b is not None and t is not None
     corpus = corpus_paired_test(b.answer, t.answer, [r.answer for r in rows])
     paired = {
         f: paired_bootstrap(getattr(b, c), getattr(t, c)) for f, c in COLUMNS.items()
@@ -279,7 +278,6 @@ def _intervals(scores: ModelScores) -> dict:
 
 
 def _columns(scores: ModelScores, with_answer: bool) -> dict:
-    assert scores.per_example is not None
     columns = scores.per_example.model_dump()
     return columns if with_answer else {k: v for k, v in columns.items() if k != "answer"}
 
