@@ -4,7 +4,8 @@ The generator is deterministic: the same ``--n`` and ``--seed`` always give the 
 It uses only the standard library and ``random.Random(seed)``.
 
 Every example belongs to one task family (arithmetic word problems, unit conversions,
-percentages, calendar, geometry, ordering, geography facts, ...). Each family has several
+percentages, calendar, geometry, ordering, geography facts, ...), recorded in its ``family``
+field so that evaluation can report accuracy per family. Each family has several
 question phrasings but one fixed pattern for the reasoning and the answer, so that a small
 model can learn the pattern and show a measurable gain on held-out examples.
 
@@ -915,6 +916,8 @@ def geography_pool() -> list[Item]:
 
 Family = Callable[[random.Random], Item]
 
+GEOGRAPHY = "geography"  # the family drawn from the finite pool of :func:`geography_pool`
+
 FAMILIES: dict[str, Family] = {
     "addition": addition,
     "subtraction": subtraction,
@@ -940,7 +943,8 @@ def generate(n: int, seed: int) -> list[dict[str, str]]:
         seed: Seed for ``random.Random``.
 
     Returns:
-        Records with keys ``id``, ``question``, ``reasoning``, ``answer``.
+        Records with keys ``id``, ``family`` (the task family's name: a key of
+        :data:`FAMILIES` or :data:`GEOGRAPHY`), ``question``, ``reasoning``, ``answer``.
 
     Raises:
         ValueError: If ``n`` is not positive or a family cannot produce enough unique questions.
@@ -951,7 +955,7 @@ def generate(n: int, seed: int) -> list[dict[str, str]]:
     family_count = len(FAMILIES) + 1  # + geography
     quotas = [n // family_count + (1 if i < n % family_count else 0) for i in range(family_count)]
     seen: set[str] = set()
-    items: list[Item] = []
+    items: list[tuple[str, Item]] = []
 
     for (name, family), quota in zip(FAMILIES.items(), quotas[:-1], strict=True):
         made, attempts = 0, 0
@@ -963,23 +967,24 @@ def generate(n: int, seed: int) -> list[dict[str, str]]:
             if item.question in seen:
                 continue
             seen.add(item.question)
-            items.append(item)
+            items.append((name, item))
             made += 1
 
     pool = [item for item in geography_pool() if item.question not in seen]
     if len(pool) < quotas[-1]:
-        raise ValueError(f"geography has {len(pool)} questions, {quotas[-1]} needed")
-    items.extend(rng.sample(pool, quotas[-1]))
+        raise ValueError(f"{GEOGRAPHY} has {len(pool)} questions, {quotas[-1]} needed")
+    items.extend((GEOGRAPHY, item) for item in rng.sample(pool, quotas[-1]))
 
     rng.shuffle(items)
     return [
         {
             "id": f"az-{i:04d}",
+            "family": family,
             "question": it.question,
             "reasoning": it.reasoning,
             "answer": it.answer,
         }
-        for i, it in enumerate(items, start=1)
+        for i, (family, it) in enumerate(items, start=1)
     ]
 
 

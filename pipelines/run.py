@@ -14,6 +14,32 @@ from pathlib import Path
 from steps.core.config import ConfigError, load_config, resolve_path
 
 
+def headline(metrics: dict) -> list[str]:
+    """The evaluation in three lines: answer accuracy with 95 % intervals, format, BLEU/chrF."""
+    from steps.core.eval_report import fmt, fmt_interval
+
+    base, tuned, ci = metrics["base"], metrics["tuned"], metrics.get("intervals", {})
+    tests = metrics.get("tuned_vs_base", {})
+
+    def figure(key: str, side: str) -> str:
+        value = fmt(key, metrics[side][key])
+        return f"{value} {fmt_interval(key, ci.get(side, {}).get(key))}".strip()
+
+    p = {k: f"  (paired p {t['p_value']:.3f})" for k, t in tests.items()} | dict.fromkeys(
+        set(base) - set(tests), ""
+    )
+    lines = []
+    if "accuracy" in base:
+        lines.append(f"accuracy       base {figure('accuracy', 'base')} -> tuned "
+                     f"{figure('accuracy', 'tuned')}{p['accuracy']}")
+        lines.append(f"format rate    base {figure('format_rate', 'base')} -> tuned "
+                     f"{figure('format_rate', 'tuned')}; mean output tokens "
+                     f"{base['mean_output_tokens']:.0f} -> {tuned['mean_output_tokens']:.0f}")
+    lines.append(f"held-out BLEU  base {base['bleu']:.2f} -> tuned {tuned['bleu']:.2f}{p['bleu']}"
+                 f"  (chrF {base['chrf']:.1f} -> {tuned['chrf']:.1f})")
+    return lines
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m pipelines.run", description=__doc__)
     parser.add_argument("--config", default="pipelines/configs/demo.yaml", help="domain config")
@@ -29,6 +55,7 @@ def main(argv: list[str] | None = None) -> int:
     from zenml.client import Client
 
     from pipelines.training import training_pipeline
+    from steps.core.evaluation import publish_metrics
 
     options = {"enable_cache": False} if args.no_cache else {}
     if args.run_config:
@@ -47,13 +74,14 @@ def main(argv: list[str] | None = None) -> int:
     steps = run.steps
     registration = steps["register"].outputs["registration"][0].load()
     metrics = steps["evaluate"].outputs["metrics"][0].load()
-    metrics_file = steps["evaluate"].run_metadata.get("metrics_json", "?")
+    outputs = resolve_path(cfg.output_dir)
+    # From the artifacts: also when evaluate ran in a Kaggle kernel (which writes no files here).
+    report = str(steps["evaluate"].outputs["eval_report"][0].load())
+    metrics_file = publish_metrics(metrics, report, outputs, run.name)
     print(f"metrics.json   {metrics_file}")
-    print(f"eval report    {Path(metrics_file).with_name('eval_report.html')}")
-    print(
-        f"held-out BLEU  base {metrics['base']['bleu']:.2f} -> tuned {metrics['tuned']['bleu']:.2f}"
-        f"  (chrF {metrics['base']['chrf']:.1f} -> {metrics['tuned']['chrf']:.1f})"
-    )
+    print(f"eval report    {metrics_file.with_name('eval_report.html')}")
+    for line in headline(metrics):
+        print(line)
     gate = registration["gate"]
     print(
         f"model version  {registration['model']} v{registration['version']}  "
@@ -64,7 +92,6 @@ def main(argv: list[str] | None = None) -> int:
               f"(revision {registration['revision'][:12]})")
     bento_tag = steps["package"].outputs["bento_tag"][0].load()
     print(f"bento          {bento_tag}  (bentoml list)")
-    outputs = resolve_path(cfg.output_dir)
     (outputs / "registration.json").write_text(json.dumps(registration, indent=2) + "\n")
     (outputs / "bento_tag.txt").write_text(bento_tag + "\n")
     print(f"latest copies  {outputs}/: metrics.json eval_report.html registration.json …")

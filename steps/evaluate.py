@@ -1,4 +1,10 @@
-"""Step: base vs tuned on the held-out set; metrics.json, HTML report, tracker summary."""
+"""Step: base vs tuned on the held-out set; metrics.json, HTML report, tracker summary.
+
+The step function runs wherever the stack puts it: here, or in a Kaggle kernel (run config
+``stacks/run-configs/kaggle-eval-on-kaggle.yaml``). In a kernel there is no step context and the
+repository is read-only, so the files are not written there: ``python -m pipelines.run`` writes
+them from the ``metrics`` and ``eval_report`` artifacts.
+"""
 
 from pathlib import Path
 from typing import Annotated
@@ -10,6 +16,13 @@ from steps.core.config import EvalConfig, ModelConfig, resolve_path
 from steps.core.dataset import DatasetSplit
 
 
+def _run_name() -> str | None:
+    try:
+        return get_step_context().pipeline_run.name
+    except RuntimeError:  # no step context: the function runs in a Kaggle kernel
+        return None
+
+
 @step
 def evaluate(
     dataset: DatasetSplit,
@@ -18,19 +31,22 @@ def evaluate(
     evaluation: EvalConfig,
     output_dir: Path,
 ) -> tuple[Annotated[dict, "metrics"], Annotated[HTMLString, "eval_report"]]:
-    """Score both models; writes metrics.json and eval_report.html under ``output_dir``."""
+    """Score both models (answer accuracy, format, length, BLEU/chrF/ROUGE, 95 % intervals)."""
     from steps.core import evaluation as ev
-    from steps.core.modeling import resolve_base_model
+    from steps.core.eval_report import render_html
+    from steps.core.modeling import device, resolve_base_model
     from steps.tracking import log_summary
 
-    run_name = get_step_context().pipeline_run.name
-    report = ev.evaluate_models(
-        resolve_base_model(base_model), adapter, dataset.held_out, evaluation
-    )
-    revision = f"{base_model.name}@{base_model.revision or 'local'}+adapter:{run_name}"
+    run_name, dtype = _run_name(), ev.generation_dtype(evaluation, base_model.dtype, device())
+    base_dir = resolve_base_model(base_model)
+    report = ev.evaluate_models(base_dir, adapter, dataset.held_out, evaluation, dtype)
+    revision = f"{base_model.name}@{base_model.revision or 'local'}+adapter:{run_name or 'kernel'}"
     document = ev.metrics_document(report, dataset.data_hash, revision)
-    html = ev.render_html(report, document)
-    metrics_file = ev.publish_metrics(document, html, resolve_path(output_dir), run_name)
-    log_metadata(metadata={"metrics": document, "metrics_json": str(metrics_file)})
+    html = render_html(report, document)
+    metadata = {"metrics": ev.metadata_document(document), "eval_dtype": dtype}
+    if run_name is not None:
+        files = ev.publish_metrics(document, html, resolve_path(output_dir), run_name)
+        metadata["metrics_json"] = str(files)
+    log_metadata(metadata=metadata)
     log_summary(report.summary())
     return document, HTMLString(html)

@@ -20,11 +20,16 @@ log = logging.getLogger(__name__)
 
 
 def _zenml_production_metrics(model_name: str) -> dict | None:
+    """Production's metrics: from its ``registration`` artifact (complete, per-example answers
+    included), else from its metadata (which has no texts); None if there is no production."""
     try:
         production = Client().get_model_version(model_name, ModelStages.PRODUCTION)
-        return production.run_metadata["metrics"]
-    except KeyError:  # no production version yet (or one registered without metrics)
+    except KeyError:  # no production version yet
         return None
+    artifact = production.get_artifact("registration")
+    if artifact is not None:
+        return artifact.load().get("metrics")
+    return production.run_metadata.get("metrics")
 
 
 @step(cache_policy=CachePolicy(cache_func="steps.registry.stack.registry_identity"))
@@ -38,16 +43,15 @@ def register(
     recipe: TrainConfig,
 ) -> Annotated[dict, "registration"]:
     """Record metrics + data hash on the version; the quality gate decides production."""
+    from steps.core.evaluation import metadata_document
     from steps.core.hub import card_fields
     from steps.core.quality_gate import decide
     from steps.registry.stack import hub_registry, run_provenance
 
-    context = get_step_context()
-    version, hub = context.model_version, hub_registry()
+    version, hub = get_step_context().model_version, hub_registry()
     name = version.model.name
     production = hub.production_metrics(name) if hub else _zenml_production_metrics(name)
-    production_bleu = production["tuned"]["bleu"] if production else None
-    decision = decide(metrics["tuned"]["bleu"], production_bleu, gate)
+    decision = decide(metrics, production, gate)
     log.info("quality gate: %s (%s)", "PROMOTE" if decision.promote else "hold", decision.reason)
     record = {"metrics": metrics, "data_hash": metrics["data_hash"], "gate": decision.model_dump()}
     published = {"repo_id": None, "revision": None, "version_tag": None}
@@ -59,6 +63,7 @@ def register(
         record["hub"] = published
     if decision.promote:
         version.set_stage(ModelStages.PRODUCTION, force=True)
-    log_metadata(metadata=record, model_version_id=version.id)
+    slim = record | {"metrics": metadata_document(metrics)}  # ZenML caps a value at 64 KiB
+    log_metadata(metadata=slim, model_version_id=version.id)
     log_metadata(metadata={k: v for k, v in record.items() if k in ("gate", "hub")})
     return {"model": name, "version": str(version.number), **record, **published}

@@ -15,8 +15,9 @@ import json
 import sys
 from pathlib import Path
 
-# (key in metrics.json, label); format_rate is a fraction, shown in percent.
+# (key in metrics.json, label); accuracy and format_rate are fractions, shown in percent.
 SCORES = [
+    ("accuracy", "answer accuracy"),
     ("bleu", "BLEU"),
     ("chrf", "chrF"),
     ("rouge1", "ROUGE-1"),
@@ -56,7 +57,7 @@ def metrics_table(metrics: dict) -> list[str]:
     deltas = metrics.get("delta", {})
     lines = ["| metric | base | tuned | Δ (tuned − base) |", "|---|---:|---:|---:|"]
     for key, label in SCORES:
-        percent = key == "format_rate"
+        percent = key in ("format_rate", "accuracy")
         b, t = base.get(key), tuned.get(key)
         d = deltas.get(key)
         if d is None and all(isinstance(x, int | float) for x in (b, t)):

@@ -165,16 +165,65 @@ class TrainConfig(_Strict):
 
 
 class EvalConfig(_Strict):
+    """Greedy generation on the held-out set (prompts are batched in order of length)."""
+
     batch_size: PositiveInt = 16
     max_new_tokens: PositiveInt = 256
     max_examples: PositiveInt | None = None
+    dtype: Literal["auto", "float32", "float16", "bfloat16"] = Field(
+        "auto", description="auto: the base model's dtype on a GPU, float32 on a CPU"
+    )
+
+
+GateMetric = Literal["accuracy", "format_rate", "bleu", "chrf", "rouge1", "rouge2", "rougeL"]
+FRACTION_METRICS = ("accuracy", "format_rate")  # 0-1; the other gate metrics are on 0-100
 
 
 class GateConfig(_Strict):
-    """Promote to production only if BLEU >= threshold and not worse than prod - tolerance."""
+    """The quality gate: when does a new version become production?
 
-    bleu_threshold: float = Field(..., ge=0.0, le=100.0)
-    tolerance: float = Field(0.5, ge=0.0)
+    Promote when the tuned model's ``metric`` on the held-out set is >= ``threshold`` and it is
+    not significantly worse than the current production version: held back when it is worse by
+    more than ``tolerance`` and a paired test on the same examples gives p < ``alpha``.
+    A legacy config with only ``bleu_threshold`` (and ``tolerance``, default 0.5) gates on BLEU.
+    """
+
+    metric: GateMetric = Field(
+        "accuracy",
+        description="accuracy and format_rate are fractions (0-1); BLEU, chrF, ROUGE are 0-100",
+    )
+    threshold: float = Field(..., ge=0.0, description="minimum value of `metric` to promote")
+    tolerance: float = Field(
+        0.0, ge=0.0, description="a loss against production up to this size is never held"
+    )
+    alpha: float = Field(
+        0.05, gt=0.0, lt=1.0, description="significance level of the paired test vs production"
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _legacy_bleu_threshold(cls, data: object) -> object:
+        """``{bleu_threshold: x}`` (the first config format) means metric bleu, threshold x."""
+        if not isinstance(data, dict) or "bleu_threshold" not in data:
+            return data
+        if "threshold" in data or data.get("metric", "bleu") != "bleu":
+            raise ValueError(
+                "bleu_threshold is the legacy form of {metric: bleu, threshold: ...}: "
+                "give either bleu_threshold or metric + threshold, not both"
+            )
+        legacy = {k: v for k, v in data.items() if k != "bleu_threshold"}
+        return {"tolerance": 0.5} | legacy | {"metric": "bleu", "threshold": data["bleu_threshold"]}
+
+    @model_validator(mode="after")
+    def _check_scale(self) -> GateConfig:
+        top = 1.0 if self.metric in FRACTION_METRICS else 100.0
+        for name in ("threshold", "tolerance"):
+            if getattr(self, name) > top:
+                raise ValueError(
+                    f"{name} {getattr(self, name)} is out of range for {self.metric} "
+                    f"(0-{top:g}{'; a fraction, e.g. 0.6 for 60 %' if top == 1.0 else ''})"
+                )
+        return self
 
 
 class RegistryConfig(_Strict):

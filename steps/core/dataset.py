@@ -33,6 +33,7 @@ class ChatExample(BaseModel):
     reference: str
     prompt: str
     completion: str
+    family: str | None = None
 
 
 class DatasetSplit(BaseModel):
@@ -117,6 +118,7 @@ def render(example: Example, tokenizer: PreTrainedTokenizerBase) -> ChatExample:
         reference=assistant_text(example),
         prompt=prompt,
         completion=full[len(prompt) :],
+        family=example.family,
     )
 
 

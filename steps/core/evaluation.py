@@ -1,8 +1,16 @@
-"""Held-out evaluation: batched greedy generation for the base and the tuned model."""
+"""Held-out evaluation: batched greedy generation for the base and the tuned model, scored.
+
+Each model is scored on the text inside ``<answer>`` (its whole output when it wrote no tags):
+answer accuracy (:mod:`steps.core.answers`), the rate of well-formed
+``<think>…</think>\\n\\n<answer>…</answer>`` outputs, the mean output length in tokens, BLEU, chrF
+and ROUGE. Every figure gets a 95 % interval and tuned vs base is tested paired
+(:mod:`steps.core.uncertainty`). The per-example scores are kept in the metrics document so that a
+later run can compare with this one paired (the quality gate does, against production).
+"""
 
 from __future__ import annotations
 
-import html
+import copy
 import json
 import logging
 import time
@@ -10,15 +18,75 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
+from steps.core.answers import is_correct
 from steps.core.config import EvalConfig
 from steps.core.data import extract_answer, has_valid_format
 from steps.core.dataset import ChatExample
-from steps.core.generation import generate
-from steps.core.metrics import Scores, score_predictions
-from steps.core.modeling import load_model, load_tokenizer
+from steps.core.metrics import ROUGE_TYPES, Scores, rouge_per_example, score_predictions
+from steps.core.uncertainty import (
+    CONFIDENCE,
+    RESAMPLES,
+    Interval,
+    Paired,
+    bootstrap_mean,
+    corpus_paired_test,
+    paired_bootstrap,
+    seed,
+    wilson,
+)
 
 log = logging.getLogger(__name__)
 SCORED = ("bleu", "chrf", "rouge1", "rouge2", "rougeL")
+FIGURES = ("accuracy", "format_rate", "mean_output_tokens", *SCORED)
+# figure -> per-example column it is the mean of (BLEU and chrF are corpus-level: none)
+COLUMNS = {
+    "accuracy": "correct",
+    "format_rate": "format_ok",
+    "mean_output_tokens": "output_tokens",
+    **{r: r for r in ROUGE_TYPES},
+}
+ACCURACY_RULE = (
+    "numeric answers: the last number equals the reference's (7 = 7.0 = 7,0; units ignored); "
+    "word answers: the reference, normalized the Azerbaijani way, appears in the answer as "
+    "whole words (steps/core/answers.py)"
+)
+NO_FAMILY = "(none)"
+
+
+class Generation(BaseModel):
+    """What one model produced for the held-out prompts, in their order."""
+
+    texts: list[str]
+    output_tokens: list[int]
+    seconds: float
+
+
+class PerExample(BaseModel):
+    """Per-example scores of one model, aligned with the report's examples."""
+
+    answer: list[str]
+    correct: list[bool]
+    format_ok: list[bool]
+    output_tokens: list[int]
+    rouge1: list[float]
+    rouge2: list[float]
+    rougeL: list[float]
+
+
+class ModelScores(BaseModel):
+    """One model's figures, their 95 % intervals and the per-example scores behind them."""
+
+    scores: Scores
+    accuracy: float
+    format_rate: float
+    mean_output_tokens: float
+    generation_s: float
+    intervals: dict[str, Interval]
+    per_example: PerExample
+
+    def figure(self, name: str) -> float:
+        """The value of one of :data:`FIGURES`."""
+        return getattr(self.scores, name) if name in SCORED else getattr(self, name)
 
 
 class ExampleResult(BaseModel):
@@ -27,104 +95,243 @@ class ExampleResult(BaseModel):
     reference: str
     base_prediction: str
     tuned_prediction: str
+    family: str | None = None
+    base_correct: bool | None = None
+    tuned_correct: bool | None = None
 
 
-class ModelScores(BaseModel):
-    scores: Scores
-    format_rate: float
-    generation_s: float
+class FamilyScores(BaseModel):
+    """Answer accuracy of both models on one task family."""
+
+    n: int
+    base_accuracy: float
+    tuned_accuracy: float
+    base_interval: Interval
+    tuned_interval: Interval
 
 
 class EvalReport(BaseModel):
     base: ModelScores
     tuned: ModelScores
     examples: list[ExampleResult]
+    tuned_vs_base: dict[str, Paired] = {}
+    families: dict[str, FamilyScores] = {}
 
     def deltas(self) -> dict[str, float]:
-        return {
-            k: round(getattr(self.tuned.scores, k) - getattr(self.base.scores, k), 4)
-            for k in SCORED
-        }
+        """Tuned minus base for every figure."""
+        return {k: round(self.tuned.figure(k) - self.base.figure(k), 4) for k in FIGURES}
 
     def summary(self) -> dict[str, float]:
-        """Flat numbers for trackers and step metadata."""
-        out = {f"base/{k}": getattr(self.base.scores, k) for k in SCORED}
-        out |= {f"tuned/{k}": getattr(self.tuned.scores, k) for k in SCORED}
+        """Flat numbers for trackers and step metadata: figures, interval bounds, p-values."""
+        out: dict[str, float] = {}
+        for side, scores in (("base", self.base), ("tuned", self.tuned)):
+            for k in FIGURES:
+                out[f"{side}/{k}"] = scores.figure(k)
+                if k in scores.intervals:
+                    out[f"{side}/{k}_ci_low"], out[f"{side}/{k}_ci_high"] = scores.intervals[k]
         out |= {f"delta/{k}": v for k, v in self.deltas().items()}
-        out |= {
-            "base/format_rate": self.base.format_rate,
-            "tuned/format_rate": self.tuned.format_rate,
-        }
+        out |= {f"p_value/{k}": p.p_value for k, p in self.tuned_vs_base.items()}
         return out
 
 
-def _score(predictions: list[str], rows: list[ChatExample], seconds: float) -> ModelScores:
-    answers = [extract_answer(p) for p in predictions]
+def _score(generation: Generation, rows: list[ChatExample]) -> ModelScores:
+    answers = [extract_answer(text) for text in generation.texts]
+    references = [r.answer for r in rows]
+    rouge = rouge_per_example(answers, references)
+    per_example = PerExample(
+        answer=answers,
+        correct=[is_correct(a, r.answer, r.family) for a, r in zip(answers, rows, strict=True)],
+        format_ok=[has_valid_format(text) for text in generation.texts],
+        output_tokens=generation.output_tokens,
+        **{k: [round(100 * v, 4) for v in values] for k, values in rouge.items()},
+    )
+    n = len(rows)
+    intervals = {
+        "accuracy": wilson(sum(per_example.correct), n),
+        "format_rate": wilson(sum(per_example.format_ok), n),
+    }
+    for figure in ("mean_output_tokens", *ROUGE_TYPES):
+        intervals[figure] = bootstrap_mean(getattr(per_example, COLUMNS[figure]))
     return ModelScores(
-        scores=score_predictions(answers, [r.answer for r in rows]),
-        format_rate=round(sum(map(has_valid_format, predictions)) / len(predictions), 4),
-        generation_s=round(seconds, 2),
+        scores=score_predictions(answers, references),
+        accuracy=round(sum(per_example.correct) / n, 4),
+        format_rate=round(sum(per_example.format_ok) / n, 4),
+        mean_output_tokens=round(sum(generation.output_tokens) / n, 2),
+        generation_s=round(generation.seconds, 2),
+        intervals=intervals,
+        per_example=per_example,
     )
 
 
+def _families(rows: list[ChatExample], base: PerExample, tuned: PerExample) -> dict:
+    groups: dict[str, list[int]] = {}
+    for i, row in enumerate(rows):
+        groups.setdefault(row.family or NO_FAMILY, []).append(i)
+    out = {}
+    for family, idx in sorted(groups.items()):
+        right = [sum(side.correct[i] for i in idx) for side in (base, tuned)]
+        out[family] = FamilyScores(
+            n=len(idx),
+            base_accuracy=round(right[0] / len(idx), 4),
+            tuned_accuracy=round(right[1] / len(idx), 4),
+            base_interval=wilson(right[0], len(idx)),
+            tuned_interval=wilson(right[1], len(idx)),
+        )
+    return out
+
+
+def build_report(rows: list[ChatExample], base: Generation, tuned: Generation) -> EvalReport:
+    """Score both models' outputs on ``rows``, with intervals, paired tests and families.
+
+    Args:
+        rows: The held-out examples, in the order of the generations.
+        base: The base model's outputs.
+        tuned: The tuned model's outputs.
+    """
+    base_scores, tuned_scores = _score(base, rows), _score(tuned, rows)
+    b, t = base_scores.per_example, tuned_scores.per_example
+    corpus = corpus_paired_test(b.answer, t.answer, [r.answer for r in rows])
+    paired = {
+        f: paired_bootstrap(getattr(b, c), getattr(t, c)) for f, c in COLUMNS.items()
+    }
+    for name, comparison in corpus.items():
+        base_scores.intervals[name] = comparison.baseline_interval
+        tuned_scores.intervals[name] = comparison.candidate_interval
+        paired[name] = comparison.paired
+    examples = [
+        ExampleResult(
+            id=r.id, question=r.question, reference=r.reference, family=r.family,
+            base_prediction=bp, tuned_prediction=tp, base_correct=bc, tuned_correct=tc,
+        )
+        for r, bp, tp, bc, tc in zip(rows, base.texts, tuned.texts, b.correct, t.correct,
+                                     strict=True)
+    ]
+    return EvalReport(
+        base=base_scores, tuned=tuned_scores, examples=examples,
+        tuned_vs_base={f: paired[f] for f in FIGURES}, families=_families(rows, b, t),
+    )
+
+
+def _generate(model, tokenizer, prompts: list[str], cfg: EvalConfig) -> Generation:
+    from steps.core.generation import generate_ids
+
+    started = time.perf_counter()
+    ids = generate_ids(model, tokenizer, prompts, cfg.batch_size, cfg.max_new_tokens)
+    texts = [tokenizer.decode(row, skip_special_tokens=True).strip() for row in ids]
+    return Generation(texts=texts, output_tokens=list(map(len, ids)),
+                      seconds=time.perf_counter() - started)
+
+
 def evaluate_models(
-    base_dir: Path, adapter_dir: Path, rows: list[ChatExample], cfg: EvalConfig
+    base_dir: Path,
+    adapter_dir: Path,
+    rows: list[ChatExample],
+    cfg: EvalConfig,
+    dtype: str = "float32",
 ) -> EvalReport:
     """Generate on ``rows`` with the base model, then with the adapter merged in, and score.
 
-    Scores compare the text inside ``<answer>`` (or the whole output when the model did not
-    produce the tags) with the reference answer.
+    Args:
+        base_dir: The base model's directory.
+        adapter_dir: The LoRA adapter.
+        rows: The held-out examples (the first ``cfg.max_examples`` are used).
+        cfg: Batch size, token budget.
+        dtype: Weights' dtype for generation (see :func:`generation_dtype`).
     """
     from peft import PeftModel
+
+    from steps.core.modeling import load_model, load_tokenizer
 
     rows = rows[: cfg.max_examples] if cfg.max_examples else rows
     if not rows:
         raise ValueError("no held-out examples to evaluate")
     tokenizer = load_tokenizer(base_dir)
     prompts = [r.prompt for r in rows]
-    model = load_model(base_dir)
-
-    started = time.perf_counter()
-    base_predictions = generate(model, tokenizer, prompts, cfg.batch_size, cfg.max_new_tokens)
-    base = _score(base_predictions, rows, time.perf_counter() - started)
-
+    model = load_model(base_dir, dtype)
+    base = _generate(model, tokenizer, prompts, cfg)
     tuned_model = PeftModel.from_pretrained(model, adapter_dir).merge_and_unload()
-    started = time.perf_counter()
-    tuned_predictions = generate(
-        tuned_model, tokenizer, prompts, cfg.batch_size, cfg.max_new_tokens
-    )
-    tuned = _score(tuned_predictions, rows, time.perf_counter() - started)
-    return EvalReport(
-        base=base,
-        tuned=tuned,
-        examples=[
-            ExampleResult(
-                id=r.id,
-                question=r.question,
-                reference=r.reference,
-                base_prediction=b,
-                tuned_prediction=t,
-            )
-            for r, b, t in zip(rows, base_predictions, tuned_predictions, strict=True)
-        ],
-    )
+    tuned = _generate(tuned_model, tokenizer, prompts, cfg)
+    return build_report(rows, base, tuned)
+
+
+def generation_dtype(cfg: EvalConfig, model_dtype: str, device: str) -> str:
+    """The dtype evaluation generates in: ``cfg.dtype``, or for ``auto`` the base model's dtype
+    on a GPU and float32 on a CPU (bf16 was slower on the AVX2 CPUs measured, and fp16 matmuls
+    are slow on CPUs; docs/benchmarks.md)."""
+    if cfg.dtype != "auto":
+        return cfg.dtype
+    return model_dtype if device == "cuda" else "float32"
+
+
+def _pair_record(p: Paired) -> dict:
+    record = {"delta": round(p.delta, 4), "p_value": round(p.p_value, 4), "method": p.method}
+    return record | ({} if p.interval is None else {"interval": [round(v, 4) for v in p.interval]})
+
+
+def _side(scores: ModelScores) -> dict:
+    return {k: scores.figure(k) for k in (*SCORED, "format_rate", "accuracy",
+                                          "mean_output_tokens")}
+
+
+def _intervals(scores: ModelScores) -> dict:
+    return {k: [round(v, 4) for v in scores.intervals[k]] for k in FIGURES if k in scores.intervals}
+
+
+def _columns(scores: ModelScores, with_answer: bool) -> dict:
+    columns = scores.per_example.model_dump()
+    return columns if with_answer else {k: v for k, v in columns.items() if k != "answer"}
 
 
 def metrics_document(report: EvalReport, data_hash: str, model_revision: str) -> dict:
-    """The content of ``metrics.json``."""
+    """The content of ``metrics.json``: figures, intervals, paired tests, families, per example.
+
+    Plain JSON values without nulls (BentoML model metadata, which gets a copy, rejects None).
+
+    ``per_example`` keeps the reference answers and the tuned model's answers (the quality gate
+    pairs BLEU and chrF with them when this version is production), not the base model's.
+    """
     return {
         "examples": len(report.examples),
         "data_hash": data_hash,
         "model_revision": model_revision,
         "scored_on": "text inside <answer> vs reference answer",
+        "answer_accuracy": ACCURACY_RULE,
         "sacrebleu_signature": report.tuned.scores.bleu_signature,
         "chrf_signature": report.tuned.scores.chrf_signature,
-        "base": {k: getattr(report.base.scores, k) for k in SCORED}
-        | {"format_rate": report.base.format_rate},
-        "tuned": {k: getattr(report.tuned.scores, k) for k in SCORED}
-        | {"format_rate": report.tuned.format_rate},
+        "base": _side(report.base),
+        "tuned": _side(report.tuned),
         "delta": report.deltas(),
+        "intervals": {"base": _intervals(report.base), "tuned": _intervals(report.tuned)},
+        "tuned_vs_base": {k: _pair_record(p) for k, p in report.tuned_vs_base.items()},
+        "families": {k: json.loads(f.model_dump_json()) for k, f in report.families.items()},
+        "uncertainty": (
+            f"{CONFIDENCE:.0%} intervals: Wilson for accuracy and format_rate; sacreBLEU's "
+            f"bootstrap (mean ± half the percentile range) for BLEU and chrF; percentile "
+            f"bootstrap for the others. Differences: paired bootstrap ({RESAMPLES} resamples, "
+            f"seed {seed()}; sacreBLEU's paired test for BLEU and chrF)."
+        ),
+        "per_example": {
+            "id": [e.id for e in report.examples],
+            "family": [e.family or NO_FAMILY for e in report.examples],
+            "reference": [extract_answer(e.reference) for e in report.examples],
+            "base": _columns(report.base, with_answer=False),
+            "tuned": _columns(report.tuned, with_answer=True),
+        },
     }
+
+
+def metadata_document(document: dict) -> dict:
+    """``document`` without its per-example texts: what goes into ZenML metadata.
+
+    ZenML skips a metadata value over 65,535 characters of JSON; the scores stay (a later run
+    can pair accuracy, format rate and ROUGE with them), the texts are in ``metrics.json``.
+    """
+    slim = copy.deepcopy(document)
+    per_example = slim.get("per_example") or {}
+    per_example.pop("reference", None)
+    for side in ("base", "tuned"):
+        (per_example.get(side) or {}).pop("answer", None)
+    return slim
 
 
 def write_metrics(document: dict, path: Path) -> Path:
@@ -140,32 +347,3 @@ def publish_metrics(document: dict, html: str, output_dir: Path, run_name: str) 
         write_metrics(document, folder / "metrics.json")
         (folder / "eval_report.html").write_text(html, encoding="utf-8")
     return output_dir / run_name / "metrics.json"
-
-
-def render_html(report: EvalReport, document: dict) -> str:
-    """A self-contained HTML page: the score table and every example side by side."""
-    esc = html.escape
-    header = "".join(f"<th>{k}</th>" for k in SCORED)
-
-    def row(name: str) -> str:
-        cells = "".join(f"<td>{document[name][k]:.2f}</td>" for k in SCORED)
-        return f"<tr><th>{name}</th>{cells}</tr>"
-
-    examples = "".join(
-        f"<tr><td>{esc(e.id)}</td><td>{esc(e.question)}</td><td><pre>{esc(e.reference)}</pre></td>"
-        f"<td><pre>{esc(e.base_prediction)}</pre></td><td><pre>{esc(e.tuned_prediction)}</pre></td>"
-        "</tr>"
-        for e in report.examples
-    )
-    return (
-        "<html><head><meta charset='utf-8'><style>"
-        "body{font-family:sans-serif}table{border-collapse:collapse}"
-        "td,th{border:1px solid #ccc;padding:4px;vertical-align:top}"
-        "pre{white-space:pre-wrap;margin:0;max-width:40em}</style></head><body>"
-        f"<h2>nizami held-out evaluation ({document['examples']} examples)</h2>"
-        f"<p>data {esc(document['data_hash'])} · model {esc(document['model_revision'])} · "
-        f"{esc(document['sacrebleu_signature'])}</p>"
-        f"<table><tr><th></th>{header}</tr>{row('base')}{row('tuned')}{row('delta')}</table>"
-        "<h3>Examples</h3><table><tr><th>id</th><th>question</th><th>reference</th>"
-        f"<th>base</th><th>tuned</th></tr>{examples}</table></body></html>"
-    )

@@ -20,13 +20,15 @@ def generate_ids(
 ) -> list[list[int]]:
     """Greedy completions for ``prompts`` as token ids, batched with left padding.
 
-    Prompts are grouped by length so a batch wastes little padding; each completion is cut
-    after its first stop token, and results come back in the order of ``prompts``.
+    Prompts are sorted by their length in tokens and batched in that order, so a batch wastes
+    little padding; each completion is cut after its first stop token, and results come back in
+    the order of ``prompts``.
     """
     import torch
 
     tokenizer.padding_side = "left"
-    order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
+    lengths = [len(ids) for ids in tokenizer(prompts, add_special_tokens=False)["input_ids"]]
+    order = sorted(range(len(prompts)), key=lambda i: lengths[i])
     outputs: list[list[int]] = [[] for _ in prompts]
     stop = {tokenizer.eos_token_id, tokenizer.convert_tokens_to_ids("<|im_end|>")}
     stop -= {None, tokenizer.unk_token_id}

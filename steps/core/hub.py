@@ -40,6 +40,7 @@ PROD_TAG = "prod"
 STAGING_TAG = "staging"
 STAGE_TAGS = (PROD_TAG, STAGING_TAG)
 METRICS_FILE = "metrics.json"
+METRIC_NAMES = ("bleu", "chrf", "rouge1", "rouge2", "rougeL")
 CARD_FILE = "README.md"
 KEEP_FILES = {".gitattributes"}  # created with the repo; never part of a version's snapshot
 Bump = Literal["minor", "major"]
@@ -396,17 +397,24 @@ def card_fields(
 
 
 def _metrics_table(metrics: dict) -> str:
-    rows = ["| metric | base | tuned | delta |", "|---|---:|---:|---:|"]
+    rows = ["| metric | base | tuned | delta | 95 % CI base; tuned | paired p |",
+            "|---|---:|---:|---:|---|---:|"]
     base, tuned, delta = (metrics.get(k, {}) for k in ("base", "tuned", "delta"))
-    for name in ("bleu", "chrf", "rouge1", "rouge2", "rougeL", "format_rate"):
+    ci, tests = metrics.get("intervals", {}), metrics.get("tuned_vs_base", {})
+    for name in ("accuracy", "format_rate", "mean_output_tokens", *METRIC_NAMES):
         if name not in tuned:
             continue
         cells = [base.get(name), tuned.get(name), delta.get(name)]
-        rows.append(
-            f"| {name} | "
-            + " | ".join("" if c is None else f"{c:.4g}" for c in cells)
-            + " |"
-        )
+        spans = [ci.get(side, {}).get(name) for side in ("base", "tuned")]
+        p = tests.get(name, {}).get("p_value")
+        rows.append(f"| {name} | " + " | ".join("" if c is None else f"{c:.4g}" for c in cells)
+                    + " | " + "; ".join(f"[{s[0]:.4g}, {s[1]:.4g}]" for s in spans if s)
+                    + f" | {'' if p is None else f'{p:.3g}'} |")
+    families = metrics.get("families", {})
+    if families:
+        rows += ["", "| task family | n | base accuracy | tuned accuracy |", "|---|---:|---:|---:|"]
+        rows += [f"| {k} | {f['n']} | {f['base_accuracy']:.0%} | {f['tuned_accuracy']:.0%} |"
+                 for k, f in families.items()]
     return "\n".join(rows)
 
 
@@ -442,7 +450,8 @@ commit tagged `vX.Y`; `prod` marks the version that passed the quality gate.
 
 {_metrics_table(card.metrics)}
 
-sacreBLEU signature: `{signature}`. Full numbers: `{METRICS_FILE}`.
+sacreBLEU signature: `{signature}`. Accuracy: {card.metrics.get("answer_accuracy", "n/a")}.
+Full numbers, intervals and per-example scores: `{METRICS_FILE}`.
 
 ## Quality gate
 

@@ -175,17 +175,29 @@ Returns:
         )
 
     def _compute(self, predictions: list[str], references: list[str]) -> dict[str, float]:
-        scorer = rouge_scorer.RougeScorer(
-            list(ROUGE_TYPES), use_stemmer=False, tokenizer=AzTokenizer()
-        )
-        totals = dict.fromkeys(ROUGE_TYPES, 0.0)
-        for prediction, reference in zip(predictions, references, strict=True):
-            # rouge_score's signature is score(target, prediction).
-            scores = scorer.score(reference, prediction)
-            for rouge_type in ROUGE_TYPES:
-                totals[rouge_type] += scores[rouge_type].fmeasure
-        n = len(predictions)
-        return {rouge_type: total / n if n else 0.0 for rouge_type, total in totals.items()}
+        per_example = rouge_per_example(predictions, references)
+        return {name: sum(v) / len(v) if v else 0.0 for name, v in per_example.items()}
+
+
+def rouge_per_example(
+    predictions: Sequence[str], references: Sequence[str]
+) -> dict[str, list[float]]:
+    """ROUGE-1/2/L F-measure of each example (in [0, 1]) with :func:`az_tokenize`.
+
+    Args:
+        predictions: System outputs.
+        references: One reference per prediction, in the same order.
+
+    Returns:
+        ``{"rouge1": [...], "rouge2": [...], "rougeL": [...]}``, one value per example.
+    """
+    scorer = rouge_scorer.RougeScorer(list(ROUGE_TYPES), use_stemmer=False, tokenizer=AzTokenizer())
+    out: dict[str, list[float]] = {rouge_type: [] for rouge_type in ROUGE_TYPES}
+    for prediction, reference in zip(predictions, references, strict=True):
+        scores = scorer.score(reference, prediction)  # rouge_score's order: (target, prediction)
+        for rouge_type in ROUGE_TYPES:
+            out[rouge_type].append(scores[rouge_type].fmeasure)
+    return out
 
 
 class Scores(BaseModel):

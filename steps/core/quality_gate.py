@@ -1,48 +1,144 @@
-"""The promotion rule: when does a new model version become production?"""
+"""The promotion rule: when does a new model version become production?
+
+A candidate is promoted when its ``gate.metric`` (default: answer accuracy) on the held-out set
+is at least ``gate.threshold`` and it is not significantly worse than the current production
+version. "Significantly worse" is decided on the same examples, paired: held back when the
+candidate loses more than ``gate.tolerance`` and a paired bootstrap gives p < ``gate.alpha``
+(sacreBLEU's paired bootstrap for BLEU and chrF). When production's metrics have no per-example
+scores for those examples (a version registered before they were stored, or evaluated on other
+data), the comparison falls back to the point estimates (held back when worse by more than the
+tolerance) and the reason says so.
+"""
 
 from __future__ import annotations
 
 from pydantic import BaseModel
 
-from steps.core.config import GateConfig
+from steps.core.config import FRACTION_METRICS, GateConfig
+from steps.core.uncertainty import Paired, corpus_paired_test, paired_bootstrap
+
+LABELS = {"accuracy": "accuracy", "format_rate": "format rate", "bleu": "BLEU", "chrf": "chrF",
+          "rouge1": "ROUGE-1", "rouge2": "ROUGE-2", "rougeL": "ROUGE-L"}
+COLUMNS = {"accuracy": "correct", "format_rate": "format_ok", "rouge1": "rouge1",
+           "rouge2": "rouge2", "rougeL": "rougeL"}
 
 
 class GateDecision(BaseModel):
+    """The decision, its reason and the figures it rests on."""
+
     promote: bool
     reason: str
-    candidate_bleu: float
-    production_bleu: float | None
+    metric: str
+    candidate: float
+    candidate_interval: list[float] | None = None
+    production: float | None
     threshold: float
     tolerance: float
+    alpha: float
+    comparison: str  # "paired", "unpaired" or "none" (not compared with production)
+    delta: float | None = None
+    delta_interval: list[float] | None = None
+    p_value: float | None = None
 
 
-def decide(candidate_bleu: float, production_bleu: float | None, gate: GateConfig) -> GateDecision:
-    """Promote when BLEU >= threshold and BLEU >= production BLEU - tolerance.
+def _fmt(metric: str, value: float, points: bool = False) -> str:
+    """A value of ``metric`` as text; a difference of fractions in percentage points."""
+    if metric in FRACTION_METRICS:
+        return f"{100 * value:.1f} {'pp' if points else '%'}"
+    return f"{value:.2f}"
+
+
+def _aligned(candidate: dict, production: dict) -> tuple[list[int], dict] | None:
+    """Indices of production's examples in the candidate's order, or None if they differ."""
+    mine = (candidate.get("per_example") or {}).get("id")
+    theirs = (production.get("per_example") or {}).get("id")
+    if not mine or not theirs or sorted(mine) != sorted(theirs):
+        return None
+    where = {example_id: i for i, example_id in enumerate(theirs)}
+    return [where[example_id] for example_id in mine], production["per_example"]["tuned"]
+
+
+def paired_with_production(metric: str, candidate: dict, production: dict) -> Paired | None:
+    """``candidate - production`` on ``metric``, paired by example; None if not possible.
+
+    Pairing needs both documents' ``per_example`` on the same example ids (and, for BLEU and
+    chrF, the answers and the references, which ``metrics.json`` keeps).
+    """
+    aligned = _aligned(candidate, production)
+    if aligned is None:
+        return None
+    order, theirs = aligned
+    mine = candidate["per_example"]["tuned"]
+    if metric in COLUMNS:
+        column = COLUMNS[metric]
+        if column not in theirs or column not in mine:
+            return None
+        return paired_bootstrap([theirs[column][i] for i in order], mine[column])
+    references = candidate["per_example"].get("reference")
+    if "answer" not in theirs or "answer" not in mine or not references:
+        return None
+    tests = corpus_paired_test([theirs["answer"][i] for i in order], mine["answer"], references)
+    return tests[metric].paired
+
+
+def _span(metric: str, interval: list[float] | tuple[float, float] | None, points=False) -> str:
+    if not interval:
+        return ""
+    return f"[{_fmt(metric, interval[0], points)}, {_fmt(metric, interval[1], points)}]"
+
+
+def _versus_production(
+    candidate: dict, production: dict, gate: GateConfig, value: float, prod_value: float
+) -> dict:
+    """The comparison with production: paired when possible, else on point estimates."""
+    metric, tolerance = gate.metric, _fmt(gate.metric, gate.tolerance, points=True)
+    paired = paired_with_production(metric, candidate, production)
+    if paired is None:
+        worse = value < prod_value - gate.tolerance
+        how = ("compared unpaired (production's metrics have no per-example scores for these "
+               f"examples): {'worse' if worse else 'not worse'} than production's "
+               f"{_fmt(metric, prod_value)} by more than the tolerance {tolerance}")
+        return {"promote": not worse, "text": how, "comparison": "unpaired",
+                "delta": value - prod_value}
+    worse = paired.delta < -gate.tolerance and paired.p_value < gate.alpha
+    sign = "+" if paired.delta >= 0 else "-"
+    spread = f", 95 % CI {_span(metric, paired.interval, True)}" if paired.interval else ""
+    verdict = (f"significantly worse than production (loss > tolerance {tolerance}, "
+               f"p < {gate.alpha:g})" if worse else "not significantly worse than production")
+    how = (f"{verdict}; paired difference vs production's {_fmt(metric, prod_value)}: "
+           f"{sign}{_fmt(metric, abs(paired.delta), True)}{spread}, "
+           f"p = {paired.p_value:.3f} ({paired.method})")
+    return {"promote": not worse, "text": how, "comparison": "paired", "delta": paired.delta,
+            "p_value": paired.p_value,
+            "delta_interval": None if paired.interval is None else list(paired.interval)}
+
+
+def decide(candidate: dict, production: dict | None, gate: GateConfig) -> GateDecision:
+    """Decide on promotion from the candidate's and production's metrics documents.
 
     Args:
-        candidate_bleu: held-out BLEU of the new version.
-        production_bleu: BLEU of the current production version, or None if there is none.
-        gate: threshold and tolerance.
+        candidate: The new version's ``metrics.json`` content.
+        production: The current production version's, or None if there is none.
+        gate: Metric, threshold, tolerance and significance level.
     """
-    common = {
-        "candidate_bleu": candidate_bleu,
-        "production_bleu": production_bleu,
-        "threshold": gate.bleu_threshold,
-        "tolerance": gate.tolerance,
-    }
-    if candidate_bleu < gate.bleu_threshold:
-        reason = f"BLEU {candidate_bleu:.2f} is below the threshold {gate.bleu_threshold:.2f}"
-        return GateDecision(promote=False, reason=reason, **common)
-    if production_bleu is not None and candidate_bleu < production_bleu - gate.tolerance:
-        reason = (
-            f"BLEU {candidate_bleu:.2f} is worse than production's {production_bleu:.2f} "
-            f"by more than the tolerance {gate.tolerance:.2f}"
-        )
-        return GateDecision(promote=False, reason=reason, **common)
-    versus = (
-        "no production version yet"
-        if production_bleu is None
-        else f"production has {production_bleu:.2f} (tolerance {gate.tolerance:.2f})"
-    )
-    reason = f"BLEU {candidate_bleu:.2f} >= threshold {gate.bleu_threshold:.2f}; {versus}"
-    return GateDecision(promote=True, reason=reason, **common)
+    metric, name = gate.metric, LABELS[gate.metric]
+    value = candidate["tuned"][metric]
+    interval = (candidate.get("intervals") or {}).get("tuned", {}).get(metric)
+    prod_value = None if production is None else production.get("tuned", {}).get(metric)
+    common = {"metric": metric, "candidate": value, "candidate_interval": interval,
+              "production": prod_value, "threshold": gate.threshold,
+              "tolerance": gate.tolerance, "alpha": gate.alpha}
+    shown = f"{name} {_fmt(metric, value)} {_span(metric, interval)}".rstrip()
+    threshold = _fmt(metric, gate.threshold)
+    if value < gate.threshold:
+        reason = f"{shown} is below the threshold {threshold}"
+        return GateDecision(promote=False, reason=reason, comparison="none", **common)
+    passed = f"{shown} >= threshold {threshold}"
+    if production is None or prod_value is None:
+        why = ("no production version yet" if production is None
+               else f"production's metrics have no {name}: not compared")
+        return GateDecision(promote=True, reason=f"{passed}; {why}", comparison="none", **common)
+    outcome = _versus_production(candidate, production, gate, value, prod_value)
+    text = outcome.pop("text")
+    reason = f"{passed}; {text}" if outcome["promote"] else f"{shown}: {text}"
+    return GateDecision(reason=reason, **outcome, **common)

@@ -96,12 +96,16 @@ def test_metrics_json_matches_the_artifact_and_the_report_is_html(first_run):
     metrics = run.steps["evaluate"].outputs["metrics"][0].load()
     on_disk = json.loads((out / run.name / "metrics.json").read_text(encoding="utf-8"))
     assert on_disk == metrics == json.loads((out / "metrics.json").read_text(encoding="utf-8"))
-    assert set(metrics["base"]) >= {"bleu", "chrf", "rouge1", "rouge2", "rougeL"}
+    assert set(metrics["base"]) >= {"bleu", "chrf", "rouge1", "rouge2", "rougeL", "accuracy"}
+    assert set(metrics["intervals"]["tuned"]) >= {"accuracy", "format_rate", "bleu"}
+    assert sum(f["n"] for f in metrics["families"].values()) == 25
+    assert len(metrics["per_example"]["tuned"]["correct"]) == 25
     assert "tok:13a" in metrics["sacrebleu_signature"]
     assert metrics["examples"] == 25 and metrics["data_hash"]
     report = run.steps["evaluate"].outputs["eval_report"][0]
     html = report.load()
     assert "<table>" in html and metrics["data_hash"] in html
+    assert "answer accuracy: base" in html and "per task family" in html
     assert (out / run.name / "eval_report.html").read_text(encoding="utf-8") == html
     assert report.visualizations and report.visualizations[0].type.value == "html"
 

@@ -7,7 +7,8 @@ and its token comes from a ZenML secret, as the README tells users to do. The re
 
 1. gate passes (threshold 0)            -> v1.0, prod -> v1.0
 2. same BLEU, tolerance 0.25            -> v1.1, prod moves to v1.1 (not worse than prod)
-3. prod on the Hub made better (99 BLEU) -> v1.2, held: the gate read prod's metrics.json
+3. prod on the Hub made better (99 BLEU, no per-example scores) -> v1.2, held: the gate read
+   prod's metrics.json and compared unpaired
 4. the Hub answers 500 to the commit    -> register fails clearly, no new tag
 5. package.from_revision: v1.0          -> only the package step reruns, on v1.0's adapter
 """
@@ -153,7 +154,8 @@ def test_second_run_is_v1_1_and_moves_prod_when_not_worse(second_run, first_run,
     assert second_run.steps["train"].status.value == "cached"
     assert registration["version_tag"] == "v1.1"
     first_bleu = _registration(first_run)["metrics"]["tuned"]["bleu"]
-    assert registration["gate"]["production_bleu"] == first_bleu  # read from the Hub's prod
+    assert registration["gate"]["production"] == first_bleu  # read from the Hub's prod
+    assert registration["gate"]["comparison"] == "paired"  # prod's metrics.json has the answers
     assert registration["gate"]["promote"] is True
     tags = _tags(api)
     assert tags["v1.1"] == registration["revision"] == tags["prod"]
@@ -182,11 +184,13 @@ def test_prod_snapshot_loads_with_peft_and_generates(
 
 @pytest.fixture(scope="module")
 def held_run(second_run, api: HfApi, out):
-    """prod on the Hub is made better than anything the tiny model reaches, then a run."""
+    """prod on the Hub is made better than anything the tiny model reaches (and, like a version
+    registered before per-example scores were kept, has none), then a run."""
     from steps.core import hub as hub_core
 
     repo = f"tester/{MODEL}"
-    better = _registration(second_run)["metrics"] | {"tuned": {"bleu": 99.0}}
+    metrics = _registration(second_run)["metrics"]
+    better = {k: v for k, v in metrics.items() if k != "per_example"} | {"tuned": {"bleu": 99.0}}
     commit = api.upload_file(
         path_or_fileobj=json.dumps(better).encode(), path_in_repo="metrics.json",
         repo_id=repo, commit_message="a better prod, registered elsewhere",
@@ -206,6 +210,7 @@ def test_a_run_worse_than_the_hubs_prod_is_registered_but_not_promoted(held_run,
     assert registration["version_tag"] == "v1.2"
     assert registration["gate"]["promote"] is False
     assert "worse than production's 99.00" in registration["gate"]["reason"]
+    assert "compared unpaired" in registration["gate"]["reason"]
     tags = _tags(api)
     assert tags["prod"] == better_prod and tags["v1.2"] == registration["revision"]
     card = api.hf_hub_download(f"tester/{MODEL}", "README.md", revision="v1.2")

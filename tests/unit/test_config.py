@@ -150,3 +150,24 @@ def test_production_recipe() -> None:
 def test_config_is_frozen(tiny_config) -> None:
     with pytest.raises(ValueError):
         tiny_config.train.epochs = 3
+
+
+def test_the_kaggle_eval_run_config_sends_evaluate_to_a_kernel_with_its_packages() -> None:
+    from importlib import metadata
+
+    from kaggle_orchestrator.flavor import DEFAULT_KERNEL_PACKAGES, KaggleStepOperatorSettings
+
+    run_config = yaml.safe_load(
+        (ROOT / "stacks" / "run-configs" / "kaggle-eval-on-kaggle.yaml").read_text()
+    )
+    plain = yaml.safe_load((ROOT / "stacks" / "run-configs" / "kaggle.yaml").read_text())
+    assert run_config["steps"]["train"] == plain["steps"]["train"]
+    evaluate = run_config["steps"]["evaluate"]
+    assert evaluate["step_operator"] == "kaggle"
+    settings = KaggleStepOperatorSettings(**evaluate["settings"]["step_operator"])
+    assert settings.machine_shape == "NvidiaTeslaT4"
+    assert set(DEFAULT_KERNEL_PACKAGES) <= set(settings.packages)
+    # What the evaluation code imports beyond the defaults, each installed here (so pinned).
+    for package in ("evaluate", "sacrebleu", "rouge-score", "absl-py", "nltk"):
+        assert package in settings.packages
+        assert metadata.version(package)

@@ -102,6 +102,23 @@ def _evaluate(node: ast.expr) -> int:
     return OPERATORS[type(node.op)](left, right)
 
 
+def test_shipped_data_records_the_task_family_of_every_example() -> None:
+    sys.path.insert(0, str(GENERATOR.parent))
+    try:
+        from generate import FAMILIES, GEOGRAPHY
+    finally:
+        sys.path.remove(str(GENERATOR.parent))
+    families = [e.family for e in read_examples(DATA)]
+    assert set(families) == {*FAMILIES, GEOGRAPHY}
+    counts = {f: families.count(f) for f in set(families)}
+    assert max(counts.values()) - min(counts.values()) <= 1  # split evenly by the generator
+
+
+def test_a_file_without_family_still_loads(tmp_path: Path) -> None:
+    path = _write(tmp_path, [_line(_record(1)), _line(_record(2, family="addition"))])
+    assert [e.family for e in read_examples(path)] == [None, "addition"]
+
+
 def test_shipped_reasoning_arithmetic_is_correct() -> None:
     checked = 0
     for example in read_examples(DATA):
@@ -164,6 +181,9 @@ def test_bad_json_names_file_line_and_column(tmp_path: Path) -> None:
         (_record(1, id=7), "field 'id' must be a string, got int"),
         (_record(1, reasoning=None), "field 'reasoning' must be a string, got null"),
         (_record(1, extra="x"), "unknown field 'extra'"),
+        (_record(1, family=3), "field 'family' must be a string, got int"),
+        (_record(1, family=None), "field 'family' must be a string, got null"),
+        (_record(1, family=" "), "field 'family' is empty"),
         ([1, 2], "expected a JSON object, got list"),
         ("text", "expected a JSON object, got str"),
     ],

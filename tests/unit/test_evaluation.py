@@ -7,15 +7,21 @@ import json
 import pytest
 
 from steps.core.config import EvalConfig
+from steps.core.dataset import ChatExample
+from steps.core.eval_report import render_html
 from steps.core.evaluation import (
+    FIGURES,
     SCORED,
     EvalReport,
     ExampleResult,
+    Generation,
     ModelScores,
+    build_report,
     evaluate_models,
+    generation_dtype,
+    metadata_document,
     metrics_document,
     publish_metrics,
-    render_html,
     write_metrics,
 )
 from steps.core.generation import generate, generate_ids
@@ -162,9 +168,10 @@ def test_evaluate_models_rejects_no_rows(tiny_base_dir, tiny_adapter) -> None:
 def _scores(value: float, report: EvalReport) -> ModelScores:
     signatures = report.tuned.scores.model_dump(include={"bleu_signature", "chrf_signature"})
     numbers = {key: value + i for i, key in enumerate(SCORED)}
-    return ModelScores(
-        scores=Scores(**numbers, n=ROWS, **signatures), format_rate=value / 100, generation_s=1.0
-    )
+    return report.tuned.model_copy(update={
+        "scores": Scores(**numbers, n=ROWS, **signatures), "format_rate": value / 100,
+        "accuracy": value / 50, "mean_output_tokens": 2 * value,
+    })
 
 
 def test_metrics_document(report, document, tiny_split) -> None:
@@ -189,7 +196,9 @@ def test_metrics_document_delta_is_tuned_minus_base(report) -> None:
 
     document = metrics_document(scored, "md5", "rev")
 
-    assert document["delta"] == {key: 2.5 for key in SCORED}
+    assert document["delta"] == {key: 2.5 for key in SCORED} | {
+        "format_rate": 0.025, "accuracy": 0.05, "mean_output_tokens": 5.0
+    }
     assert document["base"]["format_rate"] == 0.1
     assert document["tuned"]["bleu"] == 12.5
     assert scored.summary()["delta/rougeL"] == 2.5
@@ -225,7 +234,8 @@ def test_render_html_escapes_predictions(report, document) -> None:
     for example in examples:
         assert f"<td>{example.id}</td>" in page
     assert document["sacrebleu_signature"] in page
-    assert page.count("<tr>") == 4 + len(examples) + 1
+    tables = 1 + len(FIGURES) + 1 + len(document["families"]) + 1 + len(examples)
+    assert page.count("<tr>") == tables
 
 
 def test_render_html_lists_every_evaluated_example(report, document) -> None:
@@ -241,3 +251,119 @@ def test_publish_metrics_writes_the_run_and_the_latest_copies(document, tmp_path
     for folder in (tmp_path, tmp_path / "run-7"):
         assert json.loads((folder / "metrics.json").read_text(encoding="utf-8")) == document
         assert (folder / "eval_report.html").read_text(encoding="utf-8") == "<html>report</html>"
+
+
+# ------------------------------------------------------- constructed outputs, known scores
+
+
+def _row(i: int, family: str, answer: str) -> ChatExample:
+    return ChatExample(
+        id=f"az-{i:04d}", question=f"Sual {i}?", answer=answer, family=family,
+        reference=f"<think>hesab</think>\n\n<answer>{answer}</answer>",
+        prompt="p", completion="c",
+    )
+
+
+ROWS_KNOWN = [_row(i, "money", f"Qalıq {i} manatdır.") for i in range(30)] + [
+    _row(30 + i, "calendar", "3 gün sonra cümə olacaq.") for i in range(20)
+]
+
+
+def _outputs(right: set[int], tagged: set[int]) -> Generation:
+    texts = []
+    for i, row in enumerate(ROWS_KNOWN):
+        answer = (f"{i},0 AZN" if row.family == "money" else "3 gün sonra CÜMƏ olacaq") if (
+            i in right) else "bilmirəm"
+        texts.append(f"<think>hesab</think>\n\n<answer>{answer}</answer>" if i in tagged
+                     else f"Məncə {answer}")
+    return Generation(texts=texts, output_tokens=[10 + i % 2 for i in range(50)], seconds=1.0)
+
+
+@pytest.fixture(scope="module")
+def known() -> EvalReport:
+    base = _outputs(right=set(range(0, 10)), tagged=set())  # 10/50 right, no tags
+    tuned = _outputs(right=set(range(0, 25)) | set(range(30, 50)), tagged=set(range(45)))
+    return build_report(ROWS_KNOWN, base, tuned)
+
+
+def test_accuracy_format_and_length_on_known_outputs(known) -> None:
+    assert known.base.accuracy == 0.2 and known.tuned.accuracy == 0.9
+    assert known.base.format_rate == 0.0 and known.tuned.format_rate == 0.9
+    assert known.base.mean_output_tokens == known.tuned.mean_output_tokens == 10.5
+    assert known.base.per_example.correct[:11] == [True] * 10 + [False]
+    assert [e.tuned_correct for e in known.examples].count(True) == 45
+
+
+def test_every_figure_has_an_interval_around_it(known) -> None:
+    for scores in (known.base, known.tuned):
+        assert set(scores.intervals) == set(FIGURES)
+        for figure in FIGURES:
+            low, high = scores.intervals[figure]
+            assert low <= scores.figure(figure) + 1e-9 and scores.figure(figure) <= high + 1e-9
+    assert known.tuned.intervals["accuracy"] == pytest.approx((0.7864, 0.9565), abs=1e-4)
+
+
+def test_tuned_vs_base_is_tested_paired(known) -> None:
+    accuracy = known.tuned_vs_base["accuracy"]
+    assert accuracy.delta == pytest.approx(0.7) and accuracy.p_value < 0.01
+    assert known.tuned_vs_base["bleu"].p_value < 0.01 and known.tuned_vs_base["bleu"].delta > 0
+    same = known.tuned_vs_base["mean_output_tokens"]
+    assert same.delta == 0.0 and same.p_value == 1.0
+
+
+def test_accuracy_per_family(known) -> None:
+    money, calendar = known.families["money"], known.families["calendar"]
+    assert (money.n, money.base_accuracy, money.tuned_accuracy) == (30, 0.3333, 0.8333)
+    assert (calendar.n, calendar.base_accuracy, calendar.tuned_accuracy) == (20, 0.0, 1.0)
+    low, high = calendar.tuned_interval
+    assert high == 1.0 and 0.8 < low < 0.9
+
+
+def test_the_document_keeps_intervals_tests_families_and_per_example_scores(known) -> None:
+    document = metrics_document(known, "md5", "rev")
+
+    assert document["tuned"]["accuracy"] == 0.9 and document["delta"]["accuracy"] == 0.7
+    assert document["intervals"]["tuned"]["accuracy"] == [0.7864, 0.9565]
+    assert document["tuned_vs_base"]["accuracy"]["p_value"] < 0.01
+    assert document["families"]["calendar"]["tuned_accuracy"] == 1.0
+    per_example = document["per_example"]
+    assert per_example["id"] == [r.id for r in ROWS_KNOWN]
+    assert per_example["reference"][0] == "Qalıq 0 manatdır."
+    assert per_example["tuned"]["correct"].count(True) == 45
+    assert "answer" in per_example["tuned"] and "answer" not in per_example["base"]
+    assert json.loads(json.dumps(document)) == document
+    assert "null" not in json.dumps(document)  # BentoML's model metadata rejects None
+
+
+def test_metadata_copy_drops_the_texts_and_fits_zenmls_limit(known) -> None:
+    long = Generation(texts=["ə" * 3000] * 50, output_tokens=[512] * 50, seconds=1.0)
+    document = metrics_document(build_report(ROWS_KNOWN, long, long), "md5", "rev")
+    assert len(json.dumps(document)) > 65_535  # too big for one ZenML metadata value
+
+    slim = metadata_document(document)
+    assert len(json.dumps(slim)) < 65_535
+    assert "answer" not in slim["per_example"]["tuned"] and "reference" not in slim["per_example"]
+    assert slim["per_example"]["tuned"]["correct"] == document["per_example"]["tuned"]["correct"]
+    assert "answer" in document["per_example"]["tuned"]  # the original is untouched
+
+
+def test_the_report_shows_accuracy_intervals_and_families(known) -> None:
+    document = metrics_document(known, "md5", "rev")
+    page = render_html(known, document)
+
+    assert "answer accuracy: base 20.0 % [11.2 %, 33.0 %] → tuned 90.0 % [78.6 %, 95.7 %]" in page
+    assert "<th>calendar</th><td>20</td><td>0.0 %" in page
+    assert "format rate" in page and "mean output tokens" in page
+    assert "✓ " in page and "✗ " in page
+
+
+@pytest.mark.parametrize(
+    ("configured", "model", "device", "used"),
+    [
+        ("auto", "float16", "cuda", "float16"),
+        ("auto", "float16", "cpu", "float32"),
+        ("bfloat16", "float16", "cpu", "bfloat16"),
+    ],
+)
+def test_generation_dtype(configured: str, model: str, device: str, used: str) -> None:
+    assert generation_dtype(EvalConfig(dtype=configured), model, device) == used

@@ -1,68 +1,190 @@
-"""The promotion rule: threshold first, then not worse than production beyond the tolerance."""
+"""The promotion rule: threshold first, then not significantly worse than production (paired)."""
 
 from __future__ import annotations
 
 import pytest
+from pydantic import ValidationError
 
 from steps.core.config import GateConfig
 from steps.core.quality_gate import decide
+from steps.core.uncertainty import wilson
 
-GATE = GateConfig(bleu_threshold=20.0, tolerance=0.5)
-
-
-def test_below_threshold_holds() -> None:
-    decision = decide(19.99, None, GATE)
-
-    assert not decision.promote
-    assert "below the threshold" in decision.reason
-    assert "19.99" in decision.reason
-    assert "20.00" in decision.reason
+N = 50
+IDS = [f"az-{i:04d}" for i in range(N)]
+REFERENCES = [f"Cavab {i} manatdır." for i in range(N)]
+ACCURACY = GateConfig(metric="accuracy", threshold=0.5)
 
 
-def test_below_threshold_holds_even_when_better_than_production() -> None:
-    decision = decide(15.0, 10.0, GATE)
-
-    assert not decision.promote
-    assert "threshold" in decision.reason
-
-
-def test_no_production_promotes() -> None:
-    decision = decide(20.0, None, GATE)
-
-    assert decision.promote
-    assert "no production version" in decision.reason
-    assert "20.00" in decision.reason
-    assert decision.production_bleu is None
-
-
-def test_worse_than_production_beyond_tolerance_holds() -> None:
-    decision = decide(25.0, 25.6, GATE)
-
-    assert not decision.promote
-    assert "worse than production" in decision.reason
-    for number in ("25.00", "25.60", "0.50"):
-        assert number in decision.reason
+def _doc(right: int, bleu: float = 30.0, ids: list[str] = IDS, per_example: bool = True,
+         first_right: int = 0) -> dict:
+    """A metrics document whose tuned model answers examples first_right..first_right+right-1
+    right (and echoes the reference there, garbage elsewhere)."""
+    correct = [first_right <= i < first_right + right for i in range(N)]
+    doc = {
+        "tuned": {"accuracy": right / N, "bleu": bleu},
+        "intervals": {"tuned": {"accuracy": list(wilson(right, N))}},
+    }
+    if per_example:
+        doc["per_example"] = {
+            "id": ids,
+            "reference": REFERENCES,
+            "tuned": {
+                "correct": correct,
+                "answer": [
+                    r if ok else "bilmirəm" for r, ok in zip(REFERENCES, correct, strict=True)
+                ],
+            },
+        }
+    return doc
 
 
-@pytest.mark.parametrize("candidate", [25.1, 25.5, 26.0, 30.0])
-def test_within_tolerance_or_better_promotes(candidate: float) -> None:
-    decision = decide(candidate, 25.6, GATE)
+def test_promotes_on_a_clear_gain_over_production() -> None:
+    decision = decide(_doc(40), _doc(20), ACCURACY)
 
     assert decision.promote
-    assert "production has 25.60" in decision.reason
-    assert "tolerance 0.50" in decision.reason
-    assert f"{candidate:.2f}" in decision.reason
+    assert decision.comparison == "paired"
+    assert decision.delta == pytest.approx(0.4)
+    assert decision.p_value < 0.01
+    assert "accuracy 80.0 % [" in decision.reason
+    assert "not significantly worse than production" in decision.reason
+    assert "production's 40.0 %" in decision.reason
 
 
-def test_zero_tolerance_holds_any_regression() -> None:
-    gate = GateConfig(bleu_threshold=0.0, tolerance=0.0)
+def test_refuses_a_significant_loss_against_production() -> None:
+    decision = decide(_doc(30), _doc(45), ACCURACY)
 
-    assert decide(10.0, 10.0, gate).promote
-    assert not decide(9.99, 10.0, gate).promote
+    assert not decision.promote
+    assert decision.comparison == "paired" and decision.p_value < 0.05
+    assert decision.delta == pytest.approx(-0.3)
+    assert "significantly worse than production" in decision.reason
+    assert "p = " in decision.reason and "paired bootstrap" in decision.reason
+
+
+def test_a_loss_within_the_noise_is_not_held() -> None:
+    decision = decide(_doc(28), _doc(30), ACCURACY)  # -2 of 50
+
+    assert decision.promote
+    assert decision.p_value > ACCURACY.alpha
+    assert "not significantly worse" in decision.reason
+
+
+def test_a_significant_loss_within_the_tolerance_is_not_held() -> None:
+    tolerant = GateConfig(metric="accuracy", threshold=0.5, tolerance=0.2)
+    assert decide(_doc(38), _doc(45), tolerant).promote  # -14 points, tolerated
+    assert not decide(_doc(30), _doc(45), tolerant).promote  # -30 points
+
+
+def test_pairs_by_example_id_whatever_the_order() -> None:
+    production = _doc(20)
+    order = list(reversed(range(N)))
+    production["per_example"] = {
+        "id": [IDS[i] for i in order],
+        "reference": [REFERENCES[i] for i in order],
+        "tuned": {k: [v[i] for i in order] for k, v in production["per_example"]["tuned"].items()},
+    }
+    decision = decide(_doc(20), production, ACCURACY.model_copy(update={"threshold": 0.0}))
+    assert decision.comparison == "paired"
+    assert decision.delta == 0.0 and decision.p_value == 1.0
+
+
+def test_below_the_threshold_holds_even_when_better_than_production() -> None:
+    decision = decide(_doc(20), _doc(5), ACCURACY)
+
+    assert not decision.promote
+    assert "accuracy 40.0 % [" in decision.reason
+    assert "is below the threshold 50.0 %" in decision.reason
+
+
+def test_no_production_version_promotes() -> None:
+    decision = decide(_doc(30), None, ACCURACY)
+
+    assert decision.promote and decision.comparison == "none"
+    assert "no production version yet" in decision.reason
+    assert decision.production is None
+
+
+@pytest.mark.parametrize(
+    "production",
+    [_doc(45, per_example=False), _doc(45, ids=[f"other-{i}" for i in range(N)])],
+    ids=["no per-example scores", "other examples"],
+)
+def test_falls_back_to_an_unpaired_comparison_and_says_so(production: dict) -> None:
+    worse = decide(_doc(30), production, ACCURACY)
+    assert not worse.promote and worse.comparison == "unpaired"
+    assert "compared unpaired" in worse.reason
+    assert "worse than production's 90.0 %" in worse.reason
+
+    better = decide(_doc(48), production, ACCURACY)
+    assert better.promote and "compared unpaired" in better.reason
+
+
+def test_a_production_version_without_the_metric_is_not_compared() -> None:
+    legacy = {"tuned": {"bleu": 40.0}}
+    decision = decide(_doc(30), legacy, ACCURACY)
+    assert decision.promote
+    assert "production's metrics have no accuracy" in decision.reason
+
+
+def test_a_legacy_bleu_config_still_gates_on_bleu() -> None:
+    legacy = GateConfig(bleu_threshold=20.0)  # the first config format
+    assert (legacy.metric, legacy.threshold, legacy.tolerance) == ("bleu", 20.0, 0.5)
+
+    # BLEU decides, whatever the accuracy says.
+    held = decide(_doc(50, bleu=19.99), None, legacy)
+    assert not held.promote
+    assert held.reason.startswith("BLEU 19.99 is below the threshold 20.00")
+    passed = decide(_doc(0, bleu=25.0), None, legacy)
+    assert passed.promote and passed.reason.startswith("BLEU 25.00 >= threshold 20.00")
+
+
+def test_a_legacy_bleu_gate_pairs_with_production_through_sacrebleu() -> None:
+    legacy = GateConfig(bleu_threshold=0.0, tolerance=0.5)
+    good, bad = _doc(45, bleu=80.0), _doc(10, bleu=25.0)
+
+    held = decide(bad, good, legacy)
+    assert not held.promote and held.comparison == "paired"
+    assert "sacreBLEU paired bootstrap" in held.reason
+    assert held.delta < -0.5 and held.p_value < 0.05
+
+    assert decide(good, bad, legacy).promote
+
+
+def test_a_legacy_bleu_gate_against_a_legacy_production_uses_the_tolerance() -> None:
+    legacy = GateConfig(bleu_threshold=20.0, tolerance=0.5)
+    production = {"tuned": {"bleu": 25.6}}
+
+    assert not decide(_doc(0, bleu=25.0), production, legacy).promote
+    held = decide(_doc(0, bleu=25.0), production, legacy)
+    assert "worse than production's 25.60 by more than the tolerance 0.50" in held.reason
+    assert decide(_doc(0, bleu=25.1), production, legacy).promote
 
 
 def test_decision_records_its_inputs() -> None:
-    decision = decide(21.0, 22.0, GATE)
+    decision = decide(_doc(40), _doc(20), ACCURACY)
 
-    assert (decision.candidate_bleu, decision.production_bleu) == (21.0, 22.0)
-    assert (decision.threshold, decision.tolerance) == (20.0, 0.5)
+    assert (decision.metric, decision.candidate, decision.production) == ("accuracy", 0.8, 0.4)
+    assert (decision.threshold, decision.tolerance, decision.alpha) == (0.5, 0.0, 0.05)
+    assert decision.candidate_interval == pytest.approx(list(wilson(40, N)))
+    low, high = decision.delta_interval
+    assert low < 0.4 < high
+
+
+@pytest.mark.parametrize(
+    ("gate", "message"),
+    [
+        ({"threshold": 60}, "out of range for accuracy"),
+        ({"metric": "bleu", "threshold": 101}, "out of range for bleu"),
+        ({"bleu_threshold": 5, "threshold": 5}, "either bleu_threshold or metric"),
+        ({"bleu_threshold": 5, "metric": "accuracy"}, "either bleu_threshold or metric"),
+        ({"metric": "perplexity", "threshold": 1}, "Input should be"),
+        ({}, "threshold"),
+    ],
+)
+def test_bad_gate_configs_are_rejected(gate: dict, message: str) -> None:
+    with pytest.raises(ValidationError, match=message):
+        GateConfig(**gate)
+
+
+def test_new_gate_defaults() -> None:
+    gate = GateConfig(threshold=0.6)
+    assert (gate.metric, gate.tolerance, gate.alpha) == ("accuracy", 0.0, 0.05)

@@ -1,0 +1,115 @@
+"""The evaluation's HTML report: figures with 95 % intervals, paired tests, families, examples."""
+
+from __future__ import annotations
+
+import html
+
+from steps.core.evaluation import FIGURES, EvalReport
+
+LABELS = {
+    "accuracy": "answer accuracy",
+    "format_rate": "format rate",
+    "mean_output_tokens": "mean output tokens",
+    "bleu": "BLEU",
+    "chrf": "chrF",
+    "rouge1": "ROUGE-1",
+    "rouge2": "ROUGE-2",
+    "rougeL": "ROUGE-L",
+}
+PERCENT = ("accuracy", "format_rate")
+
+
+def fmt(figure: str, value: float | None, signed: bool = False) -> str:
+    """A figure as the report shows it: fractions in percent (a signed difference of fractions
+    in percentage points), the rest with two decimals."""
+    if value is None:
+        return "–"
+    sign = "+" if signed else ""
+    if figure in PERCENT:
+        return f"{100 * value:{sign}.1f} {'pp' if signed else '%'}"
+    return f"{value:{sign}.2f}"
+
+
+def fmt_interval(
+    figure: str, interval: list[float] | tuple[float, float] | None, signed: bool = False
+) -> str:
+    """``[low, high]`` in the figure's format, or an empty string."""
+    if not interval:
+        return ""
+    return f"[{fmt(figure, interval[0], signed)}, {fmt(figure, interval[1], signed)}]"
+
+
+def _figure_rows(document: dict) -> str:
+    rows = []
+    for k in FIGURES:
+        cells = []
+        for side in ("base", "tuned"):
+            interval = document["intervals"][side].get(k)
+            cells.append(f"{fmt(k, document[side][k])} <small>{fmt_interval(k, interval)}</small>")
+        test = document["tuned_vs_base"][k]
+        spread = fmt_interval(k, test.get("interval"), signed=True)
+        delta = f"{fmt(k, test['delta'], signed=True)} <small>{spread}</small>"
+        p = test["p_value"]
+        cells += [delta, f"{p:.3f}{' *' if p < 0.05 else ''}"]
+        rows.append(f"<tr><th>{LABELS[k]}</th>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
+    return "".join(rows)
+
+
+def _family_rows(document: dict) -> str:
+    rows = []
+    for name, f in document["families"].items():
+        cells = [
+            str(f["n"]),
+            f"{fmt('accuracy', f['base_accuracy'])} "
+            f"<small>{fmt_interval('accuracy', f['base_interval'])}</small>",
+            f"{fmt('accuracy', f['tuned_accuracy'])} "
+            f"<small>{fmt_interval('accuracy', f['tuned_interval'])}</small>",
+        ]
+        rows.append(f"<tr><th>{html.escape(name)}</th>"
+                    + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
+    return "".join(rows)
+
+
+def _mark(correct: bool | None) -> str:
+    return "" if correct is None else ("✓ " if correct else "✗ ")
+
+
+def render_html(report: EvalReport, document: dict) -> str:
+    """A self-contained HTML page: the figures, the families and every example side by side."""
+    esc = html.escape
+    examples = "".join(
+        f"<tr><td>{esc(e.id)}</td><td>{esc(e.family or '')}</td><td>{esc(e.question)}</td>"
+        f"<td><pre>{esc(e.reference)}</pre></td>"
+        f"<td>{_mark(e.base_correct)}<pre>{esc(e.base_prediction)}</pre></td>"
+        f"<td>{_mark(e.tuned_correct)}<pre>{esc(e.tuned_prediction)}</pre></td></tr>"
+        for e in report.examples
+    )
+    base, tuned = document["base"], document["tuned"]
+    intervals = document["intervals"]
+    headline = (
+        f"answer accuracy: base {fmt('accuracy', base['accuracy'])} "
+        f"{fmt_interval('accuracy', intervals['base'].get('accuracy'))} → tuned "
+        f"{fmt('accuracy', tuned['accuracy'])} "
+        f"{fmt_interval('accuracy', intervals['tuned'].get('accuracy'))} "
+        f"(paired p = {document['tuned_vs_base']['accuracy']['p_value']:.3f})"
+    )
+    return (
+        "<html><head><meta charset='utf-8'><style>"
+        "body{font-family:sans-serif}table{border-collapse:collapse;margin-bottom:1em}"
+        "td,th{border:1px solid #ccc;padding:4px;vertical-align:top}small{color:#555}"
+        "pre{white-space:pre-wrap;margin:0;max-width:40em}</style></head><body>"
+        f"<h2>nizami held-out evaluation ({document['examples']} examples)</h2>"
+        f"<p>data {esc(document['data_hash'])} · model {esc(document['model_revision'])} · "
+        f"{esc(document['sacrebleu_signature'])}</p>"
+        f"<p><strong>{esc(headline)}</strong></p>"
+        "<table><tr><th></th><th>base [95 % CI]</th><th>tuned [95 % CI]</th>"
+        "<th>Δ tuned − base [95 % CI]</th><th>paired p</th></tr>"
+        f"{_figure_rows(document)}</table>"
+        f"<p><small>accuracy: {esc(document['answer_accuracy'])}. "
+        f"{esc(document['uncertainty'])} * p &lt; 0.05.</small></p>"
+        "<h3>Answer accuracy per task family</h3>"
+        "<table><tr><th>family</th><th>n</th><th>base [95 % CI]</th><th>tuned [95 % CI]</th></tr>"
+        f"{_family_rows(document)}</table>"
+        "<h3>Examples</h3><table><tr><th>id</th><th>family</th><th>question</th>"
+        f"<th>reference</th><th>base</th><th>tuned</th></tr>{examples}</table></body></html>"
+    )

@@ -1,0 +1,105 @@
+"""95 % intervals and paired tests on constructed data where the right answer is known."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from steps.core.uncertainty import (
+    bootstrap_mean,
+    corpus_paired_test,
+    paired_bootstrap,
+    wilson,
+)
+
+
+@pytest.mark.parametrize(
+    ("successes", "n", "low", "high"),
+    [
+        # Reference values: Wilson (1927) score interval, z = 1.959964 (e.g. statsmodels
+        # proportion_confint(method="wilson"), R's prop.test(correct = FALSE)).
+        (8, 50, 0.0834, 0.2851),
+        (0, 50, 0.0, 0.0713),
+        (50, 50, 0.9287, 1.0),
+        (5, 10, 0.2366, 0.7634),
+    ],
+)
+def test_wilson_matches_reference_values(successes: int, n: int, low: float, high: float) -> None:
+    assert wilson(successes, n) == pytest.approx((low, high), abs=1e-4)
+
+
+def test_wilson_rejects_impossible_counts() -> None:
+    with pytest.raises(ValueError, match="successes"):
+        wilson(6, 5)
+    with pytest.raises(ValueError):
+        wilson(0, 0)
+
+
+def test_wilson_covers_the_true_rate_about_95_percent_of_the_time() -> None:
+    rng = np.random.default_rng(0)
+    hits = sum(low <= 0.3 <= high for low, high in (
+        wilson(int(rng.binomial(50, 0.3)), 50) for _ in range(2000)
+    ))
+    assert 0.92 <= hits / 2000 <= 0.98
+
+
+def test_bootstrap_interval_of_a_mean_is_reproducible_and_sensible() -> None:
+    values = [0.0] * 25 + [10.0] * 25  # mean 5, standard error ~0.71
+    low, high = bootstrap_mean(values)
+    assert low < 5.0 < high
+    assert 3.0 < low and high < 7.0
+    assert bootstrap_mean(values) == (low, high)  # seeded like sacreBLEU
+    assert bootstrap_mean([4.0] * 10) == (4.0, 4.0)
+
+
+def test_paired_bootstrap_finds_a_clear_gain_and_its_size() -> None:
+    base = [1] * 10 + [0] * 40  # 20 %
+    tuned = [1] * 35 + [0] * 15  # 70 %, right wherever base was right
+    result = paired_bootstrap(base, tuned)
+    assert result.delta == pytest.approx(0.5)
+    assert result.p_value < 0.01
+    low, high = result.interval
+    assert low < 0.5 < high and low > 0.3
+
+
+def test_paired_bootstrap_sees_no_difference_in_identical_or_balanced_systems() -> None:
+    same = [1, 0, 1, 1, 0] * 10
+    assert paired_bootstrap(same, same).p_value == 1.0
+    # Each model right on a different half: equal accuracy, the swaps cancel out.
+    half = [1] * 25 + [0] * 25
+    result = paired_bootstrap(half, half[::-1])
+    assert result.delta == 0.0 and result.p_value > 0.5
+
+
+def test_paired_bootstrap_is_not_fooled_by_a_small_difference() -> None:
+    base = [1] * 20 + [0] * 30
+    tuned = [1] * 22 + [0] * 28  # +2 of 50: well within the noise
+    assert paired_bootstrap(base, tuned).p_value > 0.1
+
+
+def test_paired_bootstrap_needs_aligned_inputs() -> None:
+    with pytest.raises(ValueError, match="equally long"):
+        paired_bootstrap([1, 0], [1])
+
+
+REFERENCES = ["Qalıq 7 manatdır.", "Sahil şəhəri Bakıdır.", "3 gün sonra cümə olacaq."] * 10
+
+
+def test_corpus_test_uses_sacrebleu_and_finds_a_better_system() -> None:
+    worse = ["7", "Bakı", "bilmirəm"] * 10
+    results = corpus_paired_test(worse, REFERENCES, REFERENCES)
+    for name in ("bleu", "chrf"):
+        result = results[name]
+        assert result.candidate == pytest.approx(100.0)
+        assert result.baseline < 50.0
+        low, high = result.baseline_interval
+        assert low <= result.baseline <= high
+        assert result.paired.delta > 50 and result.paired.p_value < 0.01
+        assert "sacreBLEU" in result.paired.method
+
+
+def test_corpus_test_on_identical_systems_reports_no_difference() -> None:
+    same = ["7", "Bakı", "bilmirəm"] * 10
+    result = corpus_paired_test(same, same, REFERENCES)["bleu"]
+    assert result.paired.delta == 0.0
+    assert result.paired.p_value == 1.0
