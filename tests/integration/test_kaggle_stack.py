@@ -337,3 +337,26 @@ def test_a_kernel_stopped_after_a_checkpoint_resumes_in_a_new_version(kaggle_sta
     assert resumed["steps_this_attempt"] == 2
     assert resumed["last_logged_loss"] == pytest.approx(plain["last_logged_loss"], abs=1e-3)
     assert meta["train_attempt"]["resumed_from_step"] == 2
+
+
+@pytest.mark.usefixtures("secrets_env")
+def test_evaluate_can_run_in_a_kernel_too(kaggle_stack, emulator, kaggle_run, tmp_path):
+    """stacks/run-configs/kaggle-eval-on-kaggle.yaml: train is the module run's (cached),
+    evaluate runs in its own kernel, with the metrics' packages installed there."""
+    raw = yaml.safe_load((ROOT / "stacks/run-configs/kaggle-eval-on-kaggle.yaml").read_text())
+    for step in ("train", "evaluate"):
+        raw["steps"][step]["settings"]["step_operator"]["poll_interval_s"] = 0.5
+    raw["steps"]["evaluate"]["enable_cache"] = False  # the module's run evaluated here already
+    run_config = tmp_path / "kaggle-eval.yaml"
+    run_config.write_text(yaml.safe_dump(raw))
+    _, first_tmp = kaggle_run
+    run = _run(_config(first_tmp, first_tmp / "out"), run_config)
+    assert run.status.value == "completed", {n: s.status for n, s in run.steps.items()}
+    assert run.steps["train"].status.value == "cached"
+    evaluate = run.steps["evaluate"]
+    meta = evaluate.run_metadata
+    assert meta["kaggle"]["kernel_slug"].startswith("nizami-evaluate-")
+    installed = set(meta["kaggle_kernel"]["installed"])
+    assert {p for p in installed if p.split("==")[0] in ("sacrebleu", "rouge-score")}, installed
+    metrics = evaluate.outputs["metrics"][0].load()
+    assert 0.0 <= metrics["tuned"]["accuracy"] <= 1.0 and metrics["intervals"]["tuned"]["accuracy"]
