@@ -67,6 +67,8 @@ TOKEN = "ZENML_STORE_API_TOKEN"
 METADATA = "kaggle"  # the step run's metadata key, as in standalone mode
 # The kernel's W&B runs (an offline tracker's) stay in its output, not in /app.
 KERNEL_EXTRA_ENV = {"WANDB_DIR": "/kaggle/working"}
+# ZenML's own variables: the token, and the switch that keeps credentials off disk there.
+_NOT_CREDENTIALS = {TOKEN, "DISABLE_CREDENTIALS_DISK_CACHING"}
 _SECRET_WORDS = {"TOKEN", "SECRET", "PASSWORD", "PASSWD", "CREDENTIAL", "CREDENTIALS", "KEY"}
 _STATUSES = {
     "QUEUED": ExecutionStatus.QUEUED,
@@ -179,7 +181,7 @@ def kernel_environment(environment: dict[str, str], run_id: UUID) -> dict[str, s
             the pipeline run.
     """
     credential_like = sorted(
-        name for name in environment if name != TOKEN
+        name for name in environment if name not in _NOT_CREDENTIALS
         and set(re.split(r"[^A-Z0-9]+", name.upper())) & _SECRET_WORDS
     )
     if credential_like:
