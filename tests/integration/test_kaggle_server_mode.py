@@ -248,6 +248,9 @@ def _pipeline(team: Team, name: str, env: dict[str, str] | None = None,
 
 @pytest.fixture(scope="module")
 def team_run(team_stack: Team) -> tuple[dict, subprocess.CompletedProcess]:
+    """One run, with transient faults on the way: a 429 on a status poll, a 500 on the push."""
+    team_stack.kaggle.faults.rate_limit("GetKernelSessionStatus", times=1, retry_after=1)
+    team_stack.kaggle.faults.http_error("SaveKernel", status=500, times=1)
     done = _pipeline(team_stack, "team")
     run = team_stack.query()
     return run, done
@@ -276,6 +279,9 @@ def test_train_runs_in_the_kernel_against_the_server(team_run, team_stack):
     assert {"zenml==0.98.0", "s3fs==2026.9.0", "peft==0.21.2"} <= set(report["installed"])
     # The kernel log streamed live into the runner's step log too.
     assert "[kaggle running" in done.stdout + done.stderr
+    # The transient faults were retried (the 500'd push was deleted before the retry).
+    assert team_stack.kaggle.faults.pending() == []
+    assert len(team_stack.kaggle.recording.calls("SaveKernel")) >= 2
 
 
 def test_the_kernels_adapter_lands_in_s3_and_evaluate_consumes_it(team_run, team_stack):
