@@ -356,6 +356,24 @@ def test_only_the_run_scoped_token_reaches_kaggle(team_run, team_stack):
     assert status == 401
 
 
+def test_an_unchanged_rerun_is_a_cache_hit_that_never_reaches_kaggle(team_run, team_stack):
+    """The team server's step cache: what CI relies on when a push changes nothing of train."""
+    calls = len(team_stack.kaggle.recording.requests)
+    out = team_stack.tmp / "team-out"
+    (out / "metrics.json").unlink()
+    done = _pipeline(team_stack, "team")
+    run = team_stack.query()
+    assert run["status"] == "completed", done.stdout[-3000:] + done.stderr[-3000:]
+    statuses = {name: step["status"] for name, step in run["steps"].items()}
+    assert statuses == {"load_data": "cached", "train": "cached", "evaluate": "cached",
+                        "register": "cached", "package": "completed"}
+    assert len(team_stack.kaggle.recording.requests) == calls  # not even a quota call
+    # What the CI job summary and artifact upload read, though evaluate did not run.
+    assert json.loads((out / "steps.json").read_text())["steps"] == statuses
+    assert json.loads((out / "metrics.json").read_text())["tuned"]
+    assert "cached steps   load_data, train, evaluate, register" in done.stdout
+
+
 def test_kubernetes_variant_validates(team_stack):
     team_stack.zenml(sys.executable, "-m", "kaggle_orchestrator.stack_check", "team-k8s")
     described = team_stack.zenml("zenml", "stack", "describe", "team-k8s")
