@@ -16,6 +16,8 @@ from uuid import UUID
 BUNDLE_FILE = "bundle.tar.gz"
 BUNDLE_SUFFIX = "-bundle"
 REPORT_FILE = "kernel-report.json"  # what the kernel found and installed (no secrets)
+# Server mode: the step environment (the run-scoped ZenML token) in the private bundle only.
+ENVIRONMENT_FILE = "environment.json"
 MAX_SLUG = 50  # Kaggle's limit for dataset slugs; the bundle's slug is the kernel's + "-bundle"
 # CANCEL_REQUESTED is not final: the session may still run until Kaggle acknowledges it.
 FINISHED = {"COMPLETE", "ERROR", "CANCEL_ACKNOWLEDGED"}
@@ -100,6 +102,8 @@ def kernel_script(
     names: KernelNames,
     requirements: list[str],
     check_imports: list[str] | None = None,
+    command: list[str] | None = None,
+    env: dict[str, str] | None = None,
 ) -> str:
     """The single code file Kaggle runs: ``kernel_entry.py`` with its ``CONFIG`` filled in.
 
@@ -109,6 +113,9 @@ def kernel_script(
         requirements: Pinned requirements to install where the image's version differs.
         check_imports: For the pre-flight check: import these modules instead of running a
             step.
+        command: Server mode: ZenML's step entrypoint command, run with the environment
+            that the private bundle holds (``ENVIRONMENT_FILE``), never this source.
+        env: Further variables for the kernel (not secret: the source is kept by Kaggle).
     """
     config = {
         "owner": owner,
@@ -116,10 +123,12 @@ def kernel_script(
         "bundle_file": BUNDLE_FILE,
         "report_file": REPORT_FILE,
         "requirements": list(requirements),
-        "env": KERNEL_ENV,
+        "env": KERNEL_ENV | (env or {}),
         "checkpoints": CHECKPOINTS,
         "check_only": check_imports is not None,
         "check_imports": list(check_imports or []),
+        "command": list(command or []),
+        "environment_file": ENVIRONMENT_FILE,
     }
     template = (Path(__file__).with_name("kernel_entry.py")).read_text(encoding="utf-8")
     placeholder = "CONFIG: dict = {}\n"

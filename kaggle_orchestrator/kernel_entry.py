@@ -10,6 +10,10 @@ first, so a kernel whose bundle is not attached fails in seconds with a listing 
 Kaggle mounts an attached dataset at ``/kaggle/input/datasets/<owner>/<slug>/`` (2026), some
 attachments still at ``/kaggle/input/<slug>/``; anywhere else, the bundle is found by its file
 names. ``kernel-report.json`` in ``/kaggle/working`` says what was found and installed.
+
+In server mode (``CONFIG["command"]``) the kernel runs ZenML's own step entrypoint instead of
+the bundled step call: ZenML downloads the code archive from the artifact store and talks to
+the ZenML server with the run-scoped token that the bundle (never this source) carries.
 """
 
 from __future__ import annotations
@@ -101,7 +105,8 @@ def internet_on(host: str = "pypi.org", timeout: float = 3.0) -> bool:
 
 def install(requirements: list[str], report: dict) -> None:
     """``pip install`` the pinned requirements whose version the image does not have."""
-    missing = [r for r in requirements if version_of(r.partition("==")[0]) != r.partition("==")[2]]
+    missing = [r for r in requirements
+               if version_of(r.partition("==")[0].partition("[")[0]) != r.partition("==")[2]]
     report["installed"] = missing
     if not missing:
         return
@@ -121,6 +126,26 @@ def write_report(report: dict) -> None:
     os.makedirs(WORKING, exist_ok=True)
     with open(os.path.join(WORKING, CONFIG["report_file"]), "w") as handle:
         json.dump(report, handle, indent=2)
+
+
+def run_entrypoint(bundle: str, command: list[str]) -> int:
+    """Server mode: run ZenML's step entrypoint with the step environment from the bundle.
+
+    That environment holds the run-scoped ZenML API token: it comes from the private bundle
+    dataset (deleted by the operator when the step ends), is removed from the unpacked copy
+    before the step starts, and is never printed nor written to /kaggle/working (which Kaggle
+    keeps with the version). Exit status: the entrypoint's.
+    """
+    path = os.path.join(bundle, CONFIG["environment_file"])
+    with open(path, encoding="utf-8") as handle:
+        environment = json.load(handle)
+    try:
+        os.remove(path)
+    except OSError:  # Kaggle unpacked the archive on the read-only mount: nothing to remove
+        pass
+    print(f"nizami: running ZenML's step entrypoint against "
+          f"{environment.get('ZENML_STORE_URL', '?')}", flush=True)
+    return subprocess.call([sys.executable, *command[1:]], env={**os.environ, **environment})
 
 
 def main() -> int:
@@ -149,9 +174,12 @@ def main() -> int:
         print("imports ok:", ", ".join(CONFIG["check_imports"]), flush=True)
         return 0
     os.environ.update(CONFIG["env"])  # where checkpoints go, and where earlier ones are looked for
-    from kaggle_orchestrator.kernel_main import main as run_step
+    if CONFIG.get("command"):  # server mode: ZenML's own step entrypoint, against the server
+        status = run_entrypoint(bundle, CONFIG["command"])
+    else:
+        from kaggle_orchestrator.kernel_main import main as run_step
 
-    status = run_step(bundle, WORKING)
+        status = run_step(bundle, WORKING)
     if status == 0:  # done: the checkpoints would only weigh on the output download
         shutil.rmtree(CONFIG["checkpoints"], ignore_errors=True)
     return status

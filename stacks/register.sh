@@ -23,6 +23,9 @@ if zenml stack describe "$name" >/dev/null 2>&1; then
 else
   zenml stack import "$name" -f "stacks/$name.yaml"
 fi
+# Refuse a stack that cannot work before it becomes active: a kaggle step operator in server
+# mode needs a remote artifact store and a ZenML server (the message says what to do instead).
+python -m kaggle_orchestrator.stack_check "$name"
 zenml stack set "$name" >/dev/null
 echo "active stack: $name"
 # W&B online when a key is configured (WANDB_API_KEY or a ZenML secret `wandb`), else offline.

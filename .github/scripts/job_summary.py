@@ -1,7 +1,8 @@
 """Markdown for the train-eval-deploy job summary, from the files the pipeline run leaves.
 
     python .github/scripts/job_summary.py --metrics outputs/metrics.json \
-        --registration outputs/registration.json --image ghcr.io/o/nizami-1.7b:3 --pushed true \
+        --registration outputs/registration.json --steps outputs/steps.json \
+        --store "the team's ZenML server" --image ghcr.io/o/nizami-1.7b:3 --pushed true \
         >> "$GITHUB_STEP_SUMMARY"
 
 Standard library only (it runs even when installing the project failed). A missing or unreadable
@@ -93,6 +94,20 @@ def registration_lines(registration: dict) -> list[str]:
     ]
 
 
+def steps_lines(steps_doc: dict, store: str | None = None) -> list[str]:
+    """Each step's status, and which were cache hits (``steps.json`` from ``pipelines.run``)."""
+    steps = steps_doc.get("steps") or {}
+    cached = [name for name, status in steps.items() if status == "cached"]
+    lines = ["| step | status |", "|---|---|"]
+    lines += [f"| {name} | {'**cached**' if status == 'cached' else status} |"
+              for name, status in steps.items()]
+    note = "; train was a cache hit: nothing ran on Kaggle" if "train" in cached else ""
+    lines += ["", f"- **Cached steps:** {', '.join(cached) or 'none'}{note}"]
+    if store:
+        lines.append(f"- **ZenML store:** {store}")
+    return lines
+
+
 def image_line(image: str | None, pushed: bool) -> str:
     if not image:
         return "- **Image:** not built"
@@ -107,10 +122,16 @@ def render(
     pushed: bool = False,
     config: str | None = None,
     run_config: str | None = None,
+    steps_path: Path | None = None,
+    store: str | None = None,
 ) -> str:
     lines = ["## nizami: train → evaluate → register → package", ""]
     if config or run_config:
         lines += [f"Config `{config or '?'}` on run config `{run_config or '?'}`", ""]
+    if steps_path is not None:
+        steps_doc, problem = _load(steps_path)
+        lines += steps_lines(steps_doc, store) if steps_doc is not None else [f"Steps: {problem}."]
+        lines.append("")
     metrics, problem = _load(metrics_path)
     lines += metrics_table(metrics) if metrics is not None else [f"Metrics: {problem}."]
     lines.append("")
@@ -131,6 +152,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pushed", default="false", help="'true' if the image was pushed")
     parser.add_argument("--config", default="", help="domain config the run used")
     parser.add_argument("--run-config", default="", help="ZenML run config the run used")
+    parser.add_argument("--steps", type=Path, default=None,
+                        help="steps.json of the run (each step's status: cached or not)")
+    parser.add_argument("--store", default="", help="which ZenML store the run used")
     args = parser.parse_args(argv)
     sys.stdout.write(
         render(
@@ -140,6 +164,8 @@ def main(argv: list[str] | None = None) -> int:
             pushed=args.pushed.strip().lower() == "true",
             config=args.config or None,
             run_config=args.run_config or None,
+            steps_path=args.steps,
+            store=args.store or None,
         )
     )
     return 0

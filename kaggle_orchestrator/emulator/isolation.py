@@ -6,12 +6,15 @@ namespace when the emulator does not run as root. Inside it a short ``sh`` scrip
 
 1. bind-mounts the session folder on ``/kaggle`` and remounts ``/kaggle/input`` read-only;
 2. overlays the interpreter's environment (its ``sys.prefix``) with a per-session upper folder,
-   so ``pip install`` in the kernel changes this session's view only;
+   so ``pip install`` in the kernel changes this session's view only; binds a per-session
+   folder on ``/app`` (a Kaggle session's root filesystem is its own, and ZenML's step
+   entrypoint, which server-mode kernels run, works in ``/app``);
 3. brings up loopback when the network is off, ``cd /kaggle/working``, and ``exec``s Python on
    ``/kaggle/src/script.py``.
 
 Nothing outside the session sees these mounts; the session's files stay readable on the host
-under the session folder. ``/kaggle`` itself must exist on the host as an (empty) mount point.
+under the session folder. ``/kaggle`` itself must exist on the host as an (empty) mount point;
+so must ``/app`` for sessions to get their own (created when possible; else sessions have none).
 
 ``sandbox_env`` is the session's whole environment: nothing that looks like a credential.
 """
@@ -32,6 +35,7 @@ _SECRET_WORDS = frozenset(
 )
 _SECRET_PREFIXES = ("KAGGLE_", "AWS_", "AZURE_", "GOOGLE_APPLICATION_")
 KAGGLE_DIR = Path("/kaggle")
+APP_DIR = Path("/app")
 SCRIPT = Path("/kaggle/src/script.py")
 
 _SETUP = r"""set -e
@@ -39,6 +43,7 @@ mount --bind "$1" /kaggle
 mount --bind /kaggle/input /kaggle/input
 mount -o remount,bind,ro /kaggle/input
 mount -t overlay overlay -o "lowerdir=$3,upperdir=$4,workdir=$5" "$3"
+if [ -d /app ]; then mount --bind "$7" /app; fi
 if [ "$6" = offline ]; then ip link set lo up 2>/dev/null || true; fi
 cd /kaggle/working
 exec "$2" /kaggle/src/script.py
@@ -104,6 +109,10 @@ def ensure_kaggle_mountpoint() -> None:
     """
     if shutil.which("unshare") is None:
         raise NamespaceError("the kaggle emulator needs `unshare` (util-linux) to run kernels")
+    try:  # not required: only ZenML's entrypoint (server mode) needs a private /app
+        APP_DIR.mkdir(exist_ok=True)
+    except OSError:
+        pass
     if KAGGLE_DIR.is_dir():
         return
     try:
@@ -136,6 +145,7 @@ def session_command(session_dir: Path, python: str, internet: bool) -> list[str]
     upper, work = session_dir / "image-changes", session_dir / "image-work"
     upper.mkdir(parents=True, exist_ok=True)
     work.mkdir(parents=True, exist_ok=True)
+    (session_dir / "app").mkdir(parents=True, exist_ok=True)
     unshare = ["unshare", "--mount", "--propagation", "private"]
     if not internet:
         unshare.append("--net")
@@ -144,5 +154,5 @@ def session_command(session_dir: Path, python: str, internet: bool) -> list[str]
     return [
         *unshare, "--", "sh", "-c", _SETUP, "kaggle-session",
         str(session_dir / "kaggle"), python, str(prefix), str(upper), str(work),
-        "online" if internet else "offline",
+        "online" if internet else "offline", str(session_dir / "app"),
     ]

@@ -89,9 +89,11 @@ class KaggleStepOperatorSettings(BaseSettings):
         "nizami-checkpoint.json", description="The file whose presence under a failed "
         "version's /kaggle/working/checkpoints means there is something to resume from.",
     )
-    mode: Literal["standalone"] = Field(
+    mode: Literal["standalone", "server"] = Field(
         "standalone", description="standalone: ZenML's entrypoint runs here and only the step "
-        "function runs on Kaggle (no ZenML server needed).",
+        "function runs on Kaggle (no ZenML server needed). server: the kernel runs ZenML's own "
+        "step entrypoint against a ZenML server and a remote artifact store (code as ZenML's "
+        "code archive; only the run-scoped token travels). Chosen per step operator.",
     )
 
     @field_validator("extra_requirements")
@@ -138,8 +140,9 @@ class KaggleStepOperatorConfig(BaseStepOperatorConfig, KaggleStepOperatorSetting
 
     @property
     def is_remote(self) -> bool:
-        """False: in standalone mode ZenML's entrypoint runs here, only the step call is remote."""
-        return False
+        """In server mode: ZenML's entrypoint runs on Kaggle and needs a ZenML server. In
+        standalone mode ZenML's entrypoint runs here, only the step call is remote."""
+        return self.mode == "server"
 
     @property
     def is_local(self) -> bool:

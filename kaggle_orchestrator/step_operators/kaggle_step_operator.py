@@ -4,6 +4,9 @@ Standalone mode: ``submit`` starts ZenML's step entrypoint on this machine with
 ``StandaloneEntrypointConfiguration`` (see ``standalone.py``), whose step call runs in a Kaggle
 kernel; ``wait`` follows that process, which streams the kernel log into the step log.
 Ctrl-C is passed on to it, so it deletes the kernel before it exits.
+
+Server mode (``mode: server``, see ``server_mode.py``): the kernel runs ZenML's own step
+entrypoint against the ZenML server; each method below hands over to ``server_mode``.
 """
 
 from __future__ import annotations
@@ -20,10 +23,13 @@ from zenml.step_operators import BaseStepOperator
 from zenml.utils import source_utils
 
 from kaggle_orchestrator.flavors import KaggleStepOperatorConfig, KaggleStepOperatorSettings
+from kaggle_orchestrator.step_operators import server_mode
 
 if TYPE_CHECKING:
+    from zenml.config.build_configuration import BuildConfiguration
     from zenml.config.step_run_info import StepRunInfo
-    from zenml.models import StepRunResponse
+    from zenml.models import PipelineSnapshotBase, StepRunResponse
+    from zenml.stack import StackValidator
     from zenml.step_operators.step_operator_entrypoint_configuration import (
         StepOperatorEntrypointConfiguration,
     )
@@ -48,15 +54,34 @@ class KaggleStepOperator(BaseStepOperator):
 
     @property
     def entrypoint_config_class(self) -> type[StepOperatorEntrypointConfiguration]:
-        """ZenML's entrypoint with the step call sent to Kaggle."""
+        """Standalone: ZenML's entrypoint with the step call sent to Kaggle. Server: ZenML's."""
+        if self.config.mode == server_mode.SERVER:
+            from zenml.step_operators.step_operator_entrypoint_configuration import (
+                StepOperatorEntrypointConfiguration,
+            )
+
+            return StepOperatorEntrypointConfiguration
         from kaggle_orchestrator.step_operators.standalone import StandaloneEntrypointConfiguration
 
         return StandaloneEntrypointConfiguration
+
+    @property
+    def validator(self) -> StackValidator | None:
+        """Server mode refuses a local artifact store or a local ZenML store."""
+        if self.config.mode == server_mode.SERVER:
+            return server_mode.stack_validator(self.name)
+        return None
+
+    def get_docker_builds(self, snapshot: PipelineSnapshotBase) -> list[BuildConfiguration]:
+        """Server mode: a ``skip_build`` entry per step, so ZenML uploads the code archive."""
+        return server_mode.docker_builds(self, snapshot)
 
     def submit(
         self, info: StepRunInfo, entrypoint_command: list[str], environment: dict[str, str]
     ) -> None:
         """Start the step entrypoint as a local process (it pushes and follows the kernel)."""
+        if self.config.mode == server_mode.SERVER:
+            return server_mode.submit(self, info, entrypoint_command, environment)
         root = source_utils.get_source_root()
         command = [sys.executable, *entrypoint_command[1:]]
         env = os.environ | environment | {"ZENML_CUSTOM_SOURCE_ROOT": root}
@@ -67,6 +92,8 @@ class KaggleStepOperator(BaseStepOperator):
 
     def get_status(self, step_run: StepRunResponse) -> ExecutionStatus:
         """RUNNING while the local entrypoint runs; its exit code decides the end state."""
+        if server_mode.is_server_submission(step_run):
+            return server_mode.get_status(self, step_run)
         process = self._processes.get(str(step_run.id))
         if process is None:  # not started by this process: trust the store
             return step_run.status
@@ -77,6 +104,8 @@ class KaggleStepOperator(BaseStepOperator):
 
     def wait(self, step_run: StepRunResponse) -> ExecutionStatus:
         """Block until the entrypoint exits; Ctrl-C reaches it so it can delete the kernel."""
+        if server_mode.is_server_submission(step_run):
+            return server_mode.wait(self, step_run)
         process = self._processes.get(str(step_run.id))
         if process is None:
             return super().wait(step_run)
@@ -89,6 +118,8 @@ class KaggleStepOperator(BaseStepOperator):
 
     def cancel(self, step_run: StepRunResponse) -> None:
         """Interrupt the entrypoint; it deletes the kernel before exiting."""
+        if server_mode.is_server_submission(step_run):
+            return server_mode.cancel(self, step_run)
         process = self._processes.get(str(step_run.id))
         if process is None or process.poll() is not None:
             return
@@ -99,5 +130,7 @@ class KaggleStepOperator(BaseStepOperator):
             process.kill()
 
     def cleanup_step_submission(self, step_run: StepRunResponse) -> None:
-        """Forget the finished process."""
+        """Forget the finished process (server mode: delete the bundle dataset)."""
+        if server_mode.is_server_submission(step_run):
+            return server_mode.cleanup(self, step_run)
         self._processes.pop(str(step_run.id), None)

@@ -71,6 +71,32 @@ def make_client(config: KaggleStepOperatorConfig) -> KaggleClient:
     return client
 
 
+def check_capacity(client: KaggleClient, machine_shape: str | None,
+                   max_gpu_sessions: int) -> None:
+    """Refuse to push a GPU kernel without weekly quota or with all GPU sessions busy.
+
+    Raises:
+        KaggleCapacityError: Either is exhausted (nothing was pushed).
+    """
+    if machine_shape is None:
+        return
+    left, reserved = client.gpu_quota()
+    if left <= 0:
+        raise KaggleCapacityError(
+            "Kaggle GPU quota exhausted for this week "
+            f"({-left / 3600:.1f} h over); nothing was pushed. Wait for the weekly refresh "
+            "(`kaggle quota`) or run the step on CPU (machine_shape: null)."
+        )
+    busy = client.running_gpu_kernels(reserved)
+    if len(busy) >= max_gpu_sessions:
+        raise KaggleCapacityError(
+            f"Kaggle allows {max_gpu_sessions} concurrent GPU sessions and "
+            f"these are running: {', '.join(busy)}; nothing was pushed. Wait for one to "
+            "finish or delete it (`kaggle kernels delete <ref>`)."
+        )
+    log.info("Kaggle GPU quota left: %.1f h; GPU sessions running: %d", left / 3600, len(busy))
+
+
 class KernelStepCall:
     """Replaces a step's ``call_entrypoint``: the function runs in a Kaggle kernel."""
 
@@ -160,23 +186,7 @@ class KernelStepCall:
     # -- before the push ------------------------------------------------------------------
 
     def _check_capacity(self, client: KaggleClient) -> None:
-        if self.settings.machine_shape is None:
-            return
-        left, reserved = client.gpu_quota()
-        if left <= 0:
-            raise KaggleCapacityError(
-                "Kaggle GPU quota exhausted for this week "
-                f"({-left / 3600:.1f} h over); nothing was pushed. Wait for the weekly refresh "
-                "(`kaggle quota`) or run the step on CPU (machine_shape: null)."
-            )
-        busy = client.running_gpu_kernels(reserved)
-        if len(busy) >= self.config.max_gpu_sessions:
-            raise KaggleCapacityError(
-                f"Kaggle allows {self.config.max_gpu_sessions} concurrent GPU sessions and "
-                f"these are running: {', '.join(busy)}; nothing was pushed. Wait for one to "
-                "finish or delete it (`kaggle kernels delete <ref>`)."
-            )
-        log.info("Kaggle GPU quota left: %.1f h; GPU sessions running: %d", left / 3600, len(busy))
+        check_capacity(client, self.settings.machine_shape, self.config.max_gpu_sessions)
 
     def _upload_bundle(self, client: KaggleClient, names: kernel.KernelNames,
                        params: dict[str, Any], scratch: Path) -> None:
