@@ -95,7 +95,7 @@ def whoami(api: HfApi) -> str:
     """The user name the token belongs to (:class:`HubError` if the Hub does not say)."""
     try:
         return retry.call("whoami", api.whoami)["name"]
-    except (HfHubHTTPError, httpx2.HTTPError, OSError) as e:
+    except (httpx2.HTTPError, OSError) as e:  # HfHubHTTPError is both
         raise HubError(
             f"cannot tell whose namespace to register in on {api.endpoint} (whoami failed: {e}); "
             "set the registry's 'namespace'"
@@ -180,7 +180,7 @@ def ensure_repo(api: HfApi, repo_id: str, private: bool = True) -> None:
     try:
         retry.call(f"create {repo_id}",
                    lambda: api.create_repo(repo_id, private=private, exist_ok=True))
-    except (HfHubHTTPError, httpx2.HTTPError, OSError) as e:
+    except (httpx2.HTTPError, OSError) as e:  # HfHubHTTPError is both
         raise HubError(f"cannot create model repo {_where(api, repo_id)}: {e}") from e
 
 
@@ -395,5 +395,5 @@ def download_version(
         return Path(api.snapshot_download(
             repo_id, revision=revision, cache_dir=cache_dir, allow_patterns=allow_patterns
         ))
-    except (HfHubHTTPError, httpx2.HTTPError, OSError) as e:
+    except (httpx2.HTTPError, OSError) as e:  # HfHubHTTPError is both
         raise HubError(f"cannot download {_where(api, repo_id, revision)}: {e}") from e

@@ -72,15 +72,20 @@ def out(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def first_run(hf_stack, out):
-    return run_pipeline(write_config(out / "first.yaml", model_name=MODEL, output_dir=str(out)))
+    return run_pipeline(_config(out / "first.yaml", out))
 
 
 @pytest.fixture(scope="module")
 def second_run(first_run, out):
-    config = write_config(
-        out / "second.yaml", model_name=MODEL, output_dir=str(out), gate={"tolerance": 0.25}
-    )
+    config = _config(out / "second.yaml", out, gate={"tolerance": 0.25})
     return run_pipeline(config)
+
+
+def _config(path: Path, out: Path, **changes) -> Path:
+    # Inputs of its own (max_train_examples), so that no step of this module is a cache hit for
+    # another module's run in the session's ZenML store, nor the other way round.
+    return write_config(path, model_name=MODEL, output_dir=str(out),
+                        data={"max_train_examples": 80}, **changes)
 
 
 def _tags(api: HfApi) -> dict[str, str]:
@@ -164,9 +169,7 @@ def held_run(second_run, api: HfApi, out):
         repo_id=repo, commit_message="a better prod, registered elsewhere",
     )
     client.set_stage(api, repo, "prod", commit.oid)
-    config = write_config(
-        out / "held.yaml", model_name=MODEL, output_dir=str(out), gate={"tolerance": 0.5}
-    )
+    config = _config(out / "held.yaml", out, gate={"tolerance": 0.5})
     return run_pipeline(config), commit.oid, config
 
 
@@ -194,9 +197,7 @@ def test_a_failed_upload_fails_the_step_clearly_and_leaves_no_tag(
     from zenml.client import Client
 
     before = _tags(api)
-    config = write_config(
-        out / "fail.yaml", model_name=MODEL, output_dir=str(out), gate={"tolerance": 0.75}
-    )
+    config = _config(out / "fail.yaml", out, gate={"tolerance": 0.75})
     hub.fail_next_commit()
     with pytest.raises(RuntimeError, match="failure in step"):
         run_pipeline(config)

@@ -171,7 +171,10 @@ def test_config_is_frozen(tiny_config) -> None:
 def test_the_kaggle_eval_run_config_sends_evaluate_to_a_kernel_with_its_packages() -> None:
     from importlib import metadata
 
-    from kaggle_orchestrator.flavor import DEFAULT_KERNEL_PACKAGES, KaggleStepOperatorSettings
+    from kaggle_orchestrator.flavors.kaggle_step_operator_flavor import (
+        DEFAULT_KERNEL_PACKAGES,
+        KaggleStepOperatorSettings,
+    )
 
     run_config = yaml.safe_load(
         (ROOT / "stacks" / "run-configs" / "kaggle-eval-on-kaggle.yaml").read_text()
