@@ -28,7 +28,7 @@ from steps.core.documents import (
     METRICS_FILE,
     GateDecision,
     MetricsDocument,
-    PublishedVersion,
+    RegisteredVersion,
     Registration,
 )
 
@@ -132,7 +132,7 @@ def publish(
     card: dict[str, Any],
     bump: str,
     promote: bool,
-) -> PublishedVersion:
+) -> RegisteredVersion:
     """Register ``adapter`` as the next version, and make it production if ``promote``."""
     registered = registry.register_model_version(
         name,
@@ -144,7 +144,7 @@ def publish(
     )
     if promote:
         registry.update_model_version(name, registered.version, stage=ModelVersionStage.PRODUCTION)
-    return PublishedVersion(
+    return RegisteredVersion(
         repo_id=registered.registered_model.name,
         version_tag=registered.version,
         revision=getattr(registered.metadata, "revision", None),

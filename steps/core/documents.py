@@ -162,7 +162,7 @@ class GateDecision(BaseModel):
     p_value: float | None = None
 
 
-class PublishedVersion(BaseModel):
+class RegisteredVersion(BaseModel):
     """Where the stack's model registry keeps a registered version."""
 
     repo_id: str = Field(description="the registered model on the registry (Hub: owner/name)")
@@ -178,7 +178,7 @@ class Registration(BaseModel):
     version: str = Field(description="ZenML Model version number")
     gate: GateDecision
     metrics: MetricsDocument
-    hub: PublishedVersion | None = Field(
+    hub: RegisteredVersion | None = Field(
         None, description="the version on the stack's model registry; None without one"
     )
 
