@@ -44,8 +44,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import torch  # noqa: E402
 
 from steps.core.config import DataConfig, EvalConfig, load_config  # noqa: E402
-from steps.core.data import assistant_text, read_examples, split_examples  # noqa: E402
 from steps.core.dataset import render  # noqa: E402
+from steps.core.examples import assistant_text, read_examples, split_examples  # noqa: E402
 from steps.core.generation import generate_ids  # noqa: E402
 from steps.core.modeling import (  # noqa: E402
     build_tiny_tokenizer,

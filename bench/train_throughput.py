@@ -100,7 +100,7 @@ def synthetic_examples(n: int, lengths: str, max_length: int, vocab: int, seed: 
 
     rng = random.Random(seed)
     if lengths == "data":
-        from steps.core.data import assistant_text, read_examples
+        from steps.core.examples import assistant_text, read_examples
         from steps.core.modeling import build_tiny_tokenizer
 
         tokenizer = build_tiny_tokenizer()

@@ -7,36 +7,39 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from steps.core.config import ConfigError, load_config, resolve_path
 
+if TYPE_CHECKING:
+    from steps.core.documents import MetricsDocument
 
-def headline(metrics: dict) -> list[str]:
+
+def headline(metrics: MetricsDocument) -> list[str]:
     """The evaluation in three lines: answer accuracy with 95 % intervals, format, BLEU/chrF."""
     from steps.core.eval_report import fmt, fmt_interval
 
-    base, tuned, ci = metrics["base"], metrics["tuned"], metrics.get("intervals", {})
-    tests = metrics.get("tuned_vs_base", {})
+    base, tuned = metrics.base, metrics.tuned
 
     def figure(key: str, side: str) -> str:
-        value = fmt(key, metrics[side][key])
-        return f"{value} {fmt_interval(key, ci.get(side, {}).get(key))}".strip()
+        value = fmt(key, getattr(metrics, side).get(key))
+        return f"{value} {fmt_interval(key, getattr(metrics.intervals, side).get(key))}".strip()
 
-    p = {k: f"  (paired p {t['p_value']:.3f})" for k, t in tests.items()} | dict.fromkeys(
-        set(base) - set(tests), ""
-    )
+    def p(key: str) -> str:
+        test = metrics.tuned_vs_base.get(key)
+        return "" if test is None else f"  (paired p {test.p_value:.3f})"
+
     lines = []
-    if "accuracy" in base:
+    if base.accuracy is not None:
         lines.append(f"accuracy       base {figure('accuracy', 'base')} -> tuned "
-                     f"{figure('accuracy', 'tuned')}{p['accuracy']}")
+                     f"{figure('accuracy', 'tuned')}{p('accuracy')}")
         lines.append(f"format rate    base {figure('format_rate', 'base')} -> tuned "
                      f"{figure('format_rate', 'tuned')}; mean output tokens "
-                     f"{base['mean_output_tokens']:.0f} -> {tuned['mean_output_tokens']:.0f}")
-    lines.append(f"held-out BLEU  base {base['bleu']:.2f} -> tuned {tuned['bleu']:.2f}{p['bleu']}"
-                 f"  (chrF {base['chrf']:.1f} -> {tuned['chrf']:.1f})")
+                     f"{base.mean_output_tokens:.0f} -> {tuned.mean_output_tokens:.0f}")
+    lines.append(f"held-out BLEU  base {base.bleu:.2f} -> tuned {tuned.bleu:.2f}{p('bleu')}"
+                 f"  (chrF {base.chrf:.1f} -> {tuned.chrf:.1f})")
     return lines
 
 
@@ -87,17 +90,18 @@ def main(argv: list[str] | None = None) -> int:
     print(f"eval report    {metrics_file.with_name('eval_report.html')}")
     for line in headline(metrics):
         print(line)
-    gate = registration["gate"]
+    gate, hub = registration.gate, registration.hub
     print(
-        f"model version  {registration['model']} v{registration['version']}  "
-        f"{'promoted to production' if gate['promote'] else 'not promoted'}: {gate['reason']}"
+        f"model version  {registration.model} v{registration.version}  "
+        f"{'promoted to production' if gate.promote else 'not promoted'}: {gate.reason}"
     )
-    if registration.get("version_tag"):
-        print(f"hub version    {registration['repo_id']} {registration['version_tag']}  "
-              f"(revision {registration['revision'][:12]})")
+    if hub is not None:
+        print(f"hub version    {hub.repo_id} {hub.version_tag}  "
+              f"(revision {(hub.revision or '?')[:12]})")
     bento_tag = steps["package"].outputs["bento_tag"][0].load()
     print(f"bento          {bento_tag}  (bentoml list)")
-    (outputs / "registration.json").write_text(json.dumps(registration, indent=2) + "\n")
+    record = registration.model_dump_json(indent=2, exclude_none=True)
+    (outputs / "registration.json").write_text(record + "\n", encoding="utf-8")
     (outputs / "bento_tag.txt").write_text(bento_tag + "\n")
     print(f"latest copies  {outputs}/: metrics.json eval_report.html registration.json …")
     cached = [name for name, s in steps.items() if s.status.value == "cached"]

@@ -10,7 +10,7 @@ export ZENML_ANALYTICS_OPT_IN=${ZENML_ANALYTICS_OPT_IN:-false}
 # The project's own flavors, registered before any stack import needs them (one a line).
 flavors=(
   "step-operator kaggle_orchestrator.flavors.kaggle_step_operator_flavor.KaggleStepOperatorFlavor"
-  "model-registry steps.registry.flavor.HuggingFaceModelRegistryFlavor"
+  "model-registry hf_registry.flavors.hf_model_registry_flavor.HuggingFaceModelRegistryFlavor"
 )
 for flavor in "${flavors[@]}"; do
   read -r kind source <<<"$flavor"

@@ -14,6 +14,7 @@ from zenml.types import HTMLString
 
 from steps.core.config import EvalConfig, ModelConfig, resolve_path
 from steps.core.dataset import DatasetSplit
+from steps.core.documents import MetricsDocument
 
 
 def _run_name() -> str | None:
@@ -30,12 +31,12 @@ def evaluate(
     base_model: ModelConfig,
     evaluation: EvalConfig,
     output_dir: Path,
-) -> tuple[Annotated[dict, "metrics"], Annotated[HTMLString, "eval_report"]]:
+) -> tuple[Annotated[MetricsDocument, "metrics"], Annotated[HTMLString, "eval_report"]]:
     """Score both models (answer accuracy, format, length, BLEU/chrF/ROUGE, 95 % intervals)."""
     from steps.core import evaluation as ev
     from steps.core.eval_report import render_html
     from steps.core.modeling import device, resolve_base_model
-    from steps.tracking import log_summary
+    from steps.core.tracking import log_summary
 
     run_name, dtype = _run_name(), ev.generation_dtype(evaluation, base_model.dtype, device())
     base_dir = resolve_base_model(base_model)
@@ -43,7 +44,7 @@ def evaluate(
     revision = f"{base_model.name}@{base_model.revision or 'local'}+adapter:{run_name or 'kernel'}"
     document = ev.metrics_document(report, dataset.data_hash, revision)
     html = render_html(report, document)
-    metadata = {"metrics": ev.metadata_document(document), "eval_dtype": dtype}
+    metadata = {"metrics": document.without_texts().to_json(), "eval_dtype": dtype}
     if run_name is not None:
         files = ev.publish_metrics(document, html, resolve_path(output_dir), run_name)
         metadata["metrics_json"] = str(files)

@@ -5,36 +5,39 @@ Where a Docker engine runs they become images ``<name>:<version>`` and ``:latest
 the complete build contexts are left in the BentoML home (see step metadata).
 """
 
+import logging
 import tempfile
 from pathlib import Path
 from typing import Annotated
 
 from zenml import log_metadata, step
+from zenml.client import Client
 
 from steps.core.config import ModelConfig, PackageConfig
+from steps.core.documents import Registration
+
+log = logging.getLogger(__name__)
 
 
 @step
 def package(
-    adapter: Path, base_model: ModelConfig, packaging: PackageConfig, registration: dict
+    adapter: Path, base_model: ModelConfig, package: PackageConfig, registration: Registration
 ) -> Annotated[str, "bento_tag"]:
     """The bento's tag is the output; the merged weights are baked into it."""
     from bento.build import build_variants, make_image, save_model
     from steps.core.merging import merge_adapter
     from steps.core.modeling import resolve_base_model
 
-    if packaging.from_revision:  # a registered version (vX.Y, prod) instead of the new adapter
-        from steps.registry.stack import registered_adapter
-
-        adapter = registered_adapter(registration["model"], packaging.from_revision)
+    if package.from_revision:  # a registered version (vX.Y, prod) instead of the new adapter
+        adapter = registered_adapter(registration.model, package.from_revision)
     with tempfile.TemporaryDirectory(prefix="nizami-merged-") as scratch:
         merged = merge_adapter(
-            resolve_base_model(base_model), adapter, Path(scratch) / "model", packaging.dtype
+            resolve_base_model(base_model), adapter, Path(scratch) / "model", package.dtype
         )
-        labels = {"zenml_model": registration["model"], "zenml_version": registration["version"]}
-        model_tag = save_model(merged, packaging.bento_model, labels, registration["metrics"])
-    bentos = build_variants(packaging.bento_model, model_tag, labels)
-    images = {v: make_image(tag, registration["version"]) for v, tag in bentos.items()}
+        labels = {"zenml_model": registration.model, "zenml_version": registration.version}
+        model_tag = save_model(merged, package.bento_model, labels, registration.metrics.to_json())
+    bentos = build_variants(package.bento_model, model_tag, labels)
+    images = {v: make_image(tag, registration.version) for v, tag in bentos.items()}
     log_metadata(
         metadata={
             "bento_tag": bentos["gpu"],
@@ -45,3 +48,30 @@ def package(
         }
     )
     return bentos["gpu"]
+
+
+def registered_adapter(model_name: str, revision: str) -> Path:
+    """The adapter of a registered version (``vX.Y``, ``prod``, a sha) from the stack's model
+    registry; where it came from is recorded as metadata of the running step.
+
+    Raises:
+        RuntimeError: the active stack has no model registry.
+    """
+    registry = Client().active_stack.model_registry
+    if registry is None:
+        raise RuntimeError(
+            f"package.from_revision={revision!r} needs a stack with a model registry (e.g. "
+            f"stacks/huggingface.yaml); the active stack {Client().active_stack_model.name!r} "
+            "has none"
+        )
+    adapter = Path(registry.load_model_version(model_name, revision))
+    version = registry.get_model_version(model_name, revision)
+    source = {
+        "repo_id": version.registered_model.name,
+        "requested": revision,
+        "version_tag": version.version,
+        "revision": getattr(version.metadata, "revision", None) or "",
+    }
+    log.info("packaging %s %s (%s)", source["repo_id"], revision, source["revision"][:12])
+    log_metadata(metadata={"adapter_source": source})
+    return adapter

@@ -1,69 +1,180 @@
-"""Step: a new model version with its metrics; promoted to production by the gate.
+"""Step: a new model version with its metrics; promoted to production by the quality gate.
 
-On a stack with a ``huggingface`` model registry the version is also published to the Hub (one
-commit tagged ``vX.Y``; ``prod`` moves when the gate passes) and the gate compares with the
-Hub's ``prod``; without one, only the ZenML Model version is recorded.
+The step speaks ZenML's model-registry API only (``get_latest_model_version``,
+``load_model_version``, ``register_model_version``, ``update_model_version``), as ZenML's own
+MLflow registry step does; what a registry makes of it is its flavor's business (the
+``huggingface`` flavor, ``hf_registry``: a Hub commit tagged ``vX.Y``, ``prod`` on promotion).
+With a model registry on the stack the gate compares with the registry's production version;
+without one, with the ZenML Model's, and only the ZenML Model version is recorded.
 """
 
 import logging
+import tempfile
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 from zenml import get_step_context, log_metadata, step
 from zenml.client import Client
 from zenml.config import CachePolicy
-from zenml.enums import ModelStages
+from zenml.enums import ModelStages, StackComponentType
+from zenml.model_registries.base_model_registry import (
+    BaseModelRegistry,
+    ModelRegistryModelMetadata,
+    ModelVersionStage,
+)
 
 from steps.core.config import GateConfig, LoraSettings, ModelConfig, RegistryConfig, TrainConfig
+from steps.core.documents import (
+    METRICS_FILE,
+    GateDecision,
+    MetricsDocument,
+    RegisteredVersion,
+    Registration,
+)
 
 log = logging.getLogger(__name__)
 
 
-def _zenml_production_metrics(model_name: str) -> dict | None:
-    """Production's metrics: from its ``registration`` artifact (complete, per-example answers
-    included), else from its metadata (which has no texts); None if there is no production."""
-    try:
-        production = Client().get_model_version(model_name, ModelStages.PRODUCTION)
-    except KeyError:  # no production version yet
-        return None
-    artifact = production.get_artifact("registration")
-    if artifact is not None:
-        return artifact.load().get("metrics")
-    return production.run_metadata.get("metrics")
-
-
-@step(cache_policy=CachePolicy(cache_func="steps.registry.stack.registry_identity"))
+@step(cache_policy=CachePolicy(cache_func="steps.register.registry_identity"))
 def register(
     adapter: Path,
-    metrics: dict,
+    metrics: MetricsDocument,
     gate: GateConfig,
     registry: RegistryConfig,
     base_model: ModelConfig,
     lora: LoraSettings,
-    recipe: TrainConfig,
-) -> Annotated[dict, "registration"]:
+    train: TrainConfig,
+) -> Annotated[Registration, "registration"]:
     """Record metrics + data hash on the version; the quality gate decides production."""
-    from steps.core.evaluation import metadata_document
-    from steps.core.hub import card_fields
     from steps.core.quality_gate import decide
-    from steps.registry.stack import hub_registry, run_provenance
 
-    version, hub = get_step_context().model_version, hub_registry()
-    name = version.model.name
-    production = hub.production_metrics(name) if hub else _zenml_production_metrics(name)
-    decision = decide(metrics, production, gate)
+    version = get_step_context().model_version
+    name, model_registry = version.model.name, Client().active_stack.model_registry
+    decision = decide(metrics, production_metrics(model_registry, name), gate)
     log.info("quality gate: %s (%s)", "PROMOTE" if decision.promote else "hold", decision.reason)
-    record = {"metrics": metrics, "data_hash": metrics["data_hash"], "gate": decision.model_dump()}
-    published = {"repo_id": None, "revision": None, "version_tag": None}
-    if hub is not None:
-        card = card_fields(base_model, lora, recipe, metrics, record["gate"])
-        published = hub.publish(
-            name, adapter, metrics, card, registry.bump, decision.promote, run_provenance()
-        )
-        record["hub"] = published
+    published = None
+    if model_registry is not None:
+        card = card_inputs(base_model, lora, train, metrics, decision)
+        published = publish(model_registry, name, adapter, metrics, card, registry.bump,
+                            decision.promote)
     if decision.promote:
         version.set_stage(ModelStages.PRODUCTION, force=True)
-    slim = record | {"metrics": metadata_document(metrics)}  # ZenML caps a value at 64 KiB
-    log_metadata(metadata=slim, model_version_id=version.id)
-    log_metadata(metadata={k: v for k, v in record.items() if k in ("gate", "hub")})
-    return {"model": name, "version": str(version.number), **record, **published}
+    record = Registration(model=name, version=str(version.number), gate=decision,
+                          metrics=metrics, hub=published)
+    log_metadata(metadata=record.model_version_metadata(), model_version_id=version.id)
+    log_metadata(metadata=record.metadata())
+    return record
+
+
+def production_metrics(registry: BaseModelRegistry | None, name: str) -> MetricsDocument | None:
+    """The metrics document of the production version: the registry's (its ``metrics.json``)
+    with a model registry on the stack, else the ZenML Model's; None when there is none."""
+    if registry is None:
+        return _zenml_production_metrics(name)
+    production = registry.get_latest_model_version(name, ModelVersionStage.PRODUCTION)
+    if production is None:
+        return None
+    with tempfile.TemporaryDirectory(prefix="nizami-production-") as cache:
+        folder = registry.load_model_version(
+            name, production.version, cache_dir=cache, allow_patterns=[METRICS_FILE]
+        )
+        path = Path(folder) / METRICS_FILE
+        return MetricsDocument.read(path) if path.is_file() else None
+
+
+def _zenml_production_metrics(name: str) -> MetricsDocument | None:
+    """From the production version's ``registration`` artifact (complete, answers included),
+    else from its metadata (which has no texts)."""
+    try:
+        production = Client().get_model_version(name, ModelStages.PRODUCTION)
+    except KeyError:  # no production version yet
+        return None
+    artifact = production.get_artifact("registration")
+    if artifact is not None:
+        loaded = artifact.load()
+        if isinstance(loaded, Registration):
+            return loaded.metrics
+        return MetricsDocument.model_validate(loaded["metrics"])  # a record from before the type
+    metadata = production.run_metadata.get("metrics")
+    return None if metadata is None else MetricsDocument.model_validate(metadata)
+
+
+def card_inputs(
+    base_model: ModelConfig,
+    lora: LoraSettings,
+    train: TrainConfig,
+    metrics: MetricsDocument,
+    decision: GateDecision,
+) -> dict[str, Any]:
+    """What the version's model card says (``register_model_version(card=...)``)."""
+    from steps.core.eval_report import markdown_table
+
+    return {
+        "base_model": base_model.name,
+        "base_model_source": base_model.source,
+        "base_model_revision": base_model.revision,
+        "data_hash": metrics.data_hash,
+        "examples": metrics.examples,
+        "evaluation": markdown_table(metrics),
+        "sacrebleu_signature": metrics.sacrebleu_signature or "n/a",
+        "answer_accuracy": metrics.answer_accuracy or "n/a",
+        "training": {"lora": lora.model_dump(mode="json"), "train": train.model_dump(mode="json")},
+        "promoted": decision.promote,
+        "gate_reason": decision.reason,
+    }
+
+
+def publish(
+    registry: BaseModelRegistry,
+    name: str,
+    adapter: Path,
+    metrics: MetricsDocument,
+    card: dict[str, Any],
+    bump: str,
+    promote: bool,
+) -> RegisteredVersion:
+    """Register ``adapter`` as the next version, and make it production if ``promote``."""
+    registered = registry.register_model_version(
+        name,
+        model_source_uri=str(adapter),
+        metadata=ModelRegistryModelMetadata(**run_provenance()),
+        metrics=metrics.to_json(),
+        card=card,
+        bump=bump,
+    )
+    if promote:
+        registry.update_model_version(name, registered.version, stage=ModelVersionStage.PRODUCTION)
+    return RegisteredVersion(
+        repo_id=registered.registered_model.name,
+        version_tag=registered.version,
+        revision=getattr(registered.metadata, "revision", None),
+        url=registered.model_source_uri,
+    )
+
+
+def run_provenance() -> dict[str, str]:
+    """Which ZenML run, pipeline, step and model version produced what is being registered."""
+    from zenml import __version__
+
+    context = get_step_context()
+    version = context.model_version
+    return {
+        "zenml_version": __version__,
+        "zenml_pipeline_name": context.pipeline.name,
+        "zenml_run_name": context.pipeline_run.name,
+        "zenml_pipeline_run_uuid": str(context.pipeline_run.id),
+        "zenml_step_name": context.step_run.name,
+        "zenml_model": version.model.name if version else "",
+        "zenml_model_version": str(version.number) if version else "",
+    }
+
+
+def registry_identity() -> str:
+    """Part of the register step's cache key: the registry (and where it points) it publishes
+    to, so switching stacks or endpoints never reuses a registration made elsewhere."""
+    components = Client().active_stack_model.components.get(StackComponentType.MODEL_REGISTRY)
+    if not components:
+        return "no-model-registry"
+    registry = components[0]
+    where = [registry.configuration.get(k) for k in ("endpoint", "namespace")]
+    return ":".join(map(str, [registry.flavor_name, registry.id, *where]))

@@ -39,10 +39,10 @@ for _name, _value in {
 Path(os.environ["WANDB_DIR"]).mkdir(parents=True, exist_ok=True)
 
 import pytest  # noqa: E402
+from helpers import ROOT, TINY_CONFIG  # noqa: E402
 
-from steps.core.config import ROOT, PipelineConfig, load_config  # noqa: E402
+from steps.core.config import PipelineConfig, load_config  # noqa: E402
 
-TINY_CONFIG = ROOT / "pipelines" / "configs" / "tiny.yaml"
 DATA_FILE = ROOT / "data" / "nizami.jsonl"
 
 

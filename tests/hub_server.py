@@ -31,7 +31,10 @@ repos, revisions and files give 404 with the ``X-Error-Code`` header the client 
 ``RepositoryNotFoundError`` / ``RevisionNotFoundError`` / ``RemoteEntryNotFoundError``; an
 existing tag gives 409 (the client raises a plain ``HfHubHTTPError``, status 409).
 
-``LocalHub.fail_next_commit()`` makes the next commit request answer 500 without applying it.
+``LocalHub.fail_next_commit()`` makes the next commit request answer 500 without applying it;
+``LocalHub.fail_next(method, path_end, status, headers)`` makes the next requests to a path
+answer ``status`` (e.g. 429 with ``Retry-After``). ``HubState.requests`` logs every request as
+``(method, path)``.
 
 Usage::
 
@@ -56,6 +59,7 @@ from typing import Any
 import pytest
 import yaml
 from starlette.applications import Starlette
+from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -113,6 +117,17 @@ class Repo:
         return None
 
 
+@dataclass
+class Fault:
+    """The next ``count`` requests ``method`` to a path ending in ``path_end`` get ``status``."""
+
+    method: str
+    path_end: str
+    status: int
+    headers: dict[str, str]
+    count: int
+
+
 class HubState:
     """The repos, tokens and fault flags behind the app (shared with ``LocalHub``)."""
 
@@ -120,6 +135,8 @@ class HubState:
         self.tokens = tokens if tokens is not None else {DEFAULT_TOKEN: DEFAULT_USER}
         self.repos: dict[str, Repo] = {}
         self.fail_commits = 0
+        self.faults: list[Fault] = []
+        self.requests: list[tuple[str, str]] = []
         self.lock = threading.Lock()
 
     def new_commit(
@@ -488,6 +505,18 @@ def build_app(state: HubState) -> Starlette:
         # Content-Length is set by Response; uvicorn drops the body of a HEAD answer.
         return Response(content, status, headers=headers, media_type="application/octet-stream")
 
+    async def faults(request: Request, call_next: RequestResponseEndpoint) -> Response:
+        with state.lock:
+            state.requests.append((request.method, request.url.path))
+            fault = next((f for f in state.faults if f.count > 0 and f.method == request.method
+                          and request.url.path.endswith(f.path_end)), None)
+            if fault is not None:
+                fault.count -= 1
+        if fault is not None:
+            return _error(fault.status, f"Injected {fault.status} (LocalHub.fail_next)",
+                          **fault.headers)
+        return await call_next(request)
+
     prefix = "/api/models/{ns}/{name}"
     app = Starlette(
         routes=[
@@ -507,6 +536,7 @@ def build_app(state: HubState) -> Starlette:
             Route("/{ns}/{name}/resolve/{revision}/{path:path}", resolve, methods=["GET", "HEAD"]),
         ]
     )
+    app.add_middleware(BaseHTTPMiddleware, dispatch=faults)
     return app
 
 
@@ -543,6 +573,20 @@ class LocalHub:
         """Make the next ``count`` commit requests answer HTTP 500 without applying anything."""
         with self.state.lock:
             self.state.fail_commits = count
+
+    def fail_next(
+        self, method: str, path_end: str, status: int, headers: dict[str, str] | None = None,
+        count: int = 1,
+    ) -> None:
+        """Answer the next ``count`` ``method`` requests to a path ending in ``path_end`` with
+        ``status`` (and ``headers``) without handling them."""
+        with self.state.lock:
+            self.state.faults.append(Fault(method, path_end, status, headers or {}, count))
+
+    def requests_to(self, method: str, path_end: str) -> int:
+        """How many ``method`` requests to a path ending in ``path_end`` arrived so far."""
+        with self.state.lock:
+            return sum(m == method and p.endswith(path_end) for m, p in self.state.requests)
 
     def __enter__(self) -> LocalHub:
         return self.start()

@@ -2,12 +2,13 @@
 
 Domain YAML files in ``pipelines/configs/`` say *what* to train; ZenML run configs in
 ``stacks/`` say *where*. This module only knows the former. It is also the one place that reads
-environment variables (see :func:`cache_dir`).
+environment variables (see :func:`project_root` and :func:`cache_dir`).
 """
 
 from __future__ import annotations
 
 import os
+import tomllib
 from pathlib import Path
 from typing import Literal
 
@@ -22,7 +23,7 @@ from pydantic import (
     model_validator,
 )
 
-ROOT = Path(__file__).resolve().parents[2]
+PROJECT_NAME = "nizami"  # [project] name in the checkout's pyproject.toml
 LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 
 
@@ -265,7 +266,8 @@ def load_config(path: str | Path) -> PipelineConfig:
     """Read and validate a domain config YAML.
 
     Args:
-        path: YAML file; relative paths resolve against the current directory, then the repo.
+        path: YAML file; relative paths resolve against the current directory, then the project
+            root (:func:`project_root`).
 
     Returns:
         The validated config.
@@ -274,8 +276,10 @@ def load_config(path: str | Path) -> PipelineConfig:
         ConfigError: unreadable YAML, or fields that are unknown, missing or of the wrong type.
     """
     path = Path(path)
-    if not path.is_file() and (ROOT / path).is_file():
-        path = ROOT / path
+    if not path.is_file() and not path.is_absolute():
+        root = _find_project_root()
+        if root is not None and (root / path).is_file():
+            path = root / path
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
     except FileNotFoundError as e:
@@ -295,9 +299,45 @@ def load_config(path: str | Path) -> PipelineConfig:
         raise ConfigError("\n".join(problems)) from e
 
 
+def _names_this_project(pyproject: Path) -> bool:
+    try:
+        with pyproject.open("rb") as f:
+            return tomllib.load(f).get("project", {}).get("name") == PROJECT_NAME
+    except (OSError, tomllib.TOMLDecodeError):
+        return False
+
+
+def _find_project_root() -> Path | None:
+    override = os.environ.get("NIZAMI_ROOT")
+    if override:
+        return Path(override).resolve()
+    here = Path.cwd().resolve()
+    return next((d for d in (here, *here.parents) if _names_this_project(d / "pyproject.toml")),
+                None)
+
+
+def project_root() -> Path:
+    """The project's checkout, which relative paths in configs (data, outputs) are relative to.
+
+    ``NIZAMI_ROOT`` when set, else the nearest folder at or above the current directory whose
+    ``pyproject.toml`` names the ``nizami`` project. (The module's own location would not do:
+    installed, it is in site-packages.)
+
+    Raises:
+        FileNotFoundError: neither is found; the message says how to fix it.
+    """
+    root = _find_project_root()
+    if root is None:
+        raise FileNotFoundError(
+            f"no nizami checkout at or above {Path.cwd()} (no pyproject.toml naming project "
+            f"{PROJECT_NAME!r}): run from the checkout, or set NIZAMI_ROOT to it"
+        )
+    return root
+
+
 def resolve_path(path: Path) -> Path:
-    """A config path made absolute against the repository root."""
-    return path if path.is_absolute() else ROOT / path
+    """A config path made absolute against the project root (:func:`project_root`)."""
+    return path if path.is_absolute() else project_root() / path
 
 
 def cache_dir() -> Path:

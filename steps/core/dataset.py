@@ -11,8 +11,8 @@ from typing import TYPE_CHECKING
 import yaml
 from pydantic import BaseModel
 
-from steps.core.config import ROOT, DataConfig
-from steps.core.data import Example, assistant_text, messages, read_examples, split_examples
+from steps.core.config import DataConfig, project_root
+from steps.core.examples import Example, assistant_text, messages, read_examples, split_examples
 
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
@@ -51,13 +51,14 @@ class TokenStats(BaseModel):
     over_max_length: int
 
 
-def _locate(cfg: DataConfig, repo: Path) -> tuple[Path, Path]:
-    """The data file and its DVC pointer (``<file>.dvc``, which may not exist)."""
-    path = cfg.path if cfg.path.is_absolute() else repo / cfg.path
+def _locate(cfg: DataConfig, repo: Path | None) -> tuple[Path, Path]:
+    """The data file and its DVC pointer (``<file>.dvc``, which may not exist); a relative
+    ``cfg.path`` is relative to ``repo`` (default: the project root)."""
+    path = cfg.path if cfg.path.is_absolute() else (repo or project_root()) / cfg.path
     return path, path.with_name(path.name + ".dvc")
 
 
-def data_version(cfg: DataConfig, repo: Path = ROOT) -> str:
+def data_version(cfg: DataConfig, repo: Path | None = None) -> str:
     """A cheap identity of the data for step caching, read without DVC: the pinned revision,
     the md5 recorded in the DVC pointer, or the md5 of an untracked file."""
     if cfg.rev:
@@ -68,12 +69,12 @@ def data_version(cfg: DataConfig, repo: Path = ROOT) -> str:
     return f"file-md5:{hashlib.md5(path.read_bytes()).hexdigest()}" if path.is_file() else "missing"
 
 
-def fetch_data(cfg: DataConfig, repo: Path = ROOT) -> tuple[Path, str]:
+def fetch_data(cfg: DataConfig, repo: Path | None = None) -> tuple[Path, str]:
     """Make the data file present locally and return it with its content hash.
 
     A file tracked by DVC (``<path>.dvc`` exists, or ``rev`` is pinned) is pulled from the
-    project's DVC remote at ``rev`` and identified by its DVC md5; any other file is read as it
-    is and identified by its own md5.
+    DVC remote of ``repo`` (default: the project root) at ``rev`` and identified by its DVC md5;
+    any other file is read as it is and identified by its own md5.
     """
     path, pointer = _locate(cfg, repo)
     if cfg.rev is None and not pointer.is_file():
@@ -84,6 +85,7 @@ def fetch_data(cfg: DataConfig, repo: Path = ROOT) -> tuple[Path, str]:
     import dvc.api
     from dvc.repo import Repo
 
+    repo = repo or project_root()
     rel = str(path.relative_to(repo))
     # The remote keeps the object at .../files/md5/<first 2 hex>/<other 30>: that is its hash.
     md5 = "".join(dvc.api.get_url(rel, repo=str(repo), rev=cfg.rev).split("/")[-2:])

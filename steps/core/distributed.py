@@ -24,7 +24,6 @@ from typing import TYPE_CHECKING, Literal
 from pydantic import BaseModel
 
 from steps.core.checkpoints import TrainingInterrupted
-from steps.core.config import ROOT
 from steps.core.trainer import NonFiniteLossError
 from steps.core.training import TrainResult, TrainSpec, run_training
 
@@ -107,6 +106,15 @@ def launch_training(
     return result
 
 
+def _import_root() -> str:
+    """The folder the ``steps`` package is imported from, so that the workers import the same
+    code: a checkout, site-packages, or a Kaggle kernel's code bundle (not the project root,
+    which a kernel does not have)."""
+    import steps
+
+    return str(Path(steps.__file__).resolve().parent.parent)
+
+
 def _run_workers(plan: LaunchPlan, spec_file: Path, outcome_file: Path) -> int:
     command = [
         sys.executable, "-m", "torch.distributed.run", "--standalone",
@@ -114,7 +122,7 @@ def _run_workers(plan: LaunchPlan, spec_file: Path, outcome_file: Path) -> int:
         "-m", "steps.core.distributed", str(spec_file), str(outcome_file),
     ]
     env = os.environ | {
-        "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
+        "PYTHONPATH": os.pathsep.join(filter(None, [_import_root(), os.environ.get("PYTHONPATH")])),
     }
     log.info("DDP: %d processes (%s): %s", plan.processes, plan.backend, " ".join(command))
     # Lines are passed through sys.stdout so that the step's log capture sees them.

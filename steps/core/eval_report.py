@@ -1,9 +1,11 @@
-"""The evaluation's HTML report: figures with 95 % intervals, paired tests, families, examples."""
+"""The evaluation, shown: the HTML report (figures with 95 % intervals, paired tests, families,
+every example) and the Markdown table of the model card."""
 
 from __future__ import annotations
 
 import html
 
+from steps.core.documents import MetricsDocument
 from steps.core.evaluation import FIGURES, EvalReport
 
 LABELS = {
@@ -39,31 +41,30 @@ def fmt_interval(
     return f"[{fmt(figure, interval[0], signed)}, {fmt(figure, interval[1], signed)}]"
 
 
-def _figure_rows(document: dict) -> str:
+def _figure_rows(document: MetricsDocument) -> str:
     rows = []
     for k in FIGURES:
         cells = []
-        for side in ("base", "tuned"):
-            interval = document["intervals"][side].get(k)
-            cells.append(f"{fmt(k, document[side][k])} <small>{fmt_interval(k, interval)}</small>")
-        test = document["tuned_vs_base"][k]
-        spread = fmt_interval(k, test.get("interval"), signed=True)
-        delta = f"{fmt(k, test['delta'], signed=True)} <small>{spread}</small>"
-        p = test["p_value"]
-        cells += [delta, f"{p:.3f}{' *' if p < 0.05 else ''}"]
+        for side, figures in (("base", document.base), ("tuned", document.tuned)):
+            interval = getattr(document.intervals, side).get(k)
+            cells.append(f"{fmt(k, figures.get(k))} <small>{fmt_interval(k, interval)}</small>")
+        test = document.tuned_vs_base[k]
+        spread = fmt_interval(k, test.interval, signed=True)
+        delta = f"{fmt(k, test.delta, signed=True)} <small>{spread}</small>"
+        cells += [delta, f"{test.p_value:.3f}{' *' if test.p_value < 0.05 else ''}"]
         rows.append(f"<tr><th>{LABELS[k]}</th>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
     return "".join(rows)
 
 
-def _family_rows(document: dict) -> str:
+def _family_rows(document: MetricsDocument) -> str:
     rows = []
-    for name, f in document["families"].items():
+    for name, f in document.families.items():
         cells = [
-            str(f["n"]),
-            f"{fmt('accuracy', f['base_accuracy'])} "
-            f"<small>{fmt_interval('accuracy', f['base_interval'])}</small>",
-            f"{fmt('accuracy', f['tuned_accuracy'])} "
-            f"<small>{fmt_interval('accuracy', f['tuned_interval'])}</small>",
+            str(f.n),
+            f"{fmt('accuracy', f.base_accuracy)} "
+            f"<small>{fmt_interval('accuracy', f.base_interval)}</small>",
+            f"{fmt('accuracy', f.tuned_accuracy)} "
+            f"<small>{fmt_interval('accuracy', f.tuned_interval)}</small>",
         ]
         rows.append(f"<tr><th>{html.escape(name)}</th>"
                     + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
@@ -74,7 +75,7 @@ def _mark(correct: bool | None) -> str:
     return "" if correct is None else ("✓ " if correct else "✗ ")
 
 
-def render_html(report: EvalReport, document: dict) -> str:
+def render_html(report: EvalReport, document: MetricsDocument) -> str:
     """A self-contained HTML page: the figures, the families and every example side by side."""
     esc = html.escape
     examples = "".join(
@@ -84,32 +85,56 @@ def render_html(report: EvalReport, document: dict) -> str:
         f"<td>{_mark(e.tuned_correct)}<pre>{esc(e.tuned_prediction)}</pre></td></tr>"
         for e in report.examples
     )
-    base, tuned = document["base"], document["tuned"]
-    intervals = document["intervals"]
+    intervals = document.intervals
     headline = (
-        f"answer accuracy: base {fmt('accuracy', base['accuracy'])} "
-        f"{fmt_interval('accuracy', intervals['base'].get('accuracy'))} → tuned "
-        f"{fmt('accuracy', tuned['accuracy'])} "
-        f"{fmt_interval('accuracy', intervals['tuned'].get('accuracy'))} "
-        f"(paired p = {document['tuned_vs_base']['accuracy']['p_value']:.3f})"
+        f"answer accuracy: base {fmt('accuracy', document.base.accuracy)} "
+        f"{fmt_interval('accuracy', intervals.base.get('accuracy'))} → tuned "
+        f"{fmt('accuracy', document.tuned.accuracy)} "
+        f"{fmt_interval('accuracy', intervals.tuned.get('accuracy'))} "
+        f"(paired p = {document.tuned_vs_base['accuracy'].p_value:.3f})"
     )
     return (
         "<html><head><meta charset='utf-8'><style>"
         "body{font-family:sans-serif}table{border-collapse:collapse;margin-bottom:1em}"
         "td,th{border:1px solid #ccc;padding:4px;vertical-align:top}small{color:#555}"
         "pre{white-space:pre-wrap;margin:0;max-width:40em}</style></head><body>"
-        f"<h2>nizami held-out evaluation ({document['examples']} examples)</h2>"
-        f"<p>data {esc(document['data_hash'])} · model {esc(document['model_revision'])} · "
-        f"{esc(document['sacrebleu_signature'])}</p>"
+        f"<h2>nizami held-out evaluation ({document.examples} examples)</h2>"
+        f"<p>data {esc(str(document.data_hash))} · model {esc(str(document.model_revision))} · "
+        f"{esc(str(document.sacrebleu_signature))}</p>"
         f"<p><strong>{esc(headline)}</strong></p>"
         "<table><tr><th></th><th>base [95 % CI]</th><th>tuned [95 % CI]</th>"
         "<th>Δ tuned − base [95 % CI]</th><th>paired p</th></tr>"
         f"{_figure_rows(document)}</table>"
-        f"<p><small>accuracy: {esc(document['answer_accuracy'])}. "
-        f"{esc(document['uncertainty'])} * p &lt; 0.05.</small></p>"
+        f"<p><small>accuracy: {esc(str(document.answer_accuracy))}. "
+        f"{esc(str(document.uncertainty))} * p &lt; 0.05.</small></p>"
         "<h3>Answer accuracy per task family</h3>"
         "<table><tr><th>family</th><th>n</th><th>base [95 % CI]</th><th>tuned [95 % CI]</th></tr>"
         f"{_family_rows(document)}</table>"
         "<h3>Examples</h3><table><tr><th>id</th><th>family</th><th>question</th>"
         f"<th>reference</th><th>base</th><th>tuned</th></tr>{examples}</table></body></html>"
     )
+
+
+def _cell(value: float | None) -> str:
+    return "" if value is None else f"{value:.4g}"
+
+
+def markdown_table(document: MetricsDocument) -> str:
+    """The figures (base, tuned, delta, 95 % intervals, paired p) and the accuracy per task
+    family as Markdown tables, for the model card."""
+    rows = ["| metric | base | tuned | delta | 95 % CI base; tuned | paired p |",
+            "|---|---:|---:|---:|---|---:|"]
+    for name in FIGURES:
+        if document.tuned.get(name) is None:
+            continue
+        cells = [_cell(f.get(name)) for f in (document.base, document.tuned, document.delta)]
+        spans = [document.intervals.base.get(name), document.intervals.tuned.get(name)]
+        test = document.tuned_vs_base.get(name)
+        rows.append(f"| {name} | " + " | ".join(cells)
+                    + " | " + "; ".join(f"[{s[0]:.4g}, {s[1]:.4g}]" for s in spans if s)
+                    + f" | {'' if test is None else f'{test.p_value:.3g}'} |")
+    if document.families:
+        rows += ["", "| task family | n | base accuracy | tuned accuracy |", "|---|---:|---:|---:|"]
+        rows += [f"| {k} | {f.n} | {f.base_accuracy:.0%} | {f.tuned_accuracy:.0%} |"
+                 for k, f in document.families.items()]
+    return "\n".join(rows)

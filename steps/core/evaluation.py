@@ -10,8 +10,6 @@ later run can compare with this one paired (the quality gate does, against produ
 
 from __future__ import annotations
 
-import copy
-import json
 import logging
 import time
 from pathlib import Path
@@ -20,8 +18,17 @@ from pydantic import BaseModel
 
 from steps.core.answers import is_correct
 from steps.core.config import EvalConfig
-from steps.core.data import extract_answer, has_valid_format
 from steps.core.dataset import ChatExample
+from steps.core.documents import (
+    METRICS_FILE,
+    ExampleScores,
+    FamilyScores,
+    Figures,
+    Intervals,
+    MetricsDocument,
+    PerExample,
+)
+from steps.core.examples import extract_answer, has_valid_format
 from steps.core.metrics import ROUGE_TYPES, Scores, rouge_per_example, score_predictions
 from steps.core.uncertainty import (
     CONFIDENCE,
@@ -61,18 +68,6 @@ class Generation(BaseModel):
     seconds: float
 
 
-class PerExample(BaseModel):
-    """Per-example scores of one model, aligned with the report's examples."""
-
-    answer: list[str]
-    correct: list[bool]
-    format_ok: list[bool]
-    output_tokens: list[int]
-    rouge1: list[float]
-    rouge2: list[float]
-    rougeL: list[float]
-
-
 class ModelScores(BaseModel):
     """One model's figures, their 95 % intervals and the per-example scores behind them."""
 
@@ -98,16 +93,6 @@ class ExampleResult(BaseModel):
     family: str | None = None
     base_correct: bool | None = None
     tuned_correct: bool | None = None
-
-
-class FamilyScores(BaseModel):
-    """Answer accuracy of both models on one task family."""
-
-    n: int
-    base_accuracy: float
-    tuned_accuracy: float
-    base_interval: Interval
-    tuned_interval: Interval
 
 
 class EvalReport(BaseModel):
@@ -263,87 +248,65 @@ def generation_dtype(cfg: EvalConfig, model_dtype: str, device: str) -> str:
     return model_dtype if device == "cuda" else "float32"
 
 
-def _pair_record(p: Paired) -> dict:
-    record = {"delta": round(p.delta, 4), "p_value": round(p.p_value, 4), "method": p.method}
-    return record | ({} if p.interval is None else {"interval": [round(v, 4) for v in p.interval]})
+def _rounded(p: Paired) -> Paired:
+    interval = None if p.interval is None else (round(p.interval[0], 4), round(p.interval[1], 4))
+    return p.model_copy(
+        update={"delta": round(p.delta, 4), "p_value": round(p.p_value, 4), "interval": interval}
+    )
 
 
-def _side(scores: ModelScores) -> dict:
-    return {k: scores.figure(k) for k in (*SCORED, "format_rate", "accuracy",
-                                          "mean_output_tokens")}
+def _figures(scores: ModelScores) -> Figures:
+    return Figures(**{k: scores.figure(k) for k in FIGURES})
 
 
-def _intervals(scores: ModelScores) -> dict:
-    return {k: [round(v, 4) for v in scores.intervals[k]] for k in FIGURES if k in scores.intervals}
+def _intervals(scores: ModelScores) -> dict[str, tuple[float, float]]:
+    return {k: (round(scores.intervals[k][0], 4), round(scores.intervals[k][1], 4))
+            for k in FIGURES if k in scores.intervals}
 
 
-def _columns(scores: ModelScores, with_answer: bool) -> dict:
-    columns = scores.per_example.model_dump()
-    return columns if with_answer else {k: v for k, v in columns.items() if k != "answer"}
-
-
-def metrics_document(report: EvalReport, data_hash: str, model_revision: str) -> dict:
+def metrics_document(report: EvalReport, data_hash: str, model_revision: str) -> MetricsDocument:
     """The content of ``metrics.json``: figures, intervals, paired tests, families, per example.
-
-    Plain JSON values without nulls (BentoML model metadata, which gets a copy, rejects None).
 
     ``per_example`` keeps the reference answers and the tuned model's answers (the quality gate
     pairs BLEU and chrF with them when this version is production), not the base model's.
     """
-    return {
-        "examples": len(report.examples),
-        "data_hash": data_hash,
-        "model_revision": model_revision,
-        "scored_on": "text inside <answer> vs reference answer",
-        "answer_accuracy": ACCURACY_RULE,
-        "sacrebleu_signature": report.tuned.scores.bleu_signature,
-        "chrf_signature": report.tuned.scores.chrf_signature,
-        "base": _side(report.base),
-        "tuned": _side(report.tuned),
-        "delta": report.deltas(),
-        "intervals": {"base": _intervals(report.base), "tuned": _intervals(report.tuned)},
-        "tuned_vs_base": {k: _pair_record(p) for k, p in report.tuned_vs_base.items()},
-        "families": {k: json.loads(f.model_dump_json()) for k, f in report.families.items()},
-        "uncertainty": (
+    base_columns = report.base.per_example.model_copy(update={"answer": None})
+    return MetricsDocument(
+        examples=len(report.examples),
+        data_hash=data_hash,
+        model_revision=model_revision,
+        scored_on="text inside <answer> vs reference answer",
+        answer_accuracy=ACCURACY_RULE,
+        sacrebleu_signature=report.tuned.scores.bleu_signature,
+        chrf_signature=report.tuned.scores.chrf_signature,
+        base=_figures(report.base),
+        tuned=_figures(report.tuned),
+        delta=Figures(**report.deltas()),
+        intervals=Intervals(base=_intervals(report.base), tuned=_intervals(report.tuned)),
+        tuned_vs_base={k: _rounded(p) for k, p in report.tuned_vs_base.items()},
+        families=report.families,
+        uncertainty=(
             f"{CONFIDENCE:.0%} intervals: Wilson for accuracy and format_rate; sacreBLEU's "
             f"bootstrap (mean ± half the percentile range) for BLEU and chrF; percentile "
             f"bootstrap for the others. Differences: paired bootstrap ({RESAMPLES} resamples, "
             f"seed {seed()}; sacreBLEU's paired test for BLEU and chrF)."
         ),
-        "per_example": {
-            "id": [e.id for e in report.examples],
-            "family": [e.family or NO_FAMILY for e in report.examples],
-            "reference": [extract_answer(e.reference) for e in report.examples],
-            "base": _columns(report.base, with_answer=False),
-            "tuned": _columns(report.tuned, with_answer=True),
-        },
-    }
+        per_example=ExampleScores(
+            id=[e.id for e in report.examples],
+            family=[e.family or NO_FAMILY for e in report.examples],
+            reference=[extract_answer(e.reference) for e in report.examples],
+            base=base_columns,
+            tuned=report.tuned.per_example,
+        ),
+    )
 
 
-def metadata_document(document: dict) -> dict:
-    """``document`` without its per-example texts: what goes into ZenML metadata.
-
-    ZenML skips a metadata value over 65,535 characters of JSON; the scores stay (a later run
-    can pair accuracy, format rate and ROUGE with them), the texts are in ``metrics.json``.
-    """
-    slim = copy.deepcopy(document)
-    per_example = slim.get("per_example") or {}
-    per_example.pop("reference", None)
-    for side in ("base", "tuned"):
-        (per_example.get(side) or {}).pop("answer", None)
-    return slim
-
-
-def write_metrics(document: dict, path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(document, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    return path
-
-
-def publish_metrics(document: dict, html: str, output_dir: Path, run_name: str) -> Path:
+def publish_metrics(
+    document: MetricsDocument, html: str, output_dir: Path, run_name: str
+) -> Path:
     """Write ``metrics.json`` and ``eval_report.html`` into ``<output_dir>/<run_name>/`` and
     the latest copies into ``output_dir``; returns the run's ``metrics.json``."""
     for folder in (output_dir, output_dir / run_name):
-        write_metrics(document, folder / "metrics.json")
+        document.write(folder / METRICS_FILE)
         (folder / "eval_report.html").write_text(html, encoding="utf-8")
-    return output_dir / run_name / "metrics.json"
+    return output_dir / run_name / METRICS_FILE

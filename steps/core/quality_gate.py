@@ -12,33 +12,14 @@ tolerance) and the reason says so.
 
 from __future__ import annotations
 
-from pydantic import BaseModel
-
 from steps.core.config import FRACTION_METRICS, GateConfig
+from steps.core.documents import GateDecision, MetricsDocument, PerExample
 from steps.core.uncertainty import Paired, corpus_paired_test, paired_bootstrap
 
 LABELS = {"accuracy": "accuracy", "format_rate": "format rate", "bleu": "BLEU", "chrf": "chrF",
           "rouge1": "ROUGE-1", "rouge2": "ROUGE-2", "rougeL": "ROUGE-L"}
 COLUMNS = {"accuracy": "correct", "format_rate": "format_ok", "rouge1": "rouge1",
            "rouge2": "rouge2", "rougeL": "rougeL"}
-
-
-class GateDecision(BaseModel):
-    """The decision, its reason and the figures it rests on."""
-
-    promote: bool
-    reason: str
-    metric: str
-    candidate: float
-    candidate_interval: list[float] | None = None
-    production: float | None
-    threshold: float
-    tolerance: float
-    alpha: float
-    comparison: str  # "paired", "unpaired" or "none" (not compared with production)
-    delta: float | None = None
-    delta_interval: list[float] | None = None
-    p_value: float | None = None
 
 
 def _fmt(metric: str, value: float, points: bool = False) -> str:
@@ -48,17 +29,21 @@ def _fmt(metric: str, value: float, points: bool = False) -> str:
     return f"{value:.2f}"
 
 
-def _aligned(candidate: dict, production: dict) -> tuple[list[int], dict] | None:
-    """Indices of production's examples in the candidate's order, or None if they differ."""
-    mine = (candidate.get("per_example") or {}).get("id")
-    theirs = (production.get("per_example") or {}).get("id")
-    if not mine or not theirs or sorted(mine) != sorted(theirs):
+def _aligned(
+    candidate: MetricsDocument, production: MetricsDocument
+) -> tuple[list[int], PerExample, PerExample] | None:
+    """Indices of production's examples in the candidate's order and both sides' per-example
+    scores, or None if the examples differ."""
+    mine, theirs = candidate.per_example, production.per_example
+    if mine is None or theirs is None or sorted(mine.id) != sorted(theirs.id):
         return None
-    where = {example_id: i for i, example_id in enumerate(theirs)}
-    return [where[example_id] for example_id in mine], production["per_example"]["tuned"]
+    where = {example_id: i for i, example_id in enumerate(theirs.id)}
+    return [where[example_id] for example_id in mine.id], mine.tuned, theirs.tuned
 
 
-def paired_with_production(metric: str, candidate: dict, production: dict) -> Paired | None:
+def paired_with_production(
+    metric: str, candidate: MetricsDocument, production: MetricsDocument
+) -> Paired | None:
     """``candidate - production`` on ``metric``, paired by example; None if not possible.
 
     Pairing needs both documents' ``per_example`` on the same example ids (and, for BLEU and
@@ -67,17 +52,17 @@ def paired_with_production(metric: str, candidate: dict, production: dict) -> Pa
     aligned = _aligned(candidate, production)
     if aligned is None:
         return None
-    order, theirs = aligned
-    mine = candidate["per_example"]["tuned"]
+    order, mine, theirs = aligned
     if metric in COLUMNS:
         column = COLUMNS[metric]
-        if column not in theirs or column not in mine:
+        ours, baseline = getattr(mine, column), getattr(theirs, column)
+        if ours is None or baseline is None:
             return None
-        return paired_bootstrap([theirs[column][i] for i in order], mine[column])
-    references = candidate["per_example"].get("reference")
-    if "answer" not in theirs or "answer" not in mine or not references:
+        return paired_bootstrap([baseline[i] for i in order], ours)
+    references = candidate.per_example.reference if candidate.per_example else None
+    if theirs.answer is None or mine.answer is None or not references:
         return None
-    tests = corpus_paired_test([theirs["answer"][i] for i in order], mine["answer"], references)
+    tests = corpus_paired_test([theirs.answer[i] for i in order], mine.answer, references)
     return tests[metric].paired
 
 
@@ -88,7 +73,11 @@ def _span(metric: str, interval: list[float] | tuple[float, float] | None, point
 
 
 def _versus_production(
-    candidate: dict, production: dict, gate: GateConfig, value: float, prod_value: float
+    candidate: MetricsDocument,
+    production: MetricsDocument,
+    gate: GateConfig,
+    value: float,
+    prod_value: float,
 ) -> dict:
     """The comparison with production: paired when possible, else on point estimates."""
     metric, tolerance = gate.metric, _fmt(gate.metric, gate.tolerance, points=True)
@@ -113,18 +102,26 @@ def _versus_production(
             "delta_interval": None if paired.interval is None else list(paired.interval)}
 
 
-def decide(candidate: dict, production: dict | None, gate: GateConfig) -> GateDecision:
+def decide(
+    candidate: MetricsDocument, production: MetricsDocument | None, gate: GateConfig
+) -> GateDecision:
     """Decide on promotion from the candidate's and production's metrics documents.
 
     Args:
         candidate: The new version's ``metrics.json`` content.
         production: The current production version's, or None if there is none.
         gate: Metric, threshold, tolerance and significance level.
+
+    Raises:
+        ValueError: the candidate's document has no value for the gate's metric.
     """
     metric, name = gate.metric, LABELS[gate.metric]
-    value = candidate["tuned"][metric]
-    interval = (candidate.get("intervals") or {}).get("tuned", {}).get(metric)
-    prod_value = None if production is None else production.get("tuned", {}).get(metric)
+    value = candidate.tuned.get(metric)
+    if value is None:
+        raise ValueError(f"the candidate's metrics document has no tuned {metric} to gate on")
+    interval = candidate.intervals.tuned.get(metric)
+    interval = None if interval is None else list(interval)
+    prod_value = None if production is None else production.tuned.get(metric)
     common = {"metric": metric, "candidate": value, "candidate_interval": interval,
               "production": prod_value, "threshold": gate.threshold,
               "tolerance": gate.tolerance, "alpha": gate.alpha}

@@ -28,7 +28,7 @@ import pytest
 import yaml
 
 from kaggle_orchestrator.emulator import KaggleEmulator, Status
-from steps.core.data import read_examples
+from steps.core.examples import read_examples
 
 pytestmark = pytest.mark.e2e
 

@@ -11,17 +11,15 @@ from __future__ import annotations
 
 import json
 import secrets
-import subprocess
-import sys
 import tarfile
 from pathlib import Path
 
 import pytest
 import yaml
+from helpers import ROOT, register_stack, run_pipeline, write_config
 
 from kaggle_orchestrator.emulator import KaggleEmulator
 
-ROOT = Path(__file__).resolve().parents[2]
 RUN_CONFIG = ROOT / "stacks" / "run-configs" / "kaggle.yaml"
 # Made up per session, so that the values appear in no file of the repository (the code bundle
 # that goes to Kaggle includes this test file).
@@ -45,9 +43,7 @@ def emulator(tmp_path_factory, kaggle_image):
 @pytest.fixture(scope="module")
 def kaggle_stack(emulator):
     """`stacks/register.sh kaggle` (the real script), with the API endpoint at the emulator."""
-    env = {**_env(), "PATH": f"{Path(sys.executable).parent}:{_env()['PATH']}"}
-    done = subprocess.run(["bash", "stacks/register.sh", "kaggle"], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=300)
+    done = register_stack("kaggle")
     assert done.returncode == 0, done.stdout + done.stderr
     from zenml.client import Client
 
@@ -63,12 +59,6 @@ def kaggle_stack(emulator):
 
 def _has_stack(client, name: str) -> bool:
     return any(s.name == name for s in client.list_stacks(size=100).items)
-
-
-def _env() -> dict[str, str]:
-    import os
-
-    return dict(os.environ)
 
 
 @pytest.fixture
@@ -90,28 +80,14 @@ def _run_config(tmp_path: Path, train_cache: bool = True, **train_settings) -> P
 
 
 def _config(tmp_path: Path, out: Path, **changes) -> Path:
-    raw = yaml.safe_load((ROOT / "pipelines" / "configs" / "tiny.yaml").read_text())
-    raw["model_name"] = "nizami-1.7b-kaggle"
-    raw["output_dir"] = str(out)
     # Inputs of its own, so that no step of this module is a cache hit for another module's run
     # (they share the session's ZenML store), nor the other way round.
-    raw["data"]["max_train_examples"] = 64
-    raw.update(changes)
-    path = tmp_path / "tiny-kaggle.yaml"
-    path.write_text(yaml.safe_dump(raw, allow_unicode=True))
-    return path
+    return write_config(tmp_path / "tiny-kaggle.yaml", model_name="nizami-1.7b-kaggle",
+                        output_dir=str(out), data={"max_train_examples": 64}, **changes)
 
 
 def _run(config: Path, run_config: Path):
-    from zenml.client import Client
-
-    from pipelines.training import training_pipeline
-
-    try:
-        run = training_pipeline.with_options(config_path=str(run_config))(config_path=str(config))
-    except RuntimeError:
-        run = Client().list_pipeline_runs(sort_by="desc:created", size=1).items[0]
-    return Client().get_pipeline_run(run.id)
+    return run_pipeline(config, run_config, allow_failure=True)
 
 
 @pytest.fixture(scope="module")
@@ -188,7 +164,7 @@ def test_the_kernel_trained_adapter_is_the_one_downstream_steps_use(kaggle_run, 
         assert used.id == adapter_artifact.id, step
     registration = run.steps["register"].outputs["registration"][0].load()
     metrics = run.steps["evaluate"].outputs["metrics"][0].load()
-    assert registration["metrics"] == metrics
+    assert registration.metrics == metrics
 
 
 def test_one_wandb_run_per_train_step_the_kernels(kaggle_run):

@@ -16,37 +16,25 @@ from pathlib import Path
 
 import pytest
 import yaml
+from helpers import (
+    LOCAL_RUN_CONFIG,
+    ROOT,
+    env,
+    register_stack,
+    registration,
+    run_pipeline,
+    write_config,
+)
 
-ROOT = Path(__file__).resolve().parents[2]
-RUN_CONFIG = ROOT / "stacks" / "run-configs" / "local.yaml"
 STEPS = ["load_data", "train", "evaluate", "register", "package"]
 pytestmark = pytest.mark.e2e
-
-
-def _env() -> dict[str, str]:
-    return os.environ | {"PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
-
-
-def _write_config(path: Path, **changes) -> Path:
-    """tiny.yaml with ``changes`` merged into its top-level sections."""
-    raw = yaml.safe_load((ROOT / "pipelines" / "configs" / "tiny.yaml").read_text())
-    for key, value in changes.items():
-        if isinstance(value, dict):
-            raw[key] = raw.get(key, {}) | value
-        else:
-            raw[key] = value
-    path.write_text(yaml.safe_dump(raw, allow_unicode=True))
-    return path
 
 
 @pytest.fixture(scope="module")
 def local_stack():
     """Register the `local` stack with the project's own idempotent script (twice)."""
     for _ in range(2):
-        done = subprocess.run(
-            ["bash", "stacks/register.sh", "local"], cwd=ROOT, env=_env(),
-            capture_output=True, text=True, timeout=300,
-        )
+        done = register_stack("local")
         assert done.returncode == 0, done.stderr
     assert "already registered" in done.stdout
     from zenml.client import Client
@@ -57,20 +45,11 @@ def local_stack():
     return client
 
 
-def _run(config: Path):
-    from pipelines.training import training_pipeline
-
-    run = training_pipeline.with_options(config_path=str(RUN_CONFIG))(config_path=str(config))
-    from zenml.client import Client
-
-    return Client().get_pipeline_run(run.id)
-
-
 @pytest.fixture(scope="module")
 def first_run(local_stack, tmp_path_factory):
     out = tmp_path_factory.mktemp("outputs")
-    config = _write_config(out / "tiny.yaml", output_dir=str(out))
-    return _run(config), config, out
+    config = write_config(out / "tiny.yaml", output_dir=str(out))
+    return run_pipeline(config), config, out
 
 
 def test_all_five_steps_run_and_publish_their_artifacts(first_run):
@@ -93,7 +72,8 @@ def test_all_five_steps_run_and_publish_their_artifacts(first_run):
 
 def test_metrics_json_matches_the_artifact_and_the_report_is_html(first_run):
     run, _, out = first_run
-    metrics = run.steps["evaluate"].outputs["metrics"][0].load()
+    document = run.steps["evaluate"].outputs["metrics"][0].load()
+    metrics = document.to_json()
     on_disk = json.loads((out / run.name / "metrics.json").read_text(encoding="utf-8"))
     assert on_disk == metrics == json.loads((out / "metrics.json").read_text(encoding="utf-8"))
     assert set(metrics["base"]) >= {"bleu", "chrf", "rouge1", "rouge2", "rougeL", "accuracy"}
@@ -102,6 +82,7 @@ def test_metrics_json_matches_the_artifact_and_the_report_is_html(first_run):
     assert len(metrics["per_example"]["tuned"]["correct"]) == 25
     assert "tok:13a" in metrics["sacrebleu_signature"]
     assert metrics["examples"] == 25 and metrics["data_hash"]
+    assert "null" not in json.dumps(metrics)
     report = run.steps["evaluate"].outputs["eval_report"][0]
     html = report.load()
     assert "<table>" in html and metrics["data_hash"] in html
@@ -115,14 +96,13 @@ def test_model_version_carries_metrics_and_is_promoted_by_the_gate(first_run):
     from zenml.enums import ModelStages
 
     run, _, _ = first_run
-    registration = run.steps["register"].outputs["registration"][0].load()
+    record = registration(run)
     version = Client().get_model_version("nizami-1.7b-tiny", ModelStages.PRODUCTION)
-    assert str(version.number) == registration["version"]
-    assert version.run_metadata["data_hash"] == registration["data_hash"]
-    assert version.run_metadata["metrics"]["tuned"]["bleu"] == registration["metrics"]["tuned"][
-        "bleu"
-    ]
+    assert str(version.number) == record.version
+    assert version.run_metadata["data_hash"] == record.metrics.data_hash
+    assert version.run_metadata["metrics"]["tuned"]["bleu"] == record.metrics.tuned.bleu
     assert version.run_metadata["gate"]["promote"] is True
+    assert record.hub is None  # the local stack has no model registry
 
 
 def test_the_bento_is_built_with_the_merged_model(first_run):
@@ -145,7 +125,7 @@ def test_training_logged_to_the_offline_wandb_tracker(first_run):
 
 def test_rerun_with_nothing_changed_is_fully_cached(first_run):
     _, config, _ = first_run
-    rerun = _run(config)
+    rerun = run_pipeline(config)
     assert {s.status.value for s in rerun.steps.values()} == {"cached"}
 
 
@@ -155,27 +135,27 @@ def test_gate_holds_a_worse_version_and_production_stays(first_run, tmp_path):
 
     run, _, out = first_run
     before = Client().get_model_version("nizami-1.7b-tiny", ModelStages.PRODUCTION)
-    strict = _write_config(tmp_path / "strict.yaml", output_dir=str(out),
+    strict = write_config(tmp_path / "strict.yaml", output_dir=str(out),
                            gate={"bleu_threshold": 100.0, "tolerance": 0.0})
-    held = _run(strict)
-    registration = held.steps["register"].outputs["registration"][0].load()
+    held = run_pipeline(strict)
+    record = registration(held)
     assert held.steps["train"].status.value == "cached"  # only the gate changed
-    assert registration["gate"]["promote"] is False
-    assert "below the threshold" in registration["gate"]["reason"]
+    assert record.gate.promote is False
+    assert "below the threshold" in record.gate.reason
     after = Client().get_model_version("nizami-1.7b-tiny", ModelStages.PRODUCTION)
     assert after.id == before.id
-    assert registration["version"] != str(before.number)
+    assert record.version != str(before.number)
 
 
 def test_zenml_cli_runs_the_pipeline_from_a_run_config(first_run, tmp_path):
     _, config, _ = first_run
-    run_config = yaml.safe_load(RUN_CONFIG.read_text())
+    run_config = yaml.safe_load(LOCAL_RUN_CONFIG.read_text())
     run_config["parameters"] = {"config_path": str(config)}
     path = tmp_path / "run.yaml"
     path.write_text(yaml.safe_dump(run_config))
     done = subprocess.run(
         ["zenml", "pipeline", "run", "pipelines.training.training_pipeline", "-c", str(path)],
-        cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=600,
+        cwd=ROOT, env=env(), capture_output=True, text=True, timeout=600,
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
 
@@ -187,10 +167,10 @@ def test_malformed_data_fails_load_data_and_creates_no_model_version(local_stack
     rows[6]["answer"] = "   "
     bad = tmp_path / "bad.jsonl"
     bad.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in rows) + "\n")
-    config = _write_config(tmp_path / "bad.yaml", model_name="nizami-bad-data",
+    config = write_config(tmp_path / "bad.yaml", model_name="nizami-bad-data",
                            data={"path": str(bad)}, output_dir=str(tmp_path))
     with pytest.raises(RuntimeError, match="failure in step"):
-        _run(config)
+        run_pipeline(config)
     failed = Client().list_pipeline_runs(sort_by="desc:created", size=1).items[0]
     assert failed.status.value == "failed"
     error = failed.steps["load_data"].exception_info
@@ -200,10 +180,10 @@ def test_malformed_data_fails_load_data_and_creates_no_model_version(local_stack
 
 
 def test_bad_config_is_rejected_before_zenml_starts(tmp_path):
-    config = _write_config(tmp_path / "typo.yaml", train={"epochs": 1, "batchsize": 4})
+    config = write_config(tmp_path / "typo.yaml", train={"epochs": 1, "batchsize": 4})
     done = subprocess.run(
         [sys.executable, "-m", "pipelines.run", "--config", str(config)],
-        cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=120,
+        cwd=ROOT, env=env(), capture_output=True, text=True, timeout=120,
     )
     assert done.returncode == 2
     assert f"{config}: train.batchsize: unknown field" in done.stderr

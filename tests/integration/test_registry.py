@@ -16,43 +16,18 @@ and its token comes from a ZenML secret, as the README tells users to do. The re
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import yaml
+from helpers import register_stack, registration, run_pipeline, write_config
 from hub_server import LocalHub
 from huggingface_hub import HfApi, constants, snapshot_download
 
-ROOT = Path(__file__).resolve().parents[2]
-RUN_CONFIG = ROOT / "stacks" / "run-configs" / "local.yaml"
 MODEL = "nizami-hf-tiny"
 SECRET = "hf_registry_test"
 pytestmark = pytest.mark.e2e
-
-
-def _env() -> dict[str, str]:
-    return os.environ | {"PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
-
-
-def _write_config(path: Path, **changes) -> Path:
-    raw = yaml.safe_load((ROOT / "pipelines" / "configs" / "tiny.yaml").read_text())
-    for key, value in changes.items():
-        raw[key] = raw.get(key, {}) | value if isinstance(value, dict) else value
-    path.write_text(yaml.safe_dump(raw, allow_unicode=True))
-    return path
-
-
-def _run(config: Path):
-    from zenml.client import Client
-
-    from pipelines.training import training_pipeline
-
-    run = training_pipeline.with_options(config_path=str(RUN_CONFIG))(config_path=str(config))
-    return Client().get_pipeline_run(run.id)
 
 
 @pytest.fixture(scope="module")
@@ -71,10 +46,7 @@ def hf_stack(hub: LocalHub) -> Iterator[None]:
     from zenml.client import Client
     from zenml.enums import StackComponentType
 
-    done = subprocess.run(  # registers the flavor, then imports the stack
-        ["bash", "stacks/register.sh", "huggingface"], cwd=ROOT, env=_env(),
-        capture_output=True, text=True, timeout=600,
-    )
+    done = register_stack("huggingface", timeout=600)  # registers the flavor, then the stack
     assert done.returncode == 0, done.stdout + done.stderr
     client = Client()
     previous = client.active_stack_model.name
@@ -100,19 +72,20 @@ def out(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def first_run(hf_stack, out):
-    return _run(_write_config(out / "first.yaml", model_name=MODEL, output_dir=str(out)))
+    return run_pipeline(_config(out / "first.yaml", out))
 
 
 @pytest.fixture(scope="module")
 def second_run(first_run, out):
-    config = _write_config(
-        out / "second.yaml", model_name=MODEL, output_dir=str(out), gate={"tolerance": 0.25}
-    )
-    return _run(config)
+    config = _config(out / "second.yaml", out, gate={"tolerance": 0.25})
+    return run_pipeline(config)
 
 
-def _registration(run) -> dict:
-    return run.steps["register"].outputs["registration"][0].load()
+def _config(path: Path, out: Path, **changes) -> Path:
+    # Inputs of its own (max_train_examples), so that no step of this module is a cache hit for
+    # another module's run in the session's ZenML store, nor the other way round.
+    return write_config(path, model_name=MODEL, output_dir=str(out),
+                        data={"max_train_examples": 80}, **changes)
 
 
 def _tags(api: HfApi) -> dict[str, str]:
@@ -124,42 +97,42 @@ def test_first_run_publishes_v1_0_and_the_gate_sets_prod(first_run, hub: LocalHu
     from zenml.enums import ModelStages
 
     assert first_run.status.value == "completed"
-    registration = _registration(first_run)
+    record = registration(first_run)
     repo = f"tester/{MODEL}"
-    assert registration["repo_id"] == repo and registration["version_tag"] == "v1.0"
-    assert registration["gate"]["promote"] is True
+    assert record.hub.repo_id == repo and record.hub.version_tag == "v1.0"
+    assert record.gate.promote is True
     assert api.model_info(repo).private is True
-    sha = registration["revision"]
+    sha = record.hub.revision
     assert _tags(api) == {"v1.0": sha, "prod": sha}
 
     files = hub.state.repos[repo].commits[sha].files
     assert {"adapter_config.json", "adapter_model.safetensors", "tokenizer.json"} <= set(files)
     metrics = first_run.steps["evaluate"].outputs["metrics"][0].load()
-    assert json.loads(files["metrics.json"]) == metrics
+    assert json.loads(files["metrics.json"]) == metrics.to_json()
     card = files["README.md"].decode()
-    assert metrics["data_hash"] in card and "promoted to `prod`" in card
+    assert metrics.data_hash in card and "promoted to `prod`" in card
     assert f'repo, revision = "{repo}", "prod"' in card
     assert hub.token not in b"".join(files.values()).decode(errors="ignore")
 
     version = Client().get_model_version(MODEL, ModelStages.PRODUCTION)
-    assert str(version.number) == registration["version"]
+    assert str(version.number) == record.version
     assert version.run_metadata["hub"]["revision"] == sha
     assert version.run_metadata["hub"]["version_tag"] == "v1.0"
     assert version.run_metadata["gate"]["promote"] is True
-    assert hub.token not in json.dumps(registration)
+    assert hub.token not in record.model_dump_json()
 
 
 def test_second_run_is_v1_1_and_moves_prod_when_not_worse(second_run, first_run, api: HfApi):
-    registration = _registration(second_run)
+    record = registration(second_run)
     assert second_run.steps["train"].status.value == "cached"
-    assert registration["version_tag"] == "v1.1"
-    first_bleu = _registration(first_run)["metrics"]["tuned"]["bleu"]
-    assert registration["gate"]["production"] == first_bleu  # read from the Hub's prod
-    assert registration["gate"]["comparison"] == "paired"  # prod's metrics.json has the answers
-    assert registration["gate"]["promote"] is True
+    assert record.hub.version_tag == "v1.1"
+    first_bleu = registration(first_run).metrics.tuned.bleu
+    assert record.gate.production == first_bleu  # read from the Hub's prod
+    assert record.gate.comparison == "paired"  # prod's metrics.json has the answers
+    assert record.gate.promote is True
     tags = _tags(api)
-    assert tags["v1.1"] == registration["revision"] == tags["prod"]
-    assert tags["v1.0"] == _registration(first_run)["revision"] != tags["v1.1"]
+    assert tags["v1.1"] == record.hub.revision == tags["prod"]
+    assert tags["v1.0"] == registration(first_run).hub.revision != tags["v1.1"]
 
 
 def test_prod_snapshot_loads_with_peft_and_generates(
@@ -173,7 +146,7 @@ def test_prod_snapshot_loads_with_peft_and_generates(
         f"tester/{MODEL}", revision="prod", endpoint=hub.endpoint, token=hub.token,
         cache_dir=tmp_path,
     )
-    assert Path(folder).name == _registration(second_run)["revision"]
+    assert Path(folder).name == registration(second_run).hub.revision
     tokenizer = AutoTokenizer.from_pretrained(folder)
     model = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(tiny_base_dir), folder)
     inputs = tokenizer("Bakı nəyin paytaxtıdır?", return_tensors="pt")
@@ -186,36 +159,34 @@ def test_prod_snapshot_loads_with_peft_and_generates(
 def held_run(second_run, api: HfApi, out):
     """prod on the Hub is made better than anything the tiny model reaches (and, like a version
     registered before per-example scores were kept, has none), then a run."""
-    from steps.core import hub as hub_core
+    from hf_registry import client
 
     repo = f"tester/{MODEL}"
-    metrics = _registration(second_run)["metrics"]
+    metrics = registration(second_run).metrics.to_json()
     better = {k: v for k, v in metrics.items() if k != "per_example"} | {"tuned": {"bleu": 99.0}}
     commit = api.upload_file(
         path_or_fileobj=json.dumps(better).encode(), path_in_repo="metrics.json",
         repo_id=repo, commit_message="a better prod, registered elsewhere",
     )
-    hub_core.set_stage(api, repo, "prod", commit.oid)
-    config = _write_config(
-        out / "held.yaml", model_name=MODEL, output_dir=str(out), gate={"tolerance": 0.5}
-    )
-    return _run(config), commit.oid, config
+    client.set_stage(api, repo, "prod", commit.oid)
+    config = _config(out / "held.yaml", out, gate={"tolerance": 0.5})
+    return run_pipeline(config), commit.oid, config
 
 
 def test_a_run_worse_than_the_hubs_prod_is_registered_but_not_promoted(held_run, api: HfApi):
     from zenml.client import Client
 
     run, better_prod, _ = held_run
-    registration = _registration(run)
-    assert registration["version_tag"] == "v1.2"
-    assert registration["gate"]["promote"] is False
-    assert "worse than production's 99.00" in registration["gate"]["reason"]
-    assert "compared unpaired" in registration["gate"]["reason"]
+    record = registration(run)
+    assert record.hub.version_tag == "v1.2"
+    assert record.gate.promote is False
+    assert "worse than production's 99.00" in record.gate.reason
+    assert "compared unpaired" in record.gate.reason
     tags = _tags(api)
-    assert tags["prod"] == better_prod and tags["v1.2"] == registration["revision"]
+    assert tags["prod"] == better_prod and tags["v1.2"] == record.hub.revision
     card = api.hf_hub_download(f"tester/{MODEL}", "README.md", revision="v1.2")
     assert "not promoted: BLEU" in Path(card).read_text()
-    version = Client().get_model_version(MODEL, registration["version"])
+    version = Client().get_model_version(MODEL, record.version)
     assert "production" not in str(version.stage).lower()
     assert version.run_metadata["gate"]["promote"] is False
 
@@ -226,12 +197,10 @@ def test_a_failed_upload_fails_the_step_clearly_and_leaves_no_tag(
     from zenml.client import Client
 
     before = _tags(api)
-    config = _write_config(
-        out / "fail.yaml", model_name=MODEL, output_dir=str(out), gate={"tolerance": 0.75}
-    )
+    config = _config(out / "fail.yaml", out, gate={"tolerance": 0.75})
     hub.fail_next_commit()
     with pytest.raises(RuntimeError, match="failure in step"):
-        _run(config)
+        run_pipeline(config)
     failed = Client().list_pipeline_runs(sort_by="desc:created", size=1).items[0]
     message = failed.steps["register"].exception_info.message
     assert f"tester/{MODEL}@main on {hub.endpoint}" in message
@@ -247,12 +216,12 @@ def test_package_builds_from_a_registered_version(held_run, first_run, out):
     raw["package"] = raw.get("package", {}) | {"from_revision": "v1.0"}
     config = out / "from-v1.0.yaml"
     config.write_text(yaml.safe_dump(raw, allow_unicode=True))
-    run = _run(config)
+    run = run_pipeline(config)
     assert run.steps["register"].status.value == "cached"  # no new version for a repackaging
     assert run.steps["package"].status.value == "completed"
     source = run.steps["package"].run_metadata["adapter_source"]
     assert source["version_tag"] == "v1.0"
-    assert source["revision"] == _registration(first_run)["revision"]
+    assert source["revision"] == registration(first_run).hub.revision
 
 
 def test_the_zenml_registry_api_over_the_hub(hub: LocalHub, tmp_path: Path):
@@ -264,8 +233,8 @@ def test_the_zenml_registry_api_over_the_hub(hub: LocalHub, tmp_path: Path):
     from zenml.exceptions import EntityExistsError
     from zenml.model_registries.base_model_registry import ModelVersionStage as Stage
 
-    from steps.registry.flavor import HuggingFaceModelRegistryConfig
-    from steps.registry.model_registry import HuggingFaceModelRegistry
+    from hf_registry.flavors import HuggingFaceModelRegistryConfig
+    from hf_registry.model_registries.hf_model_registry import HuggingFaceModelRegistry
 
     registry = HuggingFaceModelRegistry(
         name="hf", id=uuid.uuid4(), flavor="huggingface", type=StackComponentType.MODEL_REGISTRY,
@@ -275,8 +244,8 @@ def test_the_zenml_registry_api_over_the_hub(hub: LocalHub, tmp_path: Path):
     adapter = tmp_path / "adapter"
     adapter.mkdir()
     (adapter / "adapter_config.json").write_text('{"r": 4}')
-    card = {"base_model": "b", "base_model_source": "tiny", "data_hash": "h", "metrics": {},
-            "training": {}, "gate": {"promote": False, "reason": "manual"}}
+    card = {"base_model": "b", "base_model_source": "tiny", "data_hash": "h", "evaluation": "",
+            "training": {}, "promoted": False, "gate_reason": "manual"}
 
     model = registry.register_model("api-model")
     assert model.name == "tester/api-model" and model.metadata["private"] == "true"

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from steps.core.answers import answer_kind, casefold_az, is_correct, normalize, numbers
-from steps.core.data import read_examples
+from steps.core.examples import read_examples
 
 DATA = Path(__file__).resolve().parents[2] / "data" / "nizami.jsonl"
 

@@ -182,7 +182,9 @@ def test_the_environment_moves_checkpoints_and_adds_resume_folders(
 ) -> None:
     import os
 
-    from steps.core.config import ROOT, checkpoint_root, resume_dirs
+    from helpers import ROOT
+
+    from steps.core.config import checkpoint_root, resume_dirs
 
     monkeypatch.delenv("NIZAMI_CHECKPOINTS", raising=False)
     monkeypatch.delenv("NIZAMI_RESUME_FROM", raising=False)

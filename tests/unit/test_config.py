@@ -6,8 +6,16 @@ from pathlib import Path
 
 import pytest
 import yaml
+from helpers import ROOT
 
-from steps.core.config import LORA_TARGETS, ROOT, ConfigError, PipelineConfig, load_config
+from steps.core.config import (
+    LORA_TARGETS,
+    ConfigError,
+    PipelineConfig,
+    load_config,
+    project_root,
+    resolve_path,
+)
 
 CONFIGS = sorted((ROOT / "pipelines" / "configs").glob("*.yaml"))
 MINIMAL = {"base_model": {"source": "tiny", "name": "t", "tiny": {}}, "gate": {"bleu_threshold": 1}}
@@ -41,10 +49,18 @@ def test_shipped_config_loads(path: Path) -> None:
     assert config.data.held_out == 50
 
 
-def test_relative_path_resolves_against_the_repo(tmp_path, monkeypatch) -> None:
-    monkeypatch.chdir(tmp_path)
-
+def test_relative_path_resolves_against_the_project_root(tmp_path, monkeypatch) -> None:
+    monkeypatch.delenv("NIZAMI_ROOT", raising=False)
+    monkeypatch.chdir(ROOT / "stacks")  # inside the checkout: found upwards
+    assert project_root() == ROOT
     assert load_config("pipelines/configs/tiny.yaml").base_model.source == "tiny"
+
+    monkeypatch.chdir(tmp_path)  # outside it (an installed package): NIZAMI_ROOT says where
+    with pytest.raises(FileNotFoundError, match="set NIZAMI_ROOT"):
+        resolve_path(Path("outputs"))
+    monkeypatch.setenv("NIZAMI_ROOT", str(ROOT))
+    assert load_config("pipelines/configs/tiny.yaml").base_model.source == "tiny"
+    assert resolve_path(Path("outputs")) == ROOT / "outputs"
 
 
 def test_minimal_config_fills_in_defaults(tmp_path) -> None:
@@ -155,7 +171,10 @@ def test_config_is_frozen(tiny_config) -> None:
 def test_the_kaggle_eval_run_config_sends_evaluate_to_a_kernel_with_its_packages() -> None:
     from importlib import metadata
 
-    from kaggle_orchestrator.flavor import DEFAULT_KERNEL_PACKAGES, KaggleStepOperatorSettings
+    from kaggle_orchestrator.flavors.kaggle_step_operator_flavor import (
+        DEFAULT_KERNEL_PACKAGES,
+        KaggleStepOperatorSettings,
+    )
 
     run_config = yaml.safe_load(
         (ROOT / "stacks" / "run-configs" / "kaggle-eval-on-kaggle.yaml").read_text()

@@ -8,6 +8,7 @@ import pytest
 
 from steps.core.config import EvalConfig
 from steps.core.dataset import ChatExample
+from steps.core.documents import MetricsDocument
 from steps.core.eval_report import render_html
 from steps.core.evaluation import (
     FIGURES,
@@ -19,10 +20,8 @@ from steps.core.evaluation import (
     build_report,
     evaluate_models,
     generation_dtype,
-    metadata_document,
     metrics_document,
     publish_metrics,
-    write_metrics,
 )
 from steps.core.generation import generate, generate_ids
 from steps.core.metrics import Scores
@@ -70,7 +69,7 @@ def report(tiny_base_dir, tiny_adapter, rows, one_torch_thread) -> EvalReport:
 
 
 @pytest.fixture(scope="module")
-def document(report, tiny_split) -> dict:
+def document(report, tiny_split) -> MetricsDocument:
     return metrics_document(report, tiny_split.data_hash, "nizami-1.7b-tiny@v3")
 
 
@@ -175,6 +174,7 @@ def _scores(value: float, report: EvalReport) -> ModelScores:
 
 
 def test_metrics_document(report, document, tiny_split) -> None:
+    document = document.to_json()  # as metrics.json holds it
     for side in ("base", "tuned", "delta"):
         assert set(SCORED) <= set(document[side])
     for key in SCORED:
@@ -194,7 +194,7 @@ def test_metrics_document_delta_is_tuned_minus_base(report) -> None:
         update={"base": _scores(10.0, report), "tuned": _scores(12.5, report)}
     )
 
-    document = metrics_document(scored, "md5", "rev")
+    document = metrics_document(scored, "md5", "rev").to_json()
 
     assert document["delta"] == {key: 2.5 for key in SCORED} | {
         "format_rate": 0.025, "accuracy": 0.05, "mean_output_tokens": 5.0
@@ -204,15 +204,19 @@ def test_metrics_document_delta_is_tuned_minus_base(report) -> None:
     assert scored.summary()["delta/rougeL"] == 2.5
 
 
-def test_write_metrics_is_utf8_json(document, tmp_path) -> None:
-    document = document | {"model_revision": "şəki-ğöüçı"}
+def test_write_metrics_is_utf8_json_and_reads_back_as_written(document, tmp_path) -> None:
+    document = document.model_copy(update={"model_revision": "şəki-ğöüçı"})
 
-    path = write_metrics(document, tmp_path / "nested" / "metrics.json")
+    path = document.write(tmp_path / "nested" / "metrics.json")
 
     text = path.read_bytes().decode("utf-8")
     assert "şəki-ğöüçı" in text
     assert "\\u" not in text
-    assert json.loads(text) == document
+    assert json.loads(text) == document.to_json()
+    assert MetricsDocument.read(path) == document
+    legacy = {"examples": 50, "base": {"bleu": 1.0}, "tuned": {"bleu": 2.0}}  # an older file
+    path.write_text(json.dumps(legacy))
+    assert MetricsDocument.read(path).to_json() == legacy  # nothing added on the way
 
 
 def test_render_html_escapes_predictions(report, document) -> None:
@@ -233,8 +237,8 @@ def test_render_html_escapes_predictions(report, document) -> None:
     assert "4 &amp; 4" in page
     for example in examples:
         assert f"<td>{example.id}</td>" in page
-    assert document["sacrebleu_signature"] in page
-    tables = 1 + len(FIGURES) + 1 + len(document["families"]) + 1 + len(examples)
+    assert document.sacrebleu_signature in page
+    tables = 1 + len(FIGURES) + 1 + len(document.families) + 1 + len(examples)
     assert page.count("<tr>") == tables
 
 
@@ -249,7 +253,8 @@ def test_publish_metrics_writes_the_run_and_the_latest_copies(document, tmp_path
     path = publish_metrics(document, "<html>report</html>", tmp_path, "run-7")
     assert path == tmp_path / "run-7" / "metrics.json"
     for folder in (tmp_path, tmp_path / "run-7"):
-        assert json.loads((folder / "metrics.json").read_text(encoding="utf-8")) == document
+        on_disk = json.loads((folder / "metrics.json").read_text(encoding="utf-8"))
+        assert on_disk == document.to_json()
         assert (folder / "eval_report.html").read_text(encoding="utf-8") == "<html>report</html>"
 
 
@@ -320,8 +325,15 @@ def test_accuracy_per_family(known) -> None:
 
 
 def test_the_document_keeps_intervals_tests_families_and_per_example_scores(known) -> None:
-    document = metrics_document(known, "md5", "rev")
+    document = metrics_document(known, "md5", "rev").to_json()
 
+    assert list(document) == [  # the metrics.json format tools and CI's job summary read
+        "examples", "data_hash", "model_revision", "scored_on", "answer_accuracy",
+        "sacrebleu_signature", "chrf_signature", "base", "tuned", "delta", "intervals",
+        "tuned_vs_base", "families", "uncertainty", "per_example",
+    ]
+    assert set(document["tuned_vs_base"]["accuracy"]) == {"delta", "p_value", "interval", "method"}
+    assert set(document["tuned_vs_base"]["bleu"]) == {"delta", "p_value", "method"}
     assert document["tuned"]["accuracy"] == 0.9 and document["delta"]["accuracy"] == 0.7
     assert document["intervals"]["tuned"]["accuracy"] == [0.7864, 0.9565]
     assert document["tuned_vs_base"]["accuracy"]["p_value"] < 0.01
@@ -337,14 +349,15 @@ def test_the_document_keeps_intervals_tests_families_and_per_example_scores(know
 
 def test_metadata_copy_drops_the_texts_and_fits_zenmls_limit(known) -> None:
     long = Generation(texts=["ə" * 3000] * 50, output_tokens=[512] * 50, seconds=1.0)
-    document = metrics_document(build_report(ROWS_KNOWN, long, long), "md5", "rev")
+    typed = metrics_document(build_report(ROWS_KNOWN, long, long), "md5", "rev")
+    document = typed.to_json()
     assert len(json.dumps(document)) > 65_535  # too big for one ZenML metadata value
 
-    slim = metadata_document(document)
+    slim = typed.without_texts().to_json()
     assert len(json.dumps(slim)) < 65_535
     assert "answer" not in slim["per_example"]["tuned"] and "reference" not in slim["per_example"]
     assert slim["per_example"]["tuned"]["correct"] == document["per_example"]["tuned"]["correct"]
-    assert "answer" in document["per_example"]["tuned"]  # the original is untouched
+    assert "answer" in typed.to_json()["per_example"]["tuned"]  # the original is untouched
 
 
 def test_the_report_shows_accuracy_intervals_and_families(known) -> None:

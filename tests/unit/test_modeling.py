@@ -7,7 +7,7 @@ import json
 import pytest
 
 from steps.core.config import ModelConfig, cache_dir
-from steps.core.data import Example, messages
+from steps.core.examples import Example, messages
 from steps.core.modeling import load_model, load_tokenizer, resolve_base_model
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")

@@ -5,14 +5,25 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
+from steps.core import quality_gate
 from steps.core.config import GateConfig
-from steps.core.quality_gate import decide
+from steps.core.documents import GateDecision, MetricsDocument
 from steps.core.uncertainty import wilson
 
 N = 50
 IDS = [f"az-{i:04d}" for i in range(N)]
 REFERENCES = [f"Cavab {i} manatdır." for i in range(N)]
 ACCURACY = GateConfig(metric="accuracy", threshold=0.5)
+
+
+def decide(candidate: dict, production: dict | None, gate: GateConfig) -> GateDecision:
+    """The gate on documents as ``metrics.json`` files hold them (production's may be from an
+    earlier version of the pipeline, with sections missing)."""
+    return quality_gate.decide(
+        MetricsDocument.model_validate(candidate),
+        None if production is None else MetricsDocument.model_validate(production),
+        gate,
+    )
 
 
 def _doc(right: int, bleu: float = 30.0, ids: list[str] = IDS, per_example: bool = True,

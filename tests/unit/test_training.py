@@ -9,8 +9,8 @@ import math
 import pytest
 
 from steps.core.config import LORA_TARGETS
-from steps.core.data import Example
 from steps.core.dataset import render
+from steps.core.examples import Example
 from steps.core.modeling import load_model, load_tokenizer
 from steps.core.trainer import IGNORE_INDEX, NonFiniteLossError, build_trainer
 from steps.core.training import apply_lora, tokenize, weights_dtype

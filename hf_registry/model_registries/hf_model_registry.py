@@ -2,13 +2,16 @@
 
 Mapping: registered model = Hub repo ``<namespace>/<model name>`` (private by default); model
 version = one commit tagged ``vX.Y``; stage = tag (``prod`` = Production, ``staging`` =
-Staging). The Hub work itself is in :mod:`steps.core.hub`; this class adapts it to ZenML.
+Staging). The Hub work itself is in :mod:`hf_registry.client`; this class adapts it to ZenML.
+One ``HfApi`` serves the registry's lifetime, and the token's owner is asked for (``whoami``)
+at most once, only when no ``namespace`` is configured.
 """
 
 from __future__ import annotations
 
 import logging
 from datetime import UTC, datetime
+from functools import cached_property
 from pathlib import Path
 from typing import Any, cast
 
@@ -23,14 +26,19 @@ from zenml.model_registries.base_model_registry import (
     RegistryModelVersion,
 )
 
-from steps.core import hub
-from steps.registry.flavor import HuggingFaceModelRegistryConfig
+from hf_registry import client, retry
+from hf_registry.flavors.hf_model_registry_flavor import HuggingFaceModelRegistryConfig
+from hf_registry.model_card import CardInputs, render_model_card
 
 log = logging.getLogger(__name__)
 
-STAGE_TAG = {ModelVersionStage.PRODUCTION: hub.PROD_TAG, ModelVersionStage.STAGING: hub.STAGING_TAG}
+STAGE_TAG = {
+    ModelVersionStage.PRODUCTION: client.PROD_TAG,
+    ModelVersionStage.STAGING: client.STAGING_TAG,
+}
 TAG_STAGE = {tag: stage for stage, tag in STAGE_TAG.items()}
 MODEL_FORMAT = "peft-lora"
+ORDERS = (None, "asc", "desc")
 
 
 class HuggingFaceModelRegistry(BaseModelRegistry):
@@ -41,14 +49,19 @@ class HuggingFaceModelRegistry(BaseModelRegistry):
         """The component's configuration (the token resolved from its ZenML secret)."""
         return cast(HuggingFaceModelRegistryConfig, self._config)
 
-    @property
+    @cached_property
     def api(self) -> HfApi:
-        """A Hub client for the configured endpoint and token."""
-        return hub.connect(self.config.endpoint, self.config.token)
+        """The Hub client for the configured endpoint and token (one per registry)."""
+        return client.connect(self.config.endpoint, self.config.token)
+
+    @cached_property
+    def namespace(self) -> str:
+        """Where repos are created: the configured namespace, else the token's owner."""
+        return self.config.namespace or client.whoami(self.api)
 
     def repo_id(self, name: str) -> str:
         """The Hub repo of the registered model ``name``."""
-        return hub.repo_id_for(self.api, name, self.config.namespace)
+        return client.repo_id_for(name, lambda: self.namespace)
 
     # --- registered models ----------------------------------------------------------------
 
@@ -57,20 +70,21 @@ class HuggingFaceModelRegistry(BaseModelRegistry):
     ) -> RegisteredModel:
         """Create the model's Hub repo (private unless configured otherwise)."""
         api, repo_id = self.api, self.repo_id(name)
-        hub.require_token(api)
+        client.require_token(api)
         try:
-            api.create_repo(repo_id, private=self.config.private)
+            retry.call(f"create {repo_id}",
+                       lambda: api.create_repo(repo_id, private=self.config.private))
         except HfHubHTTPError as e:
-            if hub.http_status(e) == 409:
+            if retry.status_of(e) == 409:
                 raise EntityExistsError(f"model repo {repo_id} exists on {api.endpoint}") from e
-            raise hub.HubError(f"cannot create {repo_id} on {api.endpoint}: {e}") from e
+            raise client.HubError(f"cannot create {repo_id} on {api.endpoint}: {e}") from e
         return self.get_model(name)
 
     def delete_model(self, name: str) -> None:
         """Delete the model's Hub repo with every version in it."""
         api, repo_id = self.api, self.repo_id(name)
         try:
-            api.delete_repo(repo_id)
+            retry.call(f"delete {repo_id}", lambda: api.delete_repo(repo_id))
         except RepositoryNotFoundError as e:
             raise KeyError(f"model repo {repo_id} not found on {api.endpoint}") from e
 
@@ -91,7 +105,7 @@ class HuggingFaceModelRegistry(BaseModelRegistry):
         """The registered model ``name`` (its repo must exist)."""
         api, repo_id = self.api, self.repo_id(name)
         try:
-            info = api.model_info(repo_id)
+            info = retry.call(f"read {repo_id}", lambda: api.model_info(repo_id))
         except RepositoryNotFoundError as e:
             raise KeyError(f"model repo {repo_id} not found on {api.endpoint}") from e
         return self._registered(repo_id, bool(info.private))
@@ -99,10 +113,15 @@ class HuggingFaceModelRegistry(BaseModelRegistry):
     def list_models(
         self, name: str | None = None, metadata: dict[str, str] | None = None
     ) -> list[RegisteredModel]:
-        """Model repos in the namespace (optionally those whose name contains ``name``)."""
-        api = self.api
-        namespace = self.config.namespace or api.whoami()["name"]
-        found = api.list_models(author=namespace, search=name)
+        """Model repos in the namespace (those whose name contains ``name``, if given).
+
+        Raises:
+            NotImplementedError: ``metadata`` was given (Hub repos carry none to filter on).
+        """
+        if metadata:
+            raise NotImplementedError("the huggingface registry cannot filter models by metadata")
+        found = retry.call("list models",
+                           lambda: list(self.api.list_models(author=self.namespace, search=name)))
         return [self._registered(m.id, bool(m.private)) for m in found]
 
     def _registered(self, repo_id: str, private: bool) -> RegisteredModel:
@@ -131,13 +150,13 @@ class HuggingFaceModelRegistry(BaseModelRegistry):
             model_source_uri: local adapter directory (adapter + tokenizer).
             description: unused (the model card describes the version).
             metadata: ZenML provenance, written into the model card.
-            **kwargs: ``metrics`` (dict, becomes ``metrics.json``), ``card`` (the
-                :class:`steps.core.hub.CardInputs` fields except ``repo_id``), ``bump``
+            **kwargs: ``metrics`` (a JSON object, written as ``metrics.json``), ``card`` (the
+                :class:`hf_registry.model_card.CardInputs` fields but ``repo_id``), ``bump``
                 (``minor``/``major``).
 
         Raises:
-            ValueError: an explicit ``version`` or a missing adapter directory / metrics.
-            steps.core.hub.HubError: the upload or the tagging failed (no tag is left behind).
+            ValueError: an explicit ``version``, a missing adapter directory or metrics.
+            hf_registry.client.HubError: the upload or the tagging failed (no tag is left).
         """
         if version is not None:
             raise ValueError("the huggingface registry numbers versions itself; pass bump=")
@@ -146,19 +165,18 @@ class HuggingFaceModelRegistry(BaseModelRegistry):
         metrics = kwargs.get("metrics")
         if not isinstance(metrics, dict):
             raise ValueError("register_model_version needs metrics= (the metrics.json content)")
-        api, repo_id = self.api, self.repo_id(name)
+        repo_id = self.repo_id(name)
         # a timestamp makes every registration its own commit, even of unchanged files
-        registered_at = datetime.now(UTC).isoformat()
-        provenance = {"registered_at": registered_at} | (metadata.model_dump() if metadata else {})
-        card_fields = dict(kwargs.get("card") or {})
-        card_fields["provenance"] = card_fields.get("provenance", {}) | provenance
-        card = hub.render_model_card(hub.CardInputs(repo_id=repo_id, **card_fields))
-        published = hub.publish_version(
-            api,
+        provenance = {"registered_at": datetime.now(UTC).isoformat()}
+        provenance |= metadata.model_dump() if metadata else {}
+        card = dict(kwargs.get("card") or {})
+        card["provenance"] = card.get("provenance", {}) | provenance
+        published = client.publish_version(
+            self.api,
             repo_id,
             Path(model_source_uri),
             metrics,
-            card,
+            render_model_card(CardInputs(repo_id=repo_id, **card)),
             bump=kwargs.get("bump", "minor"),
             private=self.config.private,
             message=f"Register {repo_id} ({provenance.get('zenml_run_name', 'manual')})",
@@ -168,12 +186,13 @@ class HuggingFaceModelRegistry(BaseModelRegistry):
     def delete_model_version(self, name: str, version: str) -> None:
         """Remove the version's tag and any stage tag on its commit (the commit stays)."""
         api, repo_id = self.api, self.repo_id(name)
-        tags = hub.list_tags(api, repo_id)
-        if version not in tags or hub.parse_version(version) is None:
+        tags = client.list_tags(api, repo_id)
+        if version not in tags or client.parse_version(version) is None:
             raise KeyError(f"{repo_id} on {api.endpoint} has no version {version}")
-        for stage in hub.STAGE_TAGS:
-            hub.clear_stage(api, repo_id, stage, version)
-        api.delete_tag(repo_id, tag=version)
+        for stage in client.STAGE_TAGS:
+            client.clear_stage(api, repo_id, stage, version)
+        retry.call(f"delete tag {version} of {repo_id}",
+                   lambda: api.delete_tag(repo_id, tag=version))
 
     def update_model_version(
         self,
@@ -186,17 +205,25 @@ class HuggingFaceModelRegistry(BaseModelRegistry):
     ) -> RegistryModelVersion:
         """Move a stage tag onto the version (Production/Staging) or take them off it.
 
-        Description and metadata live in the version's model card, which is immutable.
+        Raises:
+            NotImplementedError: a description or metadata change was asked for (they live in
+                the version's model card, which is immutable).
+            KeyError: there is no such version.
         """
+        if description is not None or metadata is not None or remove_metadata:
+            raise NotImplementedError(
+                f"the huggingface registry keeps a version's description and metadata in its "
+                f"model card, which does not change; register a new version of {name!r}"
+            )
         api, repo_id = self.api, self.repo_id(name)
         self.get_model_version(name, version)  # KeyError if there is no such version
         if stage in STAGE_TAG:
-            hub.set_stage(api, repo_id, STAGE_TAG[stage], version)
+            client.set_stage(api, repo_id, STAGE_TAG[stage], version)
             for other in set(STAGE_TAG.values()) - {STAGE_TAG[stage]}:
-                hub.clear_stage(api, repo_id, other, version)
+                client.clear_stage(api, repo_id, other, version)
         elif stage is not None:  # None-stage or Archived: no stage tag points at it any more
-            for tag in hub.STAGE_TAGS:
-                hub.clear_stage(api, repo_id, tag, version)
+            for tag in client.STAGE_TAGS:
+                client.clear_stage(api, repo_id, tag, version)
         return self.get_model_version(name, version)
 
     def list_model_versions(
@@ -211,24 +238,51 @@ class HuggingFaceModelRegistry(BaseModelRegistry):
         order_by_date: str | None = None,
         **kwargs: Any,
     ) -> list[RegistryModelVersion] | None:
-        """Versions in version order (``vX.Y`` order stands in for dates; the Hub's refs carry
-        none). ``order_by_date="desc"`` puts the newest first."""
+        """Versions in version order (``vX.Y`` order stands in for dates), newest first with
+        ``order_by_date="desc"``; filtered by model, source URI, metadata (equal values) and
+        stage. A model whose repo does not exist has no versions.
+
+        Raises:
+            NotImplementedError: ``created_after``/``created_before`` (the Hub's tags carry no
+                dates) or a filter this registry does not know.
+            ValueError: ``order_by_date`` is not ``asc`` or ``desc``.
+        """
+        if created_after is not None or created_before is not None or kwargs:
+            unknown = ["created_after"] * (created_after is not None) + [
+                "created_before"] * (created_before is not None) + sorted(kwargs)
+            raise NotImplementedError(
+                f"the huggingface registry cannot filter versions by {', '.join(unknown)} "
+                "(its versions are tags, which carry no dates)"
+            )
+        if order_by_date not in ORDERS:
+            raise ValueError(f"order_by_date must be 'asc' or 'desc', not {order_by_date!r}")
         names = [name] if name else [m.name for m in self.list_models()]
-        versions: list[RegistryModelVersion] = []
-        for model in names:
-            repo_id = self.repo_id(model)
-            for tag, sha, stages in hub.list_versions(self.api, repo_id):
-                versions.append(self._version(repo_id, tag, sha, stages))
-        if stage is not None:
-            versions = [v for v in versions if v.stage == stage]
+        wanted = metadata.model_dump() if metadata else {}
+        versions = [
+            v for model in names for v in self._versions(model)
+            if (stage is None or v.stage == stage)
+            and (model_source_uri is None or v.model_source_uri == model_source_uri)
+            and all(getattr(v.metadata, k, None) == value for k, value in wanted.items())
+        ]
         if order_by_date == "desc":
             versions.reverse()
         return versions[:count] if count else versions
 
+    def _versions(self, name: str) -> list[RegistryModelVersion]:
+        repo_id = self.repo_id(name)
+        try:
+            listed = client.list_versions(self.api, repo_id)
+        except client.ModelRepoNotFound:
+            return []
+        return [self._version(repo_id, tag, sha, stages) for tag, sha, stages in listed]
+
     def get_model_version(self, name: str, version: str) -> RegistryModelVersion:
         """The version ``version`` names: ``vX.Y``, a stage tag (``prod``) or its commit sha."""
         repo_id = self.repo_id(name)
-        listed = hub.list_versions(self.api, repo_id)
+        try:
+            listed = client.list_versions(self.api, repo_id)
+        except client.ModelRepoNotFound as e:
+            raise KeyError(str(e)) from e
         for tag, sha, stages in listed:
             if version in (tag, *stages) or (len(version) >= 7 and sha.startswith(version)):
                 return self._version(repo_id, tag, sha, stages)
@@ -240,55 +294,17 @@ class HuggingFaceModelRegistry(BaseModelRegistry):
         Args:
             name: registered model name.
             version: any revision of the repo.
-            **kwargs: ``cache_dir`` for ``snapshot_download``.
+            **kwargs: ``cache_dir`` and ``allow_patterns`` (only these files, e.g.
+                ``["metrics.json"]``) for ``snapshot_download``.
         """
-        return hub.download_version(
-            self.api, self.repo_id(name), version, cache_dir=kwargs.get("cache_dir")
+        return client.download_version(
+            self.api, self.repo_id(name), version, cache_dir=kwargs.get("cache_dir"),
+            allow_patterns=kwargs.get("allow_patterns"),
         )
 
     def get_model_uri_artifact_store(self, model_version: RegistryModelVersion) -> str:
         """The version's Hub URL (the Hub is where it is stored)."""
         return model_version.model_source_uri
-
-    # --- what the register step needs -------------------------------------------------------
-
-    def publish(
-        self,
-        name: str,
-        adapter_dir: Path,
-        metrics: dict,
-        card: dict[str, Any],
-        bump: hub.Bump,
-        promote: bool,
-        provenance: dict[str, str],
-    ) -> dict[str, str]:
-        """Register ``adapter_dir`` as the next version and move ``prod`` onto it if ``promote``.
-
-        Returns:
-            ``repo_id``, ``revision`` (commit sha), ``version_tag``, ``url`` and ``endpoint``.
-        """
-        registered = self.register_model_version(
-            name,
-            model_source_uri=str(adapter_dir),
-            metadata=ModelRegistryModelMetadata(**provenance),
-            metrics=metrics,
-            card=card,
-            bump=bump,
-        )
-        if promote:
-            self.update_model_version(name, registered.version, stage=ModelVersionStage.PRODUCTION)
-        meta = registered.metadata.model_dump() if registered.metadata else {}
-        return {
-            "repo_id": meta["repo_id"],
-            "revision": meta["revision"],
-            "version_tag": registered.version,
-            "url": f"{self.config.endpoint}/{meta['repo_id']}/tree/{registered.version}",
-            "endpoint": self.config.endpoint,
-        }
-
-    def production_metrics(self, name: str) -> dict | None:
-        """``metrics.json`` of the version tagged ``prod``, or None when there is none yet."""
-        return hub.read_metrics(self.api, self.repo_id(name), hub.PROD_TAG)
 
     def _version(
         self, repo_id: str, tag: str, sha: str, stages: list[str]

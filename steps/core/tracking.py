@@ -1,4 +1,9 @@
-"""The bridge between steps and the stack's experiment tracker (W&B when the stack has one)."""
+"""The steps' bridge to the stack's experiment tracker (W&B when the stack has one).
+
+It lives in ``steps.core`` because it needs neither ZenML nor wandb: ZenML's wandb tracker opens
+the run before the step starts, and this module only looks for it among the imported modules.
+``steps.core.training`` (``report_to``) and ``steps.core.distributed`` work the same way.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Tests for the shipped dataset, its generator and ``steps.core.data``."""
+"""Tests for the shipped dataset, its generator and ``steps.core.examples``."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from steps.core.data import (
+from steps.core.examples import (
     DataValidationError,
     Example,
     assistant_text,
