@@ -273,6 +273,8 @@ def test_two_busy_gpu_sessions_fail_before_anything_is_pushed(kaggle_stack, emul
         train = _failed_train(tmp_path)
     finally:
         emulator.faults.clear()
+        for n in (1, 2):  # end the phantom sessions, as deleting them on Kaggle would
+            emulator.kernel_version(f"{USER}/busy-gpu-session-{n}").kill()
     assert "2 concurrent GPU sessions" in train.exception_info.message
     assert len(emulator.recording.calls("SaveKernel")) == pushes
 
