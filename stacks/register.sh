@@ -7,17 +7,9 @@ cd "$(dirname "$0")/.."
 export ZENML_ANALYTICS_OPT_IN=${ZENML_ANALYTICS_OPT_IN:-false}
 [ -f "stacks/$name.yaml" ] || { echo "stacks/$name.yaml: no such stack definition" >&2; exit 2; }
 [ -d .zen ] || zenml init >/dev/null
-# The project's own flavors, registered before any stack import needs them (one a line).
-flavors=(
-  "step-operator kaggle_orchestrator.flavors.kaggle_step_operator_flavor.KaggleStepOperatorFlavor"
-  "model-registry hf_registry.flavors.hf_model_registry_flavor.HuggingFaceModelRegistryFlavor"
-)
-for flavor in "${flavors[@]}"; do
-  read -r kind source <<<"$flavor"
-  # already registered (EntityExistsError) is fine: keeps the script idempotent
-  out=$(zenml "$kind" flavor register "$source" 2>&1) || grep -q "existing flavor" <<<"$out" \
-    || { echo "$out" >&2; exit 1; }
-done
+# The project's own flavors (pipelines/flavors.py), registered before any stack import needs
+# them; one registered from an older source path is registered again from the current one.
+python -m pipelines.flavors
 if zenml stack describe "$name" >/dev/null 2>&1; then
   echo "stack '$name' already registered"
 else
