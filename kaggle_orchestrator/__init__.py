@@ -1,8 +1,10 @@
-"""The ZenML step-operator flavor ``kaggle``: run a step's function in a private Kaggle kernel.
+"""The ZenML step-operator flavor ``kaggle``: run a step in a private Kaggle kernel.
 
-``flavor.py`` (settings, config, flavor; zenml + pydantic only), ``step_operator.py`` (ZenML's
-submit/get_status/wait/cancel), ``standalone.py`` (the step call sent to a kernel),
-``kernel.py`` and ``kernel_entry.py`` (what is pushed), ``kernel_main.py`` (what runs there),
-``client.py`` / ``credentials.py`` / ``follow.py`` (the Kaggle API), ``check.py`` (the
-pre-flight check) and ``emulator/`` (a local Kaggle that behaves like Kaggle today).
+Laid out like ZenML's own integrations: ``flavors/`` (settings, config and flavor; zenml and
+pydantic only), ``step_operators/`` (ZenML's submit/get_status/wait/cancel; ``standalone.py``
+sends the step call to a kernel, ``server_mode.py`` runs ZenML's entrypoint there), plain
+client modules with no ZenML (``client.py``, ``credentials.py``, ``retry.py``, ``follow.py``),
+what is pushed and runs in the kernel (``kernel.py``, ``kernel_entry.py``, ``kernel_main.py``,
+``bundle.py``), ``check.py`` (the pre-flight check) and ``emulator/`` (a local Kaggle that
+behaves like Kaggle today).
 """

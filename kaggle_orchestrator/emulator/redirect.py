@@ -1,6 +1,7 @@
 """Point the real kaggle client at an emulator, in another process or in this one.
 
-The ``kaggle`` CLI has no endpoint setting (see shared/reference/kaggle.md §1.1); what it does
+The ``kaggle`` CLI has no endpoint setting (kaggle 2.2.5 reads it from kagglesdk's table of
+environments, ``kagglesdk.kaggle_env``); what it does
 have is Kaggle's own dev mode, ``KAGGLE_API_ENVIRONMENT=LOCALHOST``, which talks to kagglesdk's
 LOCAL endpoint, ``http://localhost``. Two ways to move that endpoint:
 
