@@ -79,6 +79,8 @@ class BentoArgs(BaseModel):
         kv_cache_gib: KV cache size in GiB on CPU (vLLM otherwise claims most of the NUMA node).
         max_num_seqs: sequences batched together by vLLM's continuous batching.
         enforce_eager: skip torch.compile/CUDA graphs (fast start; CPU and tests).
+        enable_prefix_caching: reuse the KV cache of shared prompt prefixes (chat template).
+        enable_chunked_prefill: split long prompts into chunks batched with decoding.
         reasoning_parser: split Qwen3's ``<think>`` block into the ``reasoning`` field.
         lora_tag: serve this adapter unmerged over ``model_tag`` (``--enable-lora``).
         max_lora_rank: at least the adapter's ``r``.
@@ -97,6 +99,8 @@ class BentoArgs(BaseModel):
     kv_cache_gib: int = Field(2, ge=1)
     max_num_seqs: int = Field(64, ge=1)
     enforce_eager: bool = False
+    enable_prefix_caching: bool = True
+    enable_chunked_prefill: bool = True
     reasoning_parser: bool = True
     lora_tag: str | None = None
     max_lora_rank: Literal[8, 16, 32, 64, 128, 256] = 16
@@ -133,7 +137,10 @@ def engine_command(
         and keeps vLLM's metrics out of BentoML's multiprocess directory (they would otherwise
         be exported twice on ``/metrics``).
     """
-    env: dict[str, str] = {}
+    # The engine's loopback clients (BentoML's aiohttp proxy, 15 s; httpx here, 5 s) must close
+    # idle connections before vLLM does (5 s by default), or a request sent on a connection the
+    # engine is closing fails with a 5xx.
+    env: dict[str, str] = {"VLLM_HTTP_TIMEOUT_KEEP_ALIVE": "75"}
     if args.device == "cpu":
         env["VLLM_CPU_KVCACHE_SPACE"] = str(args.kv_cache_gib)
         # vLLM keeps one core for the HTTP server by default; on small machines the engine
@@ -162,6 +169,9 @@ def engine_command(
         command += ["--gpu-memory-utilization", str(args.gpu_memory_utilization)]
     if args.enforce_eager:
         command.append("--enforce-eager")
+    for flag, on in (("prefix-caching", args.enable_prefix_caching),
+                     ("chunked-prefill", args.enable_chunked_prefill)):  # fmt: skip
+        command.append(f"--{'' if on else 'no-'}enable-{flag}")
     if args.reasoning_parser:
         command += ["--reasoning-parser", "qwen3"]
     if adapter_dir:

@@ -29,6 +29,7 @@ def test_gpu_command_runs_vllms_openai_server_on_loopback() -> None:
     assert command[4] == sys.executable
     assert command[command.index("-m") + 1] == "vllm.entrypoints.openai.api_server"
     assert _flag(command, "--shutdown-timeout") == "25"  # drains on SIGTERM, as the service
+    assert "--enable-prefix-caching" in command and "--enable-chunked-prefill" in command
     assert _flag(command, "--model") == "/models/m"
     assert _flag(command, "--served-model-name") == "nizami-1.7b"
     assert _flag(command, "--host") == "127.0.0.1" and _flag(command, "--port") == "8001"
@@ -38,10 +39,14 @@ def test_gpu_command_runs_vllms_openai_server_on_loopback() -> None:
     assert _flag(command, "--reasoning-parser") == "qwen3"
     assert "--enforce-eager" not in command and "--enable-lora" not in command
     assert not any(part.startswith("VLLM_CPU") for part in command)
+    assert "VLLM_HTTP_TIMEOUT_KEEP_ALIVE=75" in command  # longer than its clients' keep-alive
 
 
 def test_cpu_command_carries_the_cpu_workarounds() -> None:
-    args = BentoArgs(device="cpu", enforce_eager=True, kv_cache_gib=3, reasoning_parser=False)
+    args = BentoArgs(
+        device="cpu", enforce_eager=True, kv_cache_gib=3, reasoning_parser=False,
+        enable_prefix_caching=False,
+    )  # fmt: skip
     command = engine_command(args, "/m", port=9123, shutdown_timeout=40)
     env = dict(part.split("=", 1) for part in command[4 : command.index("-m") - 1])
     assert env["VLLM_CPU_KVCACHE_SPACE"] == "3"
@@ -51,6 +56,7 @@ def test_cpu_command_carries_the_cpu_workarounds() -> None:
     assert "--enforce-eager" in command and "--gpu-memory-utilization" not in command
     assert "--reasoning-parser" not in command and _flag(command, "--port") == "9123"
     assert _flag(command, "--shutdown-timeout") == "40"
+    assert "--no-enable-prefix-caching" in command and "--enable-chunked-prefill" in command
 
 
 def test_lora_serving_keeps_the_public_model_name_for_the_adapter() -> None:
