@@ -9,7 +9,8 @@ greedy, EOS ignored so that every arm generates exactly the same number of token
   ``/v1/chat/completions`` with ``stream: true`` on port 8000's stand-in;
 - ``direct``: the same vLLM engine that the bento runs, called on its own loopback port
   (``NIZAMI_ENGINE_PORT``), interleaved with ``bento`` level by level: their ratio is the cost
-  of the BentoML layer (reverse proxy and guard).
+  of the BentoML layer (reverse proxy and guard). Each level runs ``--repeats`` times per arm,
+  alternating which arm goes first, and each arm's median run is kept.
 
 Two output lengths: ``fixed`` (``--max-tokens`` per request, 32 by default) and ``references``
 (each request generates as many tokens as its held-out reference answer has, ``<think>`` block
@@ -218,12 +219,19 @@ def bento_server(bento: str, cli, log: Path):
 
 
 def measure(urls: dict[str, str], pairs, levels, cli, fixed: int | None) -> dict[str, list]:
+    """Each level ``--repeats`` times per arm, arms alternating; keeps each arm's median run."""
     out: dict[str, list] = {arm: [] for arm in urls}
     for c in levels:
         work = workload(pairs, c, cli.rounds, fixed)
-        for arm, url in urls.items():
-            out[arm].append(asyncio.run(level(url, arm, work, c)))
-            print(f"  {arm:6s} c={c:<3d} {out[arm][-1]}", flush=True)
+        runs: dict[str, list] = {arm: [] for arm in urls}
+        for repeat in range(cli.repeats if len(urls) > 1 else 1):
+            order = list(urls) if repeat % 2 == 0 else list(reversed(urls))
+            for arm in order:
+                runs[arm].append(asyncio.run(level(urls[arm], arm, work, c)))
+                print(f"  {arm:6s} c={c:<3d} {runs[arm][-1]}", flush=True)
+        for arm, results in runs.items():
+            ranked = sorted(results, key=lambda r: r["output_tok_s"])
+            out[arm].append(ranked[(len(ranked) - 1) // 2] | {"runs": len(ranked)})
     return out
 
 
@@ -261,7 +269,8 @@ def cpu_name() -> str:
 
 def tune(model: Path, pairs, work_dir: Path, cli) -> dict:
     results = {}
-    for i, (name, extra) in enumerate(TUNING.items()):
+    chosen = cli.settings.split(",") if cli.settings else list(TUNING)
+    for i, (name, extra) in enumerate((name, TUNING[name]) for name in chosen):
         bento = build_candidate(model, work_dir / "bentoml", cli, f"nizami-tune-{i}", extra)
         with bento_server(bento, cli, work_dir / f"tune-{i}.log") as (url, _, startup):
             work = workload(pairs, cli.tune_level, cli.rounds, None)
@@ -282,6 +291,7 @@ def main() -> None:
     parser.add_argument("--lengths", choices=["fixed", "references", "both"], default="both")
     parser.add_argument("--arms", default="seed,bento,direct")
     parser.add_argument("--rounds", type=int, default=1, help="requests per client per level")
+    parser.add_argument("--repeats", type=int, default=3, help="runs of bento and direct per level")
     parser.add_argument("--levels", default="1,8,32")
     parser.add_argument("--dtype", default="float32", help="AVX2-only CPUs have no bf16 units")
     parser.add_argument(
@@ -294,6 +304,7 @@ def main() -> None:
     )  # fmt: skip
     parser.add_argument("--tune", action="store_true", help="the engine settings table instead")
     parser.add_argument("--tune-level", type=int, default=32)
+    parser.add_argument("--settings", help="--tune: only these settings (comma-separated names)")
     parser.add_argument("--json", type=Path, help="also write the results here")
     cli = parser.parse_args()
     levels, arms = [int(c) for c in cli.levels.split(",")], cli.arms.split(",")
