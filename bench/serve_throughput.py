@@ -270,7 +270,7 @@ def cpu_name() -> str:
 
 def _tuned(model: Path, pairs, work_dir: Path, cli, name: str, extra: dict) -> dict:
     """Start the bento with ``extra``; its median run of ``--repeats`` at ``--tune-level``."""
-    slug = "".join(c if c.isalnum() else "-" for c in name)
+    slug = "-".join("".join(c if c.isalnum() else " " for c in name.lower()).split())
     bento = build_candidate(model, work_dir / "bentoml", cli, f"nizami-tune-{slug}", extra)
     with bento_server(bento, cli, work_dir / f"tune-{slug}.log") as (url, _, startup):
         work = workload(pairs, cli.tune_level, cli.rounds, None)
