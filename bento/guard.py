@@ -217,6 +217,8 @@ class Guard:
         return any([hmac.compare_digest(presented, key) for key in self._keys])
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "websocket" and self._keys and not self._authorized(scope):
+            return await send({"type": "websocket.close", "code": 1008})  # the server says 403
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         path = scope["path"]

@@ -26,7 +26,9 @@ def test_gpu_command_runs_vllms_openai_server_on_loopback() -> None:
     command = engine_command(BentoArgs(dtype="float16", max_model_len=2048), "/models/m")
     # its own process group (killed as one), vLLM's metrics kept out of BentoML's directory
     assert command[:4] == ["setsid", "env", "-u", "PROMETHEUS_MULTIPROC_DIR"]
-    assert command[4] == sys.executable
+    python = command.index("-m") - 1
+    assert command[python] == sys.executable
+    assert all("=" in part for part in command[4:python])  # only K=V for env between
     assert command[command.index("-m") + 1] == "vllm.entrypoints.openai.api_server"
     assert _flag(command, "--shutdown-timeout") == "25"  # drains on SIGTERM, as the service
     assert "--enable-prefix-caching" in command and "--enable-chunked-prefill" in command

@@ -102,6 +102,27 @@ def test_model_routes_need_a_valid_key_in_openais_error_shape() -> None:
     assert _run(_call(guard, headers={"authorization": f"bearer  {KEY}"}))[0] == 200
 
 
+def test_a_websocket_without_the_key_is_closed_before_it_opens() -> None:
+    async def scenario(headers):
+        sent, reached = [], []
+
+        async def app(scope, receive, send):
+            reached.append(scope["path"])
+
+        async def send(message):
+            sent.append(message)
+
+        guard = Guard(app, Gate(), default_concurrency=4, settings=ServeSettings(api_keys=KEY))
+        scope = {"type": "websocket", "path": "/v1/realtime", "headers": headers}
+        await guard(scope, None, send)
+        return sent, reached
+
+    sent, reached = _run(scenario([]))
+    assert sent == [{"type": "websocket.close", "code": 1008}] and reached == []
+    sent, reached = _run(scenario([(b"authorization", f"Bearer {KEY}".encode())]))
+    assert sent == [] and reached == ["/v1/realtime"]
+
+
 def test_probes_stay_open_and_metrics_auth_is_a_setting() -> None:
     guard = _guard(Engine(), api_keys=KEY)
     for path in ("/health", "/livez", "/readyz", "/healthz", "/metrics"):
