@@ -34,6 +34,7 @@ import asyncio
 import json
 import os
 import platform
+import shutil
 import signal
 import socket
 import statistics
@@ -194,11 +195,15 @@ def model_dir(cli) -> Path:
     return resolve_base_model(load_config(ROOT / "pipelines" / "configs" / "demo.yaml").base_model)
 
 
+_SAVED: dict[Path, str] = {}
+
+
 def build_candidate(model: Path, home: Path, cli, name: str, extra: dict) -> str:
+    """The CPU bento on ``model`` (saved into the store once per run) with ``extra`` args."""
     os.environ["BENTOML_HOME"] = str(home)
     from bento.build import build_bento, save_model
 
-    tag = save_model(model, "nizami-bench", {}, {})
+    tag = _SAVED.get(model) or _SAVED.setdefault(model, save_model(model, "nizami-bench", {}, {}))
     args = {"dtype": cli.dtype, "max_model_len": 2048, "kv_cache_gib": 2} | extra
     return build_bento(name, tag, {}, variant="cpu", engine_args=args)
 
@@ -354,6 +359,8 @@ def main() -> None:
         results = run_arms(model, pairs, work_dir, cli, levels, arms, extra)
     if cli.json:
         cli.json.write_text(json.dumps(results, indent=2))
+    shutil.rmtree(work_dir / "bentoml", ignore_errors=True)  # the model copies
+    print(f"server logs in {work_dir}")
 
 
 def run_arms(model, pairs, work_dir, cli, levels, arms, extra) -> dict:
