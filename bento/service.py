@@ -16,26 +16,54 @@ in ``choices[0].message.reasoning`` (``delta.reasoning`` when streaming) and the
 ``content``; with it off the ``<think>`` block stays inside ``content``.
 
 Engine settings are build arguments (``BentoArgs``), validated when the bento is built or
-served. Nothing here imports vLLM: the engine runs as a child process, so ``bentoml build``
-works in the training environment, which has no vLLM.
+served; API keys, limits and the drain grace period are run-time ``NIZAMI_*`` environment
+variables (``guard.ServeSettings``), read by the serving process and never stored in the bento.
+Nothing here imports vLLM: the engine runs as a child process, so ``bentoml build`` works in
+the training environment, which has no vLLM.
+
+Lifecycle, for an orchestrator (docker, Kubernetes):
+
+- **SIGTERM** (``docker stop``, a rollout): readiness turns false, new model requests get a 503
+  with ``Retry-After``, the requests in flight run to completion for up to
+  ``NIZAMI_DRAIN_SECONDS`` (vLLM drains with the same ``--shutdown-timeout``), then the server,
+  the engine and its process group exit. Give the container that long plus ~15 s
+  (``docker run --stop-timeout``, ``terminationGracePeriodSeconds``).
+- **Engine death** (killed, out of memory): the worker notices within a few seconds (the engine
+  process exits, or its ``/health`` fails three times), kills the engine's process group and
+  exits with status 1. In the image (``BENTOML_CONTAINERIZED``) BentoML's supervisor does not
+  respawn it, so ``bentoml serve`` exits 1 and the restart policy (``docker run --restart
+  on-failure``, a Kubernetes Deployment) starts a fresh container; outside a container the
+  supervisor respawns the worker, which starts a fresh engine.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import os
+import shutil
+import signal
 import sys
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal, NoReturn
 
 import bentoml
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+if __package__:  # the repository, where bento/ is a package
+    from .guard import Gate, Guard, ServeSettings
+else:  # inside the bento, src/ is the import root
+    from guard import Gate, Guard, ServeSettings
+
 log = logging.getLogger("bentoml.service.nizami")
 
 SERVICE_PORT = 8000
 AMX_SITE_DIR = Path(__file__).resolve().parent / "cpu"
+# The engine is checked this often; three definite /health failures in a row count as death.
+ENGINE_CHECK_S = 2.0
+ENGINE_FAILURES = 3
 
 
 class BentoArgs(BaseModel):
@@ -51,6 +79,8 @@ class BentoArgs(BaseModel):
         kv_cache_gib: KV cache size in GiB on CPU (vLLM otherwise claims most of the NUMA node).
         max_num_seqs: sequences batched together by vLLM's continuous batching.
         enforce_eager: skip torch.compile/CUDA graphs (fast start; CPU and tests).
+        enable_prefix_caching: reuse the KV cache of shared prompt prefixes (chat template).
+        enable_chunked_prefill: split long prompts into chunks batched with decoding.
         reasoning_parser: split Qwen3's ``<think>`` block into the ``reasoning`` field.
         lora_tag: serve this adapter unmerged over ``model_tag`` (``--enable-lora``).
         max_lora_rank: at least the adapter's ``r``.
@@ -69,6 +99,8 @@ class BentoArgs(BaseModel):
     kv_cache_gib: int = Field(2, ge=1)
     max_num_seqs: int = Field(64, ge=1)
     enforce_eager: bool = False
+    enable_prefix_caching: bool = True
+    enable_chunked_prefill: bool = True
     reasoning_parser: bool = True
     lora_tag: str | None = None
     max_lora_rank: Literal[8, 16, 32, 64, 128, 256] = 16
@@ -83,7 +115,11 @@ class BentoArgs(BaseModel):
 
 
 def engine_command(
-    args: BentoArgs, model_dir: str, adapter_dir: str | None = None, port: int | None = None
+    args: BentoArgs,
+    model_dir: str,
+    adapter_dir: str | None = None,
+    port: int | None = None,
+    shutdown_timeout: int = 25,
 ) -> list[str]:
     """The command line that starts vLLM's OpenAI server for ``args``.
 
@@ -92,12 +128,19 @@ def engine_command(
         model_dir: merged (or base, with an adapter) model directory.
         adapter_dir: LoRA adapter directory when serving it unmerged.
         port: loopback port for the engine (defaults to ``args.engine_port``).
+        shutdown_timeout: seconds vLLM drains its requests in flight on SIGTERM.
 
     Returns:
-        ``env K=V ... python -m vllm.entrypoints.openai.api_server ...``; ``env`` carries the
-        CPU settings to the engine and the processes it spawns.
+        ``setsid env -u PROMETHEUS_MULTIPROC_DIR K=V ... python -m
+        vllm.entrypoints.openai.api_server ...``: ``setsid`` puts the engine and the processes
+        it spawns in their own process group (killed as one), ``env`` carries the CPU settings
+        and keeps vLLM's metrics out of BentoML's multiprocess directory (they would otherwise
+        be exported twice on ``/metrics``).
     """
-    env: dict[str, str] = {}
+    # The engine's loopback clients (BentoML's aiohttp proxy, 15 s; httpx here, 5 s) must close
+    # idle connections before vLLM does (5 s by default), or a request sent on a connection the
+    # engine is closing fails with a 5xx.
+    env: dict[str, str] = {"VLLM_HTTP_TIMEOUT_KEEP_ALIVE": "75"}
     if args.device == "cpu":
         env["VLLM_CPU_KVCACHE_SPACE"] = str(args.kv_cache_gib)
         # vLLM keeps one core for the HTTP server by default; on small machines the engine
@@ -120,11 +163,15 @@ def engine_command(
         "--max-model-len", str(args.max_model_len),
         "--max-num-seqs", str(args.max_num_seqs),
         "--disable-uvicorn-access-log",
+        "--shutdown-timeout", str(shutdown_timeout),
     ]  # fmt: skip
     if args.device == "gpu":
         command += ["--gpu-memory-utilization", str(args.gpu_memory_utilization)]
     if args.enforce_eager:
         command.append("--enforce-eager")
+    for flag, on in (("prefix-caching", args.enable_prefix_caching),
+                     ("chunked-prefill", args.enable_chunked_prefill)):  # fmt: skip
+        command.append(f"--{'' if on else 'no-'}enable-{flag}")
     if args.reasoning_parser:
         command += ["--reasoning-parser", "qwen3"]
     if adapter_dir:
@@ -133,7 +180,9 @@ def engine_command(
             "--max-lora-rank", str(args.max_lora_rank),
             "--lora-modules", f"{name}={adapter_dir}",
         ]  # fmt: skip
-    return ["env", *(f"{k}={v}" for k, v in env.items()), *command]
+    own_group = ["setsid"] if shutil.which("setsid") else []
+    environment = ["env", "-u", "PROMETHEUS_MULTIPROC_DIR", *(f"{k}={v}" for k, v in env.items())]
+    return [*own_group, *environment, *command]
 
 
 def vllm_metrics(text: str) -> str:
@@ -154,10 +203,17 @@ def seed_text(message: dict) -> str:
 
 
 args = bentoml.use_arguments(BentoArgs)
+GATE = Gate()
 
 
 def _engine_port() -> int:
     return int(os.environ.get("NIZAMI_ENGINE_PORT", args.engine_port))
+
+
+def _kill_group(pgid: int) -> None:
+    """SIGKILL what is left of the engine's process group (see :func:`engine_command`)."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, signal.SIGKILL)
 
 
 @bentoml.service(
@@ -176,7 +232,70 @@ class Nizami:
 
     def __command__(self) -> list[str]:
         adapter_dir = self.adapter.path if self.adapter else None
-        return engine_command(args, self.model.path, adapter_dir, port=_engine_port())
+        drain = ServeSettings.from_env().drain_seconds
+        return engine_command(args, self.model.path, adapter_dir, _engine_port(), drain)
+
+    @bentoml.on_startup
+    async def _lifecycle(self) -> None:
+        """Drain on SIGTERM and watch the engine (runs before BentoML starts the engine)."""
+        loop = asyncio.get_running_loop()
+        previous = signal.getsignal(signal.SIGTERM)  # uvicorn's: it stops the server
+
+        def on_sigterm() -> None:
+            if not GATE.draining:
+                GATE.drain()
+                self._drainer = loop.create_task(self._drain(previous))
+
+        loop.add_signal_handler(signal.SIGTERM, on_sigterm)
+        self._watchdog = loop.create_task(self._watch_engine())
+
+    async def _drain(self, previous: Any) -> None:
+        grace = ServeSettings.from_env().drain_seconds
+        log.info("SIGTERM: not ready any more, refusing new requests; waiting up to %d s for "
+                 "the %d in flight", grace, GATE.in_flight)  # fmt: skip
+        try:
+            await asyncio.wait_for(GATE.wait_idle(), grace)
+        except TimeoutError:
+            log.warning("grace period over with %d request(s) in flight", GATE.in_flight)
+        asyncio.get_running_loop().remove_signal_handler(signal.SIGTERM)
+        signal.signal(signal.SIGTERM, previous)
+        signal.raise_signal(signal.SIGTERM)  # now the server itself stops
+
+    async def _watch_engine(self) -> None:
+        failures = 0
+        while True:
+            await asyncio.sleep(ENGINE_CHECK_S)
+            proc = Nizami.context.state.get("proc")
+            if proc is None or GATE.draining:
+                continue  # not started yet, or stopping on purpose
+            if proc.returncode is not None:
+                self._engine_died(f"exited with status {proc.returncode}", proc.pid)
+            failures = failures + 1 if await self._engine_failed() else 0
+            if failures >= ENGINE_FAILURES:
+                self._engine_died(f"failed /health {failures} times in a row", proc.pid)
+
+    async def _engine_failed(self) -> bool:
+        """A definite failure: an error status or a refused connection (a slow answer is not)."""
+        try:
+            return (await self._engine.get("/health", timeout=10)).status_code != 200
+        except httpx.TimeoutException:
+            return False
+        except httpx.HTTPError:
+            return True
+
+    def _engine_died(self, why: str, pgid: int) -> NoReturn:
+        log.error("the vLLM engine %s: exiting with status 1 so that the restart policy starts "
+                  "a fresh service (docker run --restart on-failure, Kubernetes)", why)  # fmt: skip
+        _kill_group(pgid)
+        logging.shutdown()
+        os._exit(1)
+
+    @bentoml.on_shutdown
+    async def _reap_engine(self) -> None:
+        """After BentoML stopped the engine: nothing of its process group may outlive us."""
+        self._watchdog.cancel()
+        if (proc := Nizami.context.state.get("proc")) is not None:
+            _kill_group(proc.pid)
 
     @property
     def _engine(self) -> httpx.AsyncClient:
@@ -192,7 +311,7 @@ class Nizami:
         return await self._engine_healthy()
 
     async def __is_ready__(self) -> bool:
-        return await self._engine_healthy()
+        return not GATE.draining and await self._engine_healthy()
 
     async def __metrics__(self, content: str) -> str:
         try:
@@ -229,3 +348,6 @@ class Nizami:
             raise bentoml.exceptions.ServiceUnavailable(message)
         message = reply.json()["choices"][0]["message"]
         return {"text": seed_text(message)}
+
+
+Nizami.add_asgi_middleware(Guard, gate=GATE, default_concurrency=2 * args.max_num_seqs)

@@ -2,17 +2,17 @@
 
 A pipeline run on a tiny Qwen3 (head_dim 32: vLLM's CPU attention rejects the tests' usual 16)
 builds the bentos; ``bentoml serve`` of the CPU bento runs from the serving environment
-(``.venv-serve``, see the Makefile), and the official ``openai`` client talks to it.
+(``.venv-serve``, see the Makefile) as it does in the image: with an API key given at run time
+and ``BENTOML_CONTAINERIZED`` set. The official ``openai`` client talks to it. The last test
+kills the engine and ends the server. Overload, disconnects and draining:
+tests/integration/test_serve_lifecycle.py.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import os
-import signal
-import socket
 import subprocess
 import sys
 import time
@@ -20,32 +20,23 @@ from collections import Counter
 from pathlib import Path
 
 import httpx
+import psutil
 import pytest
 import yaml
+from bento_server import MODEL, ROOT, needs_serve_venv, serve_bento
 
-ROOT = Path(__file__).resolve().parents[2]
-SERVE_VENV = Path(os.environ.get("NIZAMI_SERVE_VENV", ROOT / ".venv-serve"))
-MODEL = "nizami-1.7b"
 # 32 clients for LOAD_SECONDS (the issue's example is 60 s; CI keeps the suite short).
 LOAD_CLIENTS = 32
 LOAD_SECONDS = float(os.environ.get("NIZAMI_LOAD_SECONDS", "20"))
-pytestmark = [
-    pytest.mark.e2e,
-    pytest.mark.skipif(
-        not (SERVE_VENV / "bin" / "bentoml").exists(),
-        reason=f"no serving environment at {SERVE_VENV} (make .venv-serve)",
-    ),
-]
+KEY = "nz-test-key-0123456789abcdef"
+AUTH = {"Authorization": f"Bearer {KEY}"}
+# The engine's death is noticed in a few seconds, the supervisor then exits within its 10 s check.
+ENGINE_DEATH_EXIT_S = 45
+pytestmark = [pytest.mark.e2e, needs_serve_venv]
 
 
-def _env(**extra: str) -> dict[str, str]:
-    return os.environ | {"PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"} | extra
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def _env() -> dict[str, str]:
+    return os.environ | {"PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
 
 
 @pytest.fixture(scope="module")
@@ -79,47 +70,24 @@ def packaged(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def server(packaged, tmp_path_factory):
-    """``bentoml serve <cpu bento>`` from the serving venv; yields its base URL."""
-    port, engine_port = _free_port(), _free_port()
+def served(packaged, tmp_path_factory):
+    """``bentoml serve <cpu bento>`` as in the image: a run-time API key, containerized."""
     log_path = tmp_path_factory.mktemp("serve-log") / "serve.log"
-    with log_path.open("w") as log:
-        proc = subprocess.Popen(
-            [str(SERVE_VENV / "bin" / "bentoml"), "serve", packaged["cpu_bento_tag"],
-             "--host", "127.0.0.1", "--port", str(port)],
-            env=_env(NIZAMI_ENGINE_PORT=str(engine_port)),
-            stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-        )  # fmt: skip
-    base = f"http://127.0.0.1:{port}"
-    try:
-        _wait_ready(base, proc, log_path, timeout=600)
-        yield base
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)  # circusd stops the worker, which stops vLLM
-        try:
-            proc.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
+    env = {"NIZAMI_API_KEYS": KEY, "BENTOML_CONTAINERIZED": "true"}
+    with serve_bento(packaged["cpu_bento_tag"], log_path, **env) as served:
+        yield served
 
 
-def _wait_ready(base: str, proc: subprocess.Popen, log_path: Path, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            tail = log_path.read_text()[-4000:]
-            pytest.fail(f"bentoml serve exited ({proc.returncode}):\n{tail}")
-        with contextlib.suppress(httpx.HTTPError):
-            if httpx.get(f"{base}/readyz", timeout=10).status_code == 200:
-                return
-        time.sleep(2)
-    pytest.fail(f"not ready after {timeout:.0f} s:\n{log_path.read_text()[-4000:]}")
+@pytest.fixture(scope="module")
+def server(served) -> str:
+    return served.base
 
 
 @pytest.fixture(scope="module")
 def client(server):
     from openai import OpenAI
 
-    return OpenAI(base_url=f"{server}/v1", api_key="unused", timeout=120, max_retries=0)
+    return OpenAI(base_url=f"{server}/v1", api_key=KEY, timeout=120, max_retries=0)
 
 
 def test_the_bento_carries_the_merged_model_and_both_variants(packaged):
@@ -169,7 +137,7 @@ def test_streaming_chat_and_completion(client):
 def test_seed_generate_endpoint(server):
     reply = httpx.post(
         f"{server}/generate", json={"prompt": "Bakı nəyin paytaxtıdır?", "max_tokens": 8},
-        timeout=120,
+        headers=AUTH, timeout=120,
     )  # fmt: skip
     assert reply.status_code == 200, reply.text
     assert set(reply.json()) == {"text"} and reply.json()["text"]
@@ -186,6 +154,9 @@ def test_health_and_metrics(server, client):
     assert "vllm:time_to_first_token_seconds_count" in names
     assert any(n.startswith("bentoml_service_request") for n in names)
     assert len([n for n in metrics.text.splitlines() if n.startswith("# TYPE process_")]) <= 8
+    # each family once: Prometheus rejects a scrape that declares one twice
+    types = Counter(line for line in metrics.text.splitlines() if line.startswith("# TYPE"))
+    assert not [t for t, n in types.items() if n > 1]
 
 
 CHAT = "/v1/chat/completions"
@@ -219,7 +190,7 @@ def test_bad_input_is_a_4xx_that_says_why_and_the_server_keeps_serving(server, c
     path, body, says = BAD_REQUESTS[case]
     content = body if isinstance(body, bytes) else json.dumps(body).encode()
     reply = httpx.post(
-        f"{server}{path}", content=content, headers={"Content-Type": "application/json"},
+        f"{server}{path}", content=content, headers=AUTH | {"Content-Type": "application/json"},
         timeout=120,
     )  # fmt: skip
     assert 400 <= reply.status_code < 500, (reply.status_code, reply.text)
@@ -230,9 +201,10 @@ def test_bad_input_is_a_4xx_that_says_why_and_the_server_keeps_serving(server, c
     assert ok.usage.completion_tokens == 2
 
 
-def test_bounded_load_gives_no_5xx_and_the_server_stays_healthy(server):
+def test_bounded_load_gives_no_5xx_and_the_server_stays_healthy(served, server):
     """32 concurrent clients for LOAD_SECONDS, streaming and not, chat and /generate."""
     statuses: Counter[int] = Counter()
+    failures: list[str] = []
 
     async def one_client(http: httpx.AsyncClient, i: int, stop_at: float) -> None:
         n = 0
@@ -244,16 +216,83 @@ def test_bounded_load_gives_no_5xx_and_the_server_stays_healthy(server):
                 body = _chat(max_tokens=16 + (n % 3) * 8, stream=i % 2 == 1)
                 reply = await http.post(CHAT, json=body)
             statuses[reply.status_code] += 1
+            if reply.status_code >= 500:
+                failures.append(f"{reply.request.url.path}: {reply.status_code} {reply.text}")
 
     async def load() -> None:
         stop_at = time.monotonic() + LOAD_SECONDS
         limits = httpx.Limits(max_connections=LOAD_CLIENTS)
-        async with httpx.AsyncClient(base_url=server, timeout=120, limits=limits) as http:
+        async with httpx.AsyncClient(
+            base_url=server, timeout=120, limits=limits, headers=AUTH
+        ) as http:
             await asyncio.gather(*(one_client(http, i, stop_at) for i in range(LOAD_CLIENTS)))
 
     asyncio.run(load())
     assert sum(statuses.values()) >= LOAD_CLIENTS
-    assert not [s for s in statuses if s >= 500], statuses
+    assert not failures, (statuses, failures[:3], served.log()[-4000:])
     assert set(statuses) == {200}, statuses
     assert httpx.get(f"{server}/health", timeout=10).status_code == 200
     assert httpx.get(f"{server}/readyz", timeout=10).status_code == 200
+
+
+def test_the_openai_client_needs_the_key_and_the_probes_do_not(server, client):
+    import openai
+
+    chat = {"model": MODEL, "messages": [{"role": "user", "content": "Salam"}], "max_tokens": 2}
+    with pytest.raises(openai.AuthenticationError) as no_key:  # the header left out
+        client.chat.completions.create(**chat, extra_headers={"Authorization": openai.Omit()})
+    wrong = client.with_options(api_key="nz-wrong-key-0123456789abcdef")
+    with pytest.raises(openai.AuthenticationError) as wrong_key:
+        wrong.chat.completions.create(**chat)
+    for error, code in ((no_key.value, None), (wrong_key.value, "invalid_api_key")):
+        assert error.status_code == 401 and error.code == code
+        assert error.body["type"] == "invalid_request_error"
+        assert set(error.body) == {"message", "type", "param", "code"}
+    with pytest.raises(openai.AuthenticationError):
+        wrong.models.list()
+    assert client.chat.completions.create(**chat).usage.completion_tokens == 2
+    assert httpx.post(f"{server}/generate", json={"prompt": "x"}, timeout=30).status_code == 401
+    for probe in ("/health", "/livez", "/readyz", "/metrics"):
+        assert httpx.get(f"{server}{probe}", timeout=30).status_code == 200, probe
+
+
+def test_the_key_never_reaches_the_log(served, client):
+    client.completions.create(model=MODEL, prompt="Salam", max_tokens=2)
+    assert "API keys: 1 configured" in served.log()
+    assert KEY not in served.log()
+
+
+def test_a_body_over_the_limit_is_413_and_never_reaches_the_engine(server):
+    big = {"model": MODEL, "messages": [{"role": "user", "content": "a" * (2 << 20)}]}
+    reply = httpx.post(f"{server}/v1/chat/completions", json=big, headers=AUTH, timeout=60)
+    assert reply.status_code == 413, reply.text
+    assert reply.json()["error"]["code"] == "request_too_large"
+
+    def chunked():  # no Content-Length: the limit is counted as the body arrives
+        yield b'{"prompt": "'
+        for _ in range(24):
+            yield b"a" * 65536
+        yield b'"}'
+
+    reply = httpx.post(f"{server}/generate", content=chunked(), headers=AUTH, timeout=60)
+    assert reply.status_code == 413, reply.text
+
+
+def test_engine_death_stops_the_service_with_a_non_zero_status(served):
+    """Last: kill the engine as the OOM killer would; the container's restart policy takes over.
+
+    In the image (``BENTOML_CONTAINERIZED``) the worker exits 1 on the engine's death and the
+    supervisor, which does not respawn it there, exits non-zero: ``docker run --restart
+    on-failure`` or Kubernetes starts a fresh container (README, Serve).
+    """
+    tree = served.tree()
+    engine = served.engine_core()
+    killed_at = time.monotonic()
+    engine.kill()
+    status = served.proc.wait(timeout=ENGINE_DEATH_EXIT_S)
+    took = time.monotonic() - killed_at
+    assert status != 0, served.log()[-3000:]
+    assert "the vLLM engine exited" in served.log() or "failed /health" in served.log()
+    gone, alive = psutil.wait_procs(tree, timeout=10)
+    assert not alive, [(p.pid, p.name()) for p in alive]
+    print(f"engine killed: service exited with status {status} after {took:.1f} s")

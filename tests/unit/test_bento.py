@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import shutil
 import sys
 from pathlib import Path
 
@@ -23,8 +24,14 @@ def _flag(command: list[str], name: str) -> str:
 
 def test_gpu_command_runs_vllms_openai_server_on_loopback() -> None:
     command = engine_command(BentoArgs(dtype="float16", max_model_len=2048), "/models/m")
-    assert command[:2] == ["env", sys.executable]
+    # its own process group (killed as one), vLLM's metrics kept out of BentoML's directory
+    assert command[:4] == ["setsid", "env", "-u", "PROMETHEUS_MULTIPROC_DIR"]
+    python = command.index("-m") - 1
+    assert command[python] == sys.executable
+    assert all("=" in part for part in command[4:python])  # only K=V for env between
     assert command[command.index("-m") + 1] == "vllm.entrypoints.openai.api_server"
+    assert _flag(command, "--shutdown-timeout") == "25"  # drains on SIGTERM, as the service
+    assert "--enable-prefix-caching" in command and "--enable-chunked-prefill" in command
     assert _flag(command, "--model") == "/models/m"
     assert _flag(command, "--served-model-name") == "nizami-1.7b"
     assert _flag(command, "--host") == "127.0.0.1" and _flag(command, "--port") == "8001"
@@ -34,18 +41,24 @@ def test_gpu_command_runs_vllms_openai_server_on_loopback() -> None:
     assert _flag(command, "--reasoning-parser") == "qwen3"
     assert "--enforce-eager" not in command and "--enable-lora" not in command
     assert not any(part.startswith("VLLM_CPU") for part in command)
+    assert "VLLM_HTTP_TIMEOUT_KEEP_ALIVE=75" in command  # longer than its clients' keep-alive
 
 
 def test_cpu_command_carries_the_cpu_workarounds() -> None:
-    args = BentoArgs(device="cpu", enforce_eager=True, kv_cache_gib=3, reasoning_parser=False)
-    command = engine_command(args, "/m", port=9123)
-    env = dict(part.split("=", 1) for part in command[1 : command.index("-m") - 1])
+    args = BentoArgs(
+        device="cpu", enforce_eager=True, kv_cache_gib=3, reasoning_parser=False,
+        enable_prefix_caching=False,
+    )  # fmt: skip
+    command = engine_command(args, "/m", port=9123, shutdown_timeout=40)
+    env = dict(part.split("=", 1) for part in command[4 : command.index("-m") - 1])
     assert env["VLLM_CPU_KVCACHE_SPACE"] == "3"
     assert env["VLLM_CPU_OMP_THREADS_BIND"].startswith("0-")
     site = Path(env["PYTHONPATH"].split(":")[0])
     assert "_init_amx" in (site / "sitecustomize.py").read_text()
     assert "--enforce-eager" in command and "--gpu-memory-utilization" not in command
     assert "--reasoning-parser" not in command and _flag(command, "--port") == "9123"
+    assert _flag(command, "--shutdown-timeout") == "40"
+    assert "--no-enable-prefix-caching" in command and "--enable-chunked-prefill" in command
 
 
 def test_lora_serving_keeps_the_public_model_name_for_the_adapter() -> None:
@@ -127,5 +140,46 @@ def test_without_docker_the_image_is_a_complete_build_context(model_tag, tmp_pat
     name, version = model_tag.split(":")
     assert (result.build_context / "models" / name / version / "model.safetensors").is_file()
     assert (result.build_context / "src" / "cpu" / "sitecustomize.py").is_file()
+    assert (result.build_context / "src" / "guard.py").is_file()
     dockerfile = (result.build_context / "env" / "docker" / "Dockerfile").read_text()
     assert "EXPOSE 8000" in dockerfile and "FROM python:3.11-slim" in dockerfile
+
+
+SECRET = "nz-never-in-the-image-0123456789"
+
+
+@pytest.mark.parametrize("variant", ["cpu", "gpu"])
+def test_image_hygiene_on_the_generated_build_context(model_tag, tmp_path, monkeypatch, variant):
+    """Non-root, HEALTHCHECK on /health, only port 8000, no secret, .git, outputs/ or wandb/.
+
+    Keys set in the building environment (and a .git, outputs/ and wandb/ beside the bento
+    sources) must not reach the context that ``docker build`` sends to the daemon.
+    """
+    for name in ("NIZAMI_API_KEYS", "HF_TOKEN", "WANDB_API_KEY", "KAGGLE_KEY"):
+        monkeypatch.setenv(name, SECRET)
+    sources = tmp_path / "bento-src"
+    shutil.copytree(build.BENTO_DIR, sources, ignore=shutil.ignore_patterns("__pycache__"))
+    for junk in (".git", "outputs", "wandb"):
+        (sources / junk).mkdir()
+        (sources / junk / "leak.txt").write_text(SECRET)
+    (sources / ".env").write_text(f"NIZAMI_API_KEYS={SECRET}\n")
+    monkeypatch.setattr(build, "BENTO_DIR", sources)
+    monkeypatch.chdir(tmp_path)  # BentoML reads build files only under the working directory
+    monkeypatch.setattr(build, "docker_engine_available", lambda: False)
+    tag = build.build_bento(f"nizami-unit-hygiene-{variant}", model_tag, {}, variant=variant)
+    context = build.make_image(tag, "7", context_root=tmp_path / "ctx").build_context
+    assert context is not None
+    dockerfile = (context / "env" / "docker" / "Dockerfile").read_text()
+    lines = [line.strip() for line in dockerfile.splitlines()]
+    users = [line.split()[1] for line in lines if line.startswith("USER ")]
+    assert users[-1] not in {"root", "0"}, users  # the last USER is the one that runs
+    assert [line for line in lines if line.startswith("EXPOSE")] == ["EXPOSE 8000"]
+    health = dockerfile[dockerfile.index("HEALTHCHECK") :].split("\n\n")[0]
+    assert "http://127.0.0.1:8000/health" in health
+    assert dockerfile.index("HEALTHCHECK") > dockerfile.index("USER bentoml")
+    names = {part for path in context.rglob("*") for part in path.relative_to(context).parts}
+    assert not names & {".git", "outputs", "wandb", ".env", ".netrc", "kaggle.json"}, names
+    for path in context.rglob("*"):
+        if path.is_file():
+            assert SECRET.encode() not in path.read_bytes(), path
+    assert "NIZAMI_API_KEYS" not in dockerfile
