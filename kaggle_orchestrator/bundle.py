@@ -35,6 +35,15 @@ def _store(root: Path) -> LocalArtifactStore:
     )
 
 
+def import_path(cls: type) -> str:
+    """``module.Class`` for ``source_utils.load``.
+
+    Not ``source_utils.resolve``: for a class of the project's own (a typed document) that asks
+    the ZenML store for code repositories, and a kernel has no store (nor ``zenml[local]``).
+    """
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
 def save_values(
     values: dict[str, Any],
     root: Path,
@@ -59,10 +68,8 @@ def save_values(
         uri = root / name
         uri.mkdir(parents=True, exist_ok=True)
         materializer_class(str(uri), artifact_store=store).save(value)
-        entries[name] = {
-            "materializer": source_utils.resolve(materializer_class).import_path,
-            "type": source_utils.resolve(type(value)).import_path,
-        }
+        entries[name] = {"materializer": import_path(materializer_class),
+                         "type": import_path(type(value))}
     return entries
 
 

@@ -19,6 +19,7 @@ import yaml
 from helpers import ROOT, register_stack, run_pipeline, write_config
 
 from kaggle_orchestrator.emulator import KaggleEmulator
+from steps.core.documents import MetricsDocument
 
 RUN_CONFIG = ROOT / "stacks" / "run-configs" / "kaggle.yaml"
 # Made up per session, so that the values appear in no file of the repository (the code bundle
@@ -337,4 +338,6 @@ def test_evaluate_can_run_in_a_kernel_too(kaggle_stack, emulator, kaggle_run, tm
     installed = set(meta["kaggle_kernel"]["installed"])
     assert {p for p in installed if p.split("==")[0] in ("sacrebleu", "rouge-score")}, installed
     metrics = evaluate.outputs["metrics"][0].load()
-    assert 0.0 <= metrics["tuned"]["accuracy"] <= 1.0 and metrics["intervals"]["tuned"]["accuracy"]
+    assert isinstance(metrics, MetricsDocument)  # the typed document, made in the kernel
+    assert 0.0 <= metrics.tuned.accuracy <= 1.0 and metrics.intervals.tuned["accuracy"]
+    assert metrics.examples == len(metrics.per_example.tuned.correct) == len(metrics.per_example.id)

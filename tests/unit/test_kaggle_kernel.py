@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 import tarfile
@@ -148,12 +149,14 @@ from steps.core.config import LoraSettings
 @step
 def echo_step(
     lora: LoraSettings, seed_dir: Path
-) -> tuple[Annotated[dict, "summary"], Annotated[Path, "adapter"]]:
+) -> tuple[Annotated[dict, "summary"], Annotated[Path, "adapter"],
+           Annotated[LoraSettings, "settings"]]:
     out = seed_dir.parent / "adapter-out"
     out.mkdir(exist_ok=True)
     (out / "adapter.txt").write_text(f"r={lora.r}")
     log_metadata(metadata={"echo": {"r": lora.r}})
-    return {"r": lora.r, "files": sorted(p.name for p in seed_dir.iterdir())}, out
+    files = sorted(p.name for p in seed_dir.iterdir())
+    return {"r": lora.r, "files": files}, out, lora.model_copy(update={"r": 2 * lora.r})
 
 
 @step
@@ -166,9 +169,15 @@ def _code_dir(tmp_path: Path) -> Path:
     """A source root like the unpacked bundle's: the project packages + a module of steps."""
     code = tmp_path / "code"
     code.mkdir()
-    for package in ("steps", "kaggle_orchestrator"):
-        (code / package).symlink_to(ROOT / package)
+    for package in ("steps", "kaggle_orchestrator"):  # copies, as the bundle holds them
+        shutil.copytree(ROOT / package, code / package,
+                        ignore=shutil.ignore_patterns("__pycache__"))
     (code / "kernel_steps.py").write_text(STEP_MODULE)
+    # As in a Kaggle kernel: zenml installed without its ``local`` extra, so anything that
+    # reaches for a ZenML store (the Client) fails there as it would on Kaggle.
+    (code / "sqlalchemy").mkdir()
+    (code / "sqlalchemy" / "__init__.py").write_text(
+        'raise ImportError("no sqlalchemy in the kernel: zenml without [local]")\n')
     return code
 
 
@@ -193,10 +202,11 @@ def test_bundle_round_trip_through_kernel_main(tmp_path):
         "step_source": "kernel_steps.echo_step",
         "inputs": bundle.save_values({"lora": LoraSettings(r=4), "seed_dir": seed},
                                      bundle_dir / "inputs"),
-        "outputs": ["summary", "adapter"],
+        "outputs": ["summary", "adapter", "settings"],
         "output_materializers": {
             "summary": ["zenml.materializers.built_in_materializer.BuiltInContainerMaterializer"],
             "adapter": ["zenml.materializers.path_materializer.PathMaterializer"],
+            "settings": ["zenml.materializers.pydantic_materializer.PydanticMaterializer"],
         },
         "wandb": None,
     }
@@ -207,6 +217,7 @@ def test_bundle_round_trip_through_kernel_main(tmp_path):
     out = bundle.load_values(json.loads((outputs / "manifest.json").read_text()), outputs)
     assert out["summary"] == {"r": 4, "files": ["weights.txt"]}
     assert (out["adapter"] / "adapter.txt").read_text() == "r=4"
+    assert out["settings"] == LoraSettings(r=8)  # a project type, saved with no ZenML store
     metadata = json.loads((tmp_path / "working" / "metadata.json").read_text())
     assert metadata == [{"echo": {"r": 4}}]
 
