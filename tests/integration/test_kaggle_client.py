@@ -169,6 +169,12 @@ def test_ctrl_c_while_following_deletes_the_kernel(client, emulator, tmp_path):
 
 def test_following_streams_the_log_and_enforces_the_timeout(client, emulator, tmp_path, caplog):
     names, ref = _push_hanging(client, emulator, tmp_path, "client-timeout")
+    # The 3 s timeout is for the following, not for the kernel's start (a Python 3.12
+    # interpreter in a fresh namespace, slow on a loaded CI machine): wait for its first line.
+    deadline = time.monotonic() + 120
+    while "epoch 1" not in emulator.kernel_version(f"{USER}/client-timeout").log_text():
+        assert time.monotonic() < deadline, "the hanging kernel never printed its first line"
+        time.sleep(0.2)
     with caplog.at_level("INFO", logger="kaggle_orchestrator.follow"):
         with pytest.raises(KernelFailedError, match="timeout_s=3: deleted it"):
             follow_kernel(client, names.kernel, ref, "url", 3, 0.2)
