@@ -128,8 +128,10 @@ def follow_kernel(client: KaggleClient, slug: str, ref: str, url: str, timeout_s
     def show(final: bool = False) -> int:
         lines = text.flush(final)
         elapsed = time.monotonic() - started
+        # A line printed by the kernel shows its session runs, even before the next poll says so.
+        label = "running" if status == "QUEUED" else status.lower()
         for line in lines:
-            log.info("[kaggle %s %5.0fs] %s", status.lower(), elapsed, line)
+            log.info("[kaggle %s %5.0fs] %s", label, elapsed, line)
         all_lines.extend(lines)
         return len(lines)
 

@@ -7,6 +7,7 @@ import shutil
 import subprocess
 import sys
 import tarfile
+import threading
 import uuid
 from pathlib import Path
 
@@ -251,3 +252,34 @@ def test_pack_ships_the_project_code_not_the_venv(tmp_path):
     assert "code/steps/core/training.py" in names
     assert not any(n.startswith(("code/.venv", "code/outputs/", "code/.git/")) for n in names)
     assert size < 20_000_000
+
+
+class _ScriptedKaggle:
+    """The calls ``follow_kernel`` makes, answered from a script: the status polls in turn, a
+    log stream that delivers one line as soon as it is opened."""
+
+    def __init__(self, statuses: list[str]) -> None:
+        self.statuses, self.streamed = list(statuses), threading.Event()
+
+    def status(self, ref):
+        if len(self.statuses) > 1:
+            self.streamed.wait(5)  # the line is in before the kernel is seen finished
+        return self.statuses.pop(0) if len(self.statuses) > 1 else self.statuses[0], ""
+
+    def log_stream(self, ref):
+        yield "epoch 1\n"
+        self.streamed.set()
+
+    def log(self, ref):
+        return json.dumps([{"stream_name": "stdout", "time": 0.1, "data": "epoch 1\n"}])
+
+
+def test_a_line_that_arrives_before_the_poll_says_running_is_labelled_running(caplog):
+    """Kaggle's status can still read QUEUED when the kernel's first line streams in."""
+    from kaggle_orchestrator.follow import follow_kernel
+
+    fake = _ScriptedKaggle(["QUEUED", "COMPLETE"])
+    with caplog.at_level("INFO", logger="kaggle_orchestrator.follow"):
+        assert follow_kernel(fake, "k", "me/k/1", "url", 60, 0.05) == "COMPLETE"
+    shown = [r.getMessage() for r in caplog.records if "epoch 1" in r.getMessage()]
+    assert len(shown) == 1 and shown[0].startswith("[kaggle running "), shown
