@@ -28,8 +28,8 @@ from hf_registry.flavors import HuggingFaceModelRegistryConfig
 from hf_registry.model_card import CardInputs, render_model_card
 from hf_registry.model_registries.hf_model_registry import HuggingFaceModelRegistry
 from steps.core.config import LoraSettings, ModelConfig, TrainConfig
-from steps.core.documents import MetricsDocument
-from steps.core.eval_report import markdown_table
+from steps.core.documents import GateDecision, MetricsDocument
+from steps.register import card_inputs
 
 REPO = "tester/nizami-unit"
 METRICS = {
@@ -77,21 +77,12 @@ def _adapter(root: Path, marker: str = "a", extra: str | None = None) -> Path:
 
 
 def _card_inputs(base_model: ModelConfig, promote: bool, reason: str) -> dict:
-    """What the register step passes (steps.register.card_inputs), built here without ZenML."""
-    metrics = MetricsDocument.model_validate(METRICS)
-    return {
-        "base_model": base_model.name,
-        "base_model_source": base_model.source,
-        "base_model_revision": base_model.revision,
-        "data_hash": metrics.data_hash,
-        "examples": metrics.examples,
-        "evaluation": markdown_table(metrics),
-        "sacrebleu_signature": metrics.sacrebleu_signature,
-        "training": {"lora": LoraSettings().model_dump(mode="json"),
-                     "train": TrainConfig().model_dump(mode="json")},
-        "promoted": promote,
-        "gate_reason": reason,
-    }
+    """What the register step passes to the registry, from the step module's own function."""
+    decision = GateDecision(promote=promote, reason=reason, metric="bleu", candidate=7.25,
+                            production=None, threshold=5.0, tolerance=0.0, alpha=0.05,
+                            comparison="none")
+    return card_inputs(base_model, LoraSettings(), TrainConfig(),
+                       MetricsDocument.model_validate(METRICS), decision)
 
 
 def _registry_card() -> dict:
