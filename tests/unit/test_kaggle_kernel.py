@@ -174,11 +174,12 @@ def _code_dir(tmp_path: Path) -> Path:
         shutil.copytree(ROOT / package, code / package,
                         ignore=shutil.ignore_patterns("__pycache__"))
     (code / "kernel_steps.py").write_text(STEP_MODULE)
-    # As in a Kaggle kernel: zenml installed without its ``local`` extra, so anything that
-    # reaches for a ZenML store (the Client) fails there as it would on Kaggle.
-    (code / "sqlalchemy").mkdir()
-    (code / "sqlalchemy" / "__init__.py").write_text(
-        'raise ImportError("no sqlalchemy in the kernel: zenml without [local]")\n')
+    # As in a Kaggle kernel: zenml installed without its ``local`` extra. The image (Colab's
+    # base) has sqlalchemy but not sqlmodel, so anything that reaches for a ZenML store (the
+    # Client) fails here as it would on Kaggle.
+    (code / "sqlmodel").mkdir()
+    (code / "sqlmodel" / "__init__.py").write_text(
+        'raise ImportError("no sqlmodel in the kernel: zenml without [local]")\n')
     return code
 
 
