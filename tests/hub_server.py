@@ -41,7 +41,8 @@ Usage::
     with LocalHub() as hub:
         api = HfApi(endpoint=hub.endpoint, token=hub.token)
 
-or as a fixture: ``local_hub = local_hub_fixture()`` in a test module or conftest.
+or as a fixture: ``local_hub = local_hub_fixture()`` in a test module or conftest (it also
+lets ``huggingface_hub`` out of the tests' offline mode).
 """
 
 from __future__ import annotations
@@ -58,6 +59,7 @@ from typing import Any
 
 import pytest
 import yaml
+from huggingface_hub import constants
 from starlette.applications import Starlette
 from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
 from starlette.requests import Request
@@ -596,11 +598,20 @@ class LocalHub:
 
 
 def local_hub_fixture(scope: str = "function") -> Any:
-    """A pytest fixture yielding a started ``LocalHub``: ``local_hub = local_hub_fixture()``."""
+    """A pytest fixture yielding a started ``LocalHub`` that ``huggingface_hub`` may reach:
+    ``local_hub = local_hub_fixture("module")``.
+
+    tests/conftest.py sets ``HF_HUB_OFFLINE=1`` for the session, which ``huggingface_hub`` reads
+    at import into a constant; the fixture lifts it (and keeps the client off Xet, which the
+    fake does not offer) for as long as the hub runs.
+    """
 
     @pytest.fixture(scope=scope)  # type: ignore[call-overload]
     def _local_hub() -> Iterator[LocalHub]:
-        with LocalHub() as hub:
-            yield hub
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr(constants, "HF_HUB_OFFLINE", False)
+            mp.setattr(constants, "HF_HUB_DISABLE_XET", True)
+            with LocalHub() as hub:
+                yield hub
 
     return _local_hub

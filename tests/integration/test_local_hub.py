@@ -14,12 +14,11 @@ tests/conftest.py, which sits in a folder without __init__.py.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from hub_server import LocalHub
-from huggingface_hub import HfApi, constants, snapshot_download
+from hub_server import LocalHub, local_hub_fixture
+from huggingface_hub import HfApi, snapshot_download
 from huggingface_hub.errors import HfHubHTTPError, RepositoryNotFoundError
 
 pytestmark = pytest.mark.e2e
@@ -27,14 +26,7 @@ pytestmark = pytest.mark.e2e
 REPO = "tester/adapter"
 
 
-@pytest.fixture
-def hub(monkeypatch: pytest.MonkeyPatch) -> Iterator[LocalHub]:
-    # tests/conftest.py sets HF_HUB_OFFLINE=1, read at import into this constant.
-    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
-    # hf_xet is installed; the fake never offers Xet, but keep the client off it regardless.
-    monkeypatch.setattr(constants, "HF_HUB_DISABLE_XET", True)
-    with LocalHub() as local_hub:
-        yield local_hub
+hub = local_hub_fixture()
 
 
 def _adapter_dir(root: Path, metrics: dict) -> Path:

@@ -22,23 +22,15 @@ from pathlib import Path
 import pytest
 import yaml
 from helpers import register_stack, registration, run_pipeline, write_config
-from hub_server import LocalHub
-from huggingface_hub import HfApi, constants, snapshot_download
+from hub_server import LocalHub, local_hub_fixture
+from huggingface_hub import HfApi, snapshot_download
 
 MODEL = "nizami-hf-tiny"
 SECRET = "hf_registry_test"
 pytestmark = pytest.mark.e2e
 
 
-@pytest.fixture(scope="module")
-def hub() -> Iterator[LocalHub]:
-    with pytest.MonkeyPatch.context() as mp:
-        # conftest sets HF_HUB_OFFLINE=1 for the session (read at import into this constant);
-        # the pipeline runs in this process, so this lets it reach the local endpoint only.
-        mp.setattr(constants, "HF_HUB_OFFLINE", False)
-        mp.setattr(constants, "HF_HUB_DISABLE_XET", True)
-        with LocalHub() as server:
-            yield server
+hub = local_hub_fixture("module")  # the pipeline runs in this process
 
 
 @pytest.fixture(scope="module")

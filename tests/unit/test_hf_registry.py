@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from hub_server import LocalHub
+from hub_server import LocalHub, local_hub_fixture
 from huggingface_hub import HfApi, constants
 from huggingface_hub.errors import HfHubHTTPError
 from zenml.model_registries.base_model_registry import (
@@ -42,15 +42,7 @@ METRICS = {
 }
 
 
-@pytest.fixture(scope="module")
-def local_hub() -> Iterator[LocalHub]:
-    with pytest.MonkeyPatch.context() as mp:
-        # tests/conftest.py sets HF_HUB_OFFLINE=1, read at import into this constant; the
-        # client must reach the local endpoint (and never try Xet, which the fake lacks).
-        mp.setattr(constants, "HF_HUB_OFFLINE", False)
-        mp.setattr(constants, "HF_HUB_DISABLE_XET", True)
-        with LocalHub() as server:
-            yield server
+local_hub = local_hub_fixture("module")
 
 
 @pytest.fixture
