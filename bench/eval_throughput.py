@@ -70,7 +70,7 @@ def model_and_tokenizer(name: str, dtype: str):
     sys.path.insert(0, str(ROOT / "bench"))
     from train_throughput import build_model
 
-    model, _ = build_model(name, torch_dtype(dtype))
+    model = build_model(name, torch_dtype(dtype), "sdpa")
     return model, build_tiny_tokenizer(), f"{name} (random weights)"
 
 
