@@ -12,7 +12,7 @@
 #   (e) t4+packing    (b) with padding-free packed batches (sdpa: a dense block-diagonal mask)
 #   (f) best+flex     (d) with packed batches on flex_attention (a block-sparse mask)
 #   (g) best+compile  (d) with torch.compile
-# Arms run in this order; one that would start after 320 s is skipped.
+# Arms run in this order; one that would start after 290 s (under 30 s left of 320) is skipped.
 # Packages the GPU image lacks travel as wheels in .whl/ (see docs/benchmarks.md):
 # liger-kernel, pydantic and its dependencies. EVAL=1 also runs the evaluation benchmark.
 set -uo pipefail
