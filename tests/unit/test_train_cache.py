@@ -143,7 +143,7 @@ def test_the_job_summary_gets_the_steps_and_the_store() -> None:
 
 def test_package_is_never_cached_where_ci_runs() -> None:
     """Its bento lives in the runner's BentoML store, which no cache restores."""
-    for name in ("kaggle", "team"):
+    for name in ("kaggle", "kaggle-eval-on-kaggle", "team"):
         raw = yaml.safe_load((ROOT / "stacks" / "run-configs" / f"{name}.yaml").read_text())
         assert raw["steps"]["package"]["enable_cache"] is False, name
 
