@@ -94,6 +94,7 @@ class LogStreamReader(threading.Thread):
                 self.errors.put(f"{type(error).__name__}: {error}")
                 if failures >= STREAM_FAILURES:
                     self.failed = True
+                    self.done.set()  # stopped: nobody waits for a stream that is gone
                     return
                 time.sleep(min(2.0 * failures, 10.0))
 
@@ -139,12 +140,12 @@ def follow_kernel(client: KaggleClient, slug: str, ref: str, url: str, timeout_s
         while True:
             if time.monotonic() >= next_poll:
                 status, failure = client.status(ref)
-                if reader.failed:  # the stream is gone for good: poll the stored log
-                    text.offer("".join(_log_chunks(client, ref)), 0)
                 while not reader.errors.empty():
                     log.warning("Kaggle log stream of %s: %s", ref, reader.errors.get())
                 if status in kernel.FINISHED:
-                    break
+                    break  # the stored log is read once, below
+                if reader.failed:  # the stream is gone for good: poll the stored log
+                    text.offer("".join(_log_chunks(client, ref)), 0)
                 elapsed = time.monotonic() - started
                 if elapsed > timeout_s:
                     show()
@@ -163,7 +164,7 @@ def follow_kernel(client: KaggleClient, slug: str, ref: str, url: str, timeout_s
         log.warning("interrupted: deleting Kaggle kernel %s", slug)
         client.delete(slug, missing_ok=True)
         raise
-    reader.done.wait(timeout=10)  # the stream ends with the session
+    reader.done.wait(timeout=10)  # the stream ends with the session (at once if it failed)
     text.offer("".join(_log_chunks(client, ref)), 0)  # whatever the stream missed
     show(final=True)
     log.info("Kaggle kernel %s finished: %s after %.0fs", slug, status,
