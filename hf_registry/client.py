@@ -327,7 +327,8 @@ def publish_version(
 # --- stages -----------------------------------------------------------------------------------
 
 
-def _delete_tag(api: HfApi, repo_id: str, tag: str) -> None:
+def delete_tag(api: HfApi, repo_id: str, tag: str) -> None:
+    """Delete ``tag`` (a version or a stage tag); the commit stays."""
     retry.call(f"delete tag {tag} of {repo_id}", lambda: api.delete_tag(repo_id, tag=tag))
 
 
@@ -345,7 +346,7 @@ def set_stage(api: HfApi, repo_id: str, stage: str, revision: str, attempts: int
         if current == sha:
             return
         if current is not None:
-            _delete_tag(api, repo_id, stage)
+            delete_tag(api, repo_id, stage)
         retry.call(
             f"tag {repo_id}@{revision} {stage}",
             lambda: api.create_tag(repo_id, tag=stage, revision=sha,
@@ -368,7 +369,7 @@ def clear_stage(api: HfApi, repo_id: str, stage: str, revision: str | None = Non
     if revision is not None and commit_sha(api, repo_id, revision) != current:
         return
     try:
-        _delete_tag(api, repo_id, stage)
+        delete_tag(api, repo_id, stage)
     except HfHubHTTPError as e:
         if status_of(e) != 404:
             raise HubError(f"cannot remove {stage} from {_where(api, repo_id)}: {e}") from e

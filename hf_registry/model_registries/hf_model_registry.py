@@ -191,8 +191,7 @@ class HuggingFaceModelRegistry(BaseModelRegistry):
             raise KeyError(f"{repo_id} on {api.endpoint} has no version {version}")
         for stage in client.STAGE_TAGS:
             client.clear_stage(api, repo_id, stage, version)
-        retry.call(f"delete tag {version} of {repo_id}",
-                   lambda: api.delete_tag(repo_id, tag=version))
+        client.delete_tag(api, repo_id, version)
 
     def update_model_version(
         self,

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Literal
 from pydantic import BaseModel
 
 from steps.core.checkpoints import TrainingInterrupted
+from steps.core.tracking import wandb_run
 from steps.core.trainer import NonFiniteLossError
 from steps.core.training import TrainResult, TrainSpec, run_training
 
@@ -137,8 +138,7 @@ def _run_workers(plan: LaunchPlan, spec_file: Path, outcome_file: Path) -> int:
 
 
 def _replay_to_wandb(history: list[dict]) -> None:
-    wandb = sys.modules.get("wandb")
-    run = getattr(wandb, "run", None) if wandb else None
+    run = wandb_run()
     if run is None:
         return
     for entry in history:
