@@ -198,12 +198,11 @@ def build_report(rows: list[ChatExample], base: Generation, tuned: Generation) -
 
 
 def _generate(model, tokenizer, prompts: list[str], cfg: EvalConfig) -> Generation:
-    from steps.core.generation import generate_ids
+    from steps.core.generation import decode, generate_ids
 
     started = time.perf_counter()
     ids = generate_ids(model, tokenizer, prompts, cfg.batch_size, cfg.max_new_tokens)
-    texts = [tokenizer.decode(row, skip_special_tokens=True).strip() for row in ids]
-    return Generation(texts=texts, output_tokens=list(map(len, ids)),
+    return Generation(texts=decode(tokenizer, ids), output_tokens=list(map(len, ids)),
                       seconds=time.perf_counter() - started)
 
 

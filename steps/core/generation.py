@@ -61,5 +61,9 @@ def generate(
     max_new_tokens: int,
 ) -> list[str]:
     """Greedy completions for ``prompts`` as text (special tokens removed)."""
-    ids = generate_ids(model, tokenizer, prompts, batch_size, max_new_tokens)
+    return decode(tokenizer, generate_ids(model, tokenizer, prompts, batch_size, max_new_tokens))
+
+
+def decode(tokenizer: PreTrainedTokenizerBase, ids: list[list[int]]) -> list[str]:
+    """Generated token ids as text: special tokens removed, surrounding whitespace stripped."""
     return [tokenizer.decode(row, skip_special_tokens=True).strip() for row in ids]
