@@ -156,10 +156,6 @@ class KaggleClient:
         reserved = _seconds(quota.time_reserved)
         return allowed - used - reserved, reserved
 
-    def gpu_quota_left_s(self) -> float:
-        """Seconds of weekly GPU quota left."""
-        return self.gpu_quota()[0]
-
     def running_gpu_kernels(self, reserved_s: float | None = None, limit: int = 50) -> list[str]:
         """The account's GPU kernels that are queued or running (private ones included).
 
@@ -233,8 +229,7 @@ class KaggleClient:
             self.call("DeleteDataset",
                       lambda: self.api.dataset_delete(owner, slug, no_confirm=True))
         except KaggleApiError as error:
-            response = getattr(error.__cause__, "response", None)
-            if response is None or response.status_code != 404:
+            if status_of(error.__cause__) != 404:
                 raise
 
     def wait_dataset_ready(self, ref: str, timeout_s: float = 600.0) -> None:
@@ -338,8 +333,7 @@ class KaggleClient:
                 lambda: self.api.kernels_delete(f"{self.username}/{slug}", no_confirm=True),
             )
         except KaggleApiError as error:
-            response = getattr(error.__cause__, "response", None)
-            if not (missing_ok and response is not None and response.status_code == 404):
+            if not (missing_ok and status_of(error.__cause__) == 404):
                 raise
 
 

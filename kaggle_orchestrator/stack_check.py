@@ -14,9 +14,6 @@ from __future__ import annotations
 
 import sys
 
-KAGGLE_FLAVOR = "kaggle"
-SERVER = "server"
-
 
 def server_mode_problem(operator: str, stack: str, store: str, store_is_local: bool,
                         store_path: str, zen_store_is_local: bool, zen_store_url: str) -> str:
@@ -46,6 +43,8 @@ def check_registered_stack(name: str) -> list[str]:
     from zenml.client import Client
     from zenml.enums import StackComponentType
     from zenml.stack.utils import validate_stack_component_config
+
+    from kaggle_orchestrator.flavors.kaggle_step_operator_flavor import KAGGLE_FLAVOR, SERVER
 
     client = Client()
     stack = client.get_stack(name)

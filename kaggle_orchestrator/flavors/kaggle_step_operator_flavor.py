@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from kaggle_orchestrator.step_operators.kaggle_step_operator import KaggleStepOperator
 
 KAGGLE_FLAVOR = "kaggle"
+SERVER = "server"  # the mode whose kernel runs ZenML's own step entrypoint
 # Accelerators Kaggle's API accepts for `machine_shape` (kaggle-cli docs, Sep 2026).
 # "NvidiaTeslaT4" is the free "GPU T4 x2"; None runs on CPU.
 MachineShape = Literal[

@@ -45,6 +45,7 @@ from zenml.stack import StackValidator
 from zenml.utils import exception_utils
 
 from kaggle_orchestrator import kernel
+from kaggle_orchestrator.flavors.kaggle_step_operator_flavor import SERVER
 
 if TYPE_CHECKING:  # the Kaggle client is imported where it is used: the kernel's ZenML
     # instantiates this operator too, and has neither the kaggle client nor tenacity
@@ -59,7 +60,6 @@ if TYPE_CHECKING:  # the Kaggle client is imported where it is used: the kernel'
 
 log = logging.getLogger(__name__)
 
-SERVER = "server"
 BUILD_KEY = "kaggle_step_operator"
 # The build entry's "image": nothing is built or pulled; it names what the kernel runs on.
 KAGGLE_IMAGE = "gcr.io/kaggle-gpu-images/python"

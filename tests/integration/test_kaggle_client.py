@@ -81,7 +81,7 @@ def test_transient_errors_are_retried_then_succeed(client, emulator):
     emulator.faults.rate_limit("GetAcceleratorQuotaStatistics", times=2, retry_after=1)
     emulator.faults.http_error("GetAcceleratorQuotaStatistics", 503, times=1)
     started = time.monotonic()
-    assert client.gpu_quota_left_s() > 0
+    assert client.gpu_quota()[0] > 0
     assert time.monotonic() - started >= 2  # Retry-After honoured twice
     assert emulator.faults.pending() == []
 
@@ -90,7 +90,7 @@ def test_retries_are_bounded_and_errors_name_the_call(client, emulator):
     emulator.faults.http_error("GetAcceleratorQuotaStatistics", 500, times=10)
     try:
         with pytest.raises(KaggleApiError, match="GetAcceleratorQuotaStatistics"):
-            client.gpu_quota_left_s()
+            client.gpu_quota()
     finally:
         emulator.faults.clear()
     calls = emulator.recording.calls("GetAcceleratorQuotaStatistics")
@@ -102,7 +102,7 @@ def test_wrong_key_is_not_retried(emulator):
                        backoff_s=0.1)
     before = len(emulator.recording.calls("GetAcceleratorQuotaStatistics"))
     with pytest.raises(KaggleApiError):
-        bad.gpu_quota_left_s()
+        bad.gpu_quota()
     assert len(emulator.recording.calls("GetAcceleratorQuotaStatistics")) <= before + 1
 
 
@@ -296,7 +296,7 @@ def test_long_names_keep_within_kaggles_slug_limit(client, emulator, tmp_path):
 def test_token_credentials_and_a_token_of_another_user(emulator):
     by_token = KaggleClient(Credentials(None, token=TOKEN), endpoint=emulator.url)
     assert by_token.username == USER
-    assert by_token.gpu_quota_left_s() > 0
+    assert by_token.gpu_quota()[0] > 0
     sent = emulator.recording.calls("GetAcceleratorQuotaStatistics")[-1]
     assert sent.auth_scheme == "Bearer"
     with pytest.raises(KaggleAuthError, match="belongs to 'someone-else', not to the configured"):
