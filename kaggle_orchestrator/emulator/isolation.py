@@ -36,7 +36,6 @@ _SECRET_WORDS = frozenset(
 _SECRET_PREFIXES = ("KAGGLE_", "AWS_", "AZURE_", "GOOGLE_APPLICATION_")
 KAGGLE_DIR = Path("/kaggle")
 APP_DIR = Path("/app")
-SCRIPT = Path("/kaggle/src/script.py")
 
 _SETUP = r"""set -e
 mount --bind "$1" /kaggle

@@ -90,6 +90,14 @@ def notebook_to_script(notebook_json: str) -> str:
     return "\n\n".join(sources) + "\n"
 
 
+def kill_group(pid: int) -> None:
+    """SIGKILL the process group ``pid`` leads (a session and everything it started)."""
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
 @dataclass
 class KernelVersion:
     """One pushed version of a kernel and its session."""
@@ -161,10 +169,7 @@ class KernelVersion:
                 self.status = Status.CANCEL_ACKNOWLEDGED
                 self.ended = time.time()
         if process is not None and process.poll() is None:
-            try:
-                os.killpg(process.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+            kill_group(process.pid)
             process.wait(timeout=30)
 
     def _append(self, stream: str, data: str) -> None:
@@ -185,7 +190,6 @@ class SessionSettings:
         max_session_seconds: Kaggle's session limit (12 h for CPU and GPU sessions).
         layout: ``datasets`` mounts a dataset at ``/kaggle/input/datasets/<owner>/<slug>``
             (Kaggle today); ``legacy`` at ``/kaggle/input/<slug>`` (older attachments).
-        pip_cache_dir: A pip cache sessions share (Kaggle has none; it saves test time).
     """
 
     python: str = sys.executable
@@ -194,7 +198,6 @@ class SessionSettings:
     queue_seconds: float = 0.0
     max_session_seconds: float = 12 * 3600.0
     layout: Literal["datasets", "legacy"] = "datasets"
-    pip_cache_dir: str | None = None
 
 
 def _copy_read_only(source: Path, target: Path) -> None:
@@ -286,10 +289,8 @@ def _run(
     if replacement is not None:  # an error/hang fault replaces the pushed source
         (version.kaggle_dir / "src" / "script.py").write_text(replacement, encoding="utf-8")
     time.sleep(settings.queue_seconds)
-    extra_env = dict(settings.extra_env)
-    if settings.pip_cache_dir:
-        extra_env["PIP_CACHE_DIR"] = settings.pip_cache_dir
-    env = sandbox_env(version.dir / "home", version.dir / "tmp", settings.pass_env, extra_env)
+    env = sandbox_env(version.dir / "home", version.dir / "tmp", settings.pass_env,
+                      settings.extra_env)
     internet = bool(version.request.get("enableInternet"))
     timeout = min(
         float(version.request.get("sessionTimeoutSeconds") or settings.max_session_seconds),
@@ -326,10 +327,7 @@ def _wait(version: KernelVersion, timeout: float | None, fault: KernelFault | No
         process.wait(timeout=timeout)
     except subprocess.TimeoutExpired:
         timed_out = True
-    try:  # the session ends with its script: nothing it started outlives it
-        os.killpg(process.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
+    kill_group(process.pid)  # the session ends with its script: nothing it started outlives it
     process.wait()
     for pump in pumps:
         pump.join(timeout=10)

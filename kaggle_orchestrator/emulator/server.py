@@ -54,7 +54,6 @@ class KaggleEmulator:
             a Python 3.12 environment prepared like Kaggle's image).
         layout: Where datasets mount: ``datasets`` (``/kaggle/input/datasets/<owner>/<slug>``,
             Kaggle today) or ``legacy`` (``/kaggle/input/<slug>``).
-        pip_cache_dir: A pip cache the sessions share (faster repeated installs).
         dataset_processing_s: How long a new dataset version is processed before it is ready.
     """
 
@@ -74,7 +73,6 @@ class KaggleEmulator:
         gpu_quota_hours: float = GPU_QUOTA_SECONDS / 3600,
         python: str | None = None,
         layout: Literal["datasets", "legacy"] = "datasets",
-        pip_cache_dir: str | None = None,
         dataset_processing_s: float = 1.0,
     ) -> None:
         pass_env, extra_env = tuple(pass_env), dict(extra_env or {})
@@ -88,7 +86,7 @@ class KaggleEmulator:
             tokens=dict(tokens or {}),
             settings=SessionSettings(
                 python=python or sys.executable, pass_env=pass_env, extra_env=extra_env,
-                queue_seconds=queue_seconds, layout=layout, pip_cache_dir=pip_cache_dir,
+                queue_seconds=queue_seconds, layout=layout,
             ),
             gpu_session_limit=gpu_session_limit,
             gpu_quota_seconds=gpu_quota_hours * 3600,

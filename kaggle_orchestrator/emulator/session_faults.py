@@ -7,8 +7,6 @@ cancel fault makes the session ``CANCEL_REQUESTED`` and later kills it; a stop f
 
 from __future__ import annotations
 
-import os
-import signal
 import threading
 import time
 from typing import TYPE_CHECKING
@@ -70,6 +68,8 @@ def _cancel_later(version: KernelVersion, fault: KernelCancelFault) -> None:
 
 def _stop_on_log(version: KernelVersion, fault: KernelStopFault) -> None:
     """Kaggle stops the session (ERROR, its files kept) once its log shows ``after_log``."""
+    from kaggle_orchestrator.emulator.sandbox import kill_group
+
     while version.active:
         with version.lock:
             seen = "".join(r["data"] for r in version.records)
@@ -78,9 +78,6 @@ def _stop_on_log(version: KernelVersion, fault: KernelStopFault) -> None:
                 version.failure_message = fault.message
             process = version.process
             if process is not None and process.poll() is None:
-                try:
-                    os.killpg(process.pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
+                kill_group(process.pid)
             return
         time.sleep(0.1)

@@ -176,7 +176,7 @@ def team(tmp_path_factory, kaggle_image) -> Iterator[Team]:
         _service(moto, _clean_env(), tmp / "moto.log", s3_url),
         KaggleEmulator(root=tmp / "kaggle", username=USER, key=secrets.token_hex(16),
                        tokens={SECRETS["KAGGLE_API_TOKEN"]: USER}, python=kaggle_image,
-                       pip_cache_dir=str(pip_cache)) as kaggle,
+                       extra_env={"PIP_CACHE_DIR": str(pip_cache)}) as kaggle,
     ):
         team = Team(tmp, zenml_url, s3_url, kaggle)
         team.api_key = _activate(zenml_url)
