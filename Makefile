@@ -9,7 +9,7 @@ export ZENML_ANALYTICS_OPT_IN := false
 export HF_HUB_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install serve-env serve data demo dashboard kaggle-check test test-unit lint bench clean
+.PHONY: install serve-env serve image data demo dashboard kaggle-check test test-unit lint bench clean
 
 install: $(VENV)/.installed
 
@@ -39,6 +39,13 @@ $(SERVE_VENV)/.installed: bento/requirements-cpu.txt
 BENTO ?= nizami-1.7b-cpu:latest
 serve: serve-env
 	$(SERVE_VENV)/bin/bentoml serve $(BENTO) --host 127.0.0.1 --port 8000
+
+# The image of the latest bento (BENTO=<tag> for another), built with the Docker engine that runs
+# or, as root where none does, one started here (Debian's docker.io; its data, the base image
+# made from Debian packages and the build cache under ~/.cache/nizami/docker). SMOKE=1 then runs
+# the image as documented and checks it (/health, a chat completion, 401, healthy, non-root, stop).
+image: install
+	$(PY) -m bento.container --bento $(BENTO) $(if $(SMOKE),--smoke,)
 
 # The DVC-tracked dataset, from the remote kept in the repo (offline).
 data: install

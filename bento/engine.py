@@ -27,11 +27,14 @@ from pathlib import Path
 log = logging.getLogger(__name__)
 
 OWN_SOCKET = Path(os.environ.get("NIZAMI_DOCKER_RUN", "/run/nizami-docker")) / "docker.sock"
-DATA_ROOT = Path(
-    os.environ.get("NIZAMI_DOCKER_ROOT", Path.home() / ".cache" / "nizami" / "docker")
-)
-DOCKERD_FLAGS = ["--storage-driver", "overlay2", "--iptables=false", "--ip-masq=false",
-                 "--bridge=none"]  # fmt: skip
+DATA_ROOT = Path(os.environ.get("NIZAMI_DOCKER_ROOT", Path.home() / ".cache" / "nizami" / "docker"))
+DOCKERD_FLAGS = [
+    "--storage-driver",
+    "overlay2",
+    "--iptables=false",
+    "--ip-masq=false",
+    "--bridge=none",
+]
 # Clients to try, in order: the first on PATH, then Debian's (20.10 builds with BuildKit itself).
 CLIENTS = ("docker", "/usr/bin/docker")
 # Base images this module can make from Debian packages, and the Debian release each follows.
@@ -59,11 +62,12 @@ class Engine:
         return env
 
     def run(self, *args: str, timeout: float = 120, check: bool = True,
-            client: str | None = None) -> subprocess.CompletedProcess[str]:  # fmt: skip
-        """Run ``docker <args>`` against this engine (output captured)."""
+            client: str | None = None, env: dict[str, str] | None = None,
+            ) -> subprocess.CompletedProcess[str]:  # fmt: skip
+        """Run ``docker <args>`` against this engine (output captured; ``env`` added)."""
         command = [client or self.clients[0], *args]
-        done = subprocess.run(command, env=self.env, capture_output=True, text=True,
-                              timeout=timeout, check=False)  # fmt: skip
+        done = subprocess.run(command, env=self.env | (env or {}), capture_output=True,
+                              text=True, timeout=timeout, check=False)  # fmt: skip
         if check and done.returncode != 0:
             raise EngineError(f"`docker {' '.join(args)}` failed: {done.stderr.strip()[-2000:]}")
         return done
@@ -77,8 +81,14 @@ def _clients() -> list[str]:
 def _answers(client: str, host: str | None) -> bool:
     env = dict(os.environ) | ({"DOCKER_HOST": host} if host else {})
     try:
-        done = subprocess.run([client, "version", "--format", "{{.Server.Version}}"], env=env,
-                              capture_output=True, text=True, timeout=20, check=False)  # fmt: skip
+        done = subprocess.run(
+            [client, "version", "--format", "{{.Server.Version}}"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=20,
+            check=False,
+        )
     except (OSError, subprocess.TimeoutExpired):
         return False
     return done.returncode == 0 and bool(done.stdout.strip())
@@ -119,14 +129,32 @@ def ensure_engine(wait_s: float = 60) -> Engine:
     run_dir.mkdir(parents=True, exist_ok=True)
     DATA_ROOT.mkdir(parents=True, exist_ok=True)
     log_path = DATA_ROOT / "dockerd.log"
-    command = [dockerd, "--data-root", str(DATA_ROOT / "data"), "--exec-root",
-               str(run_dir / "exec"), "--pidfile", str(run_dir / "dockerd.pid"),
-               "-H", f"unix://{OWN_SOCKET}", *DOCKERD_FLAGS]  # fmt: skip
-    log.info("no Docker engine answers: starting %s (data root %s, log %s)",
-             dockerd, DATA_ROOT / "data", log_path)  # fmt: skip
+    command = [
+        dockerd,
+        "--data-root",
+        str(DATA_ROOT / "data"),
+        "--exec-root",
+        str(run_dir / "exec"),
+        "--pidfile",
+        str(run_dir / "dockerd.pid"),
+        "-H",
+        f"unix://{OWN_SOCKET}",
+        *DOCKERD_FLAGS,
+    ]
+    log.info(
+        "no Docker engine answers: starting %s (data root %s, log %s)",
+        dockerd,
+        DATA_ROOT / "data",
+        log_path,
+    )
     with log_path.open("ab") as out:
-        proc = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL, start_new_session=True)  # fmt: skip
+        proc = subprocess.Popen(
+            command,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
     deadline = time.monotonic() + wait_s
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -156,8 +184,10 @@ def stop_engine(engine: Engine, timeout: float = 60) -> None:
 def _apt_install(packages: list[str]) -> None:
     log.info("installing Debian packages: %s", " ".join(packages))
     env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
-    for command in (["apt-get", "update", "-q"],
-                    ["apt-get", "install", "-y", "-q", "--no-install-recommends", *packages]):  # fmt: skip
+    for command in (
+        ["apt-get", "update", "-q"],
+        ["apt-get", "install", "-y", "-q", "--no-install-recommends", *packages],
+    ):
         done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
         if done.returncode != 0:
             raise EngineError(f"`{' '.join(command)}` failed:\n{done.stderr[-2000:]}")
@@ -192,10 +222,15 @@ def ensure_base_image(engine: Engine, name: str) -> str:
     if pulled.returncode == 0:
         return "pulled"
     if name not in DEBIAN_BASES:
-        raise EngineError(f"base image {name} cannot be pulled ({pulled.stderr.strip()}) and "
-                          "is not one this project can make from Debian packages")  # fmt: skip
-    log.info("base image %s cannot be pulled (%s): making it from Debian packages, once",
-             name, pulled.stderr.strip().splitlines()[-1:])  # fmt: skip
+        raise EngineError(
+            f"base image {name} cannot be pulled ({pulled.stderr.strip()}) and "
+            "is not one this project can make from Debian packages"
+        )
+    log.info(
+        "base image %s cannot be pulled (%s): making it from Debian packages, once",
+        name,
+        pulled.stderr.strip().splitlines()[-1:],
+    )
     _make_debian_base(engine, name, DEBIAN_BASES[name])
     return "debootstrap"
 
@@ -211,8 +246,14 @@ def _make_debian_base(engine: Engine, name: str, release: str) -> None:
     with tempfile.TemporaryDirectory(prefix="nizami-rootfs-", dir=DATA_ROOT) as scratch:
         rootfs = Path(scratch) / "rootfs"
         started = time.monotonic()
-        command = ["debootstrap", "--variant=minbase", f"--include={','.join(BASE_PACKAGES)}",
-                   release, str(rootfs), debian_mirror()]  # fmt: skip
+        command = [
+            "debootstrap",
+            "--variant=minbase",
+            f"--include={','.join(BASE_PACKAGES)}",
+            release,
+            str(rootfs),
+            debian_mirror(),
+        ]
         done = subprocess.run(command, capture_output=True, text=True, check=False)
         if done.returncode != 0:
             raise EngineError(f"`{' '.join(command)}` failed:\n{done.stdout[-2000:]}")
@@ -227,17 +268,32 @@ def _make_debian_base(engine: Engine, name: str, release: str) -> None:
         shutil.rmtree(rootfs / "var/cache/apt/archives", ignore_errors=True)
         for lists in (rootfs / "var/lib/apt/lists").glob("*_*"):
             lists.unlink()
-        tar = subprocess.Popen(["tar", "-C", str(rootfs), "--numeric-owner", "-c", "."],
-                               stdout=subprocess.PIPE)  # fmt: skip
-        changes = ["ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-                   "ENV LANG=C.UTF-8", 'CMD ["python3"]',
-                   f"LABEL org.nizami.base=debootstrap-{release}"]  # fmt: skip
+        tar = subprocess.Popen(
+            ["tar", "-C", str(rootfs), "--numeric-owner", "-c", "."], stdout=subprocess.PIPE
+        )
+        changes = [
+            "ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+            "ENV LANG=C.UTF-8",
+            'CMD ["python3"]',
+            f"LABEL org.nizami.base=debootstrap-{release}",
+        ]
         imported = subprocess.run(
-            [engine.clients[0], "import", *(x for c in changes for x in ("--change", c)), "-",
-             name], stdin=tar.stdout, env=engine.env, capture_output=True, text=True, check=False,
-        )  # fmt: skip
+            [
+                engine.clients[0],
+                "import",
+                *(x for c in changes for x in ("--change", c)),
+                "-",
+                name,
+            ],
+            stdin=tar.stdout,
+            env=engine.env,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
         tar.wait()
         if imported.returncode != 0:
             raise EngineError(f"`docker import` of {name} failed: {imported.stderr.strip()}")
-    log.info("made base image %s from Debian %s in %.0f s", name, release,
-             time.monotonic() - started)  # fmt: skip
+    log.info(
+        "made base image %s from Debian %s in %.0f s", name, release, time.monotonic() - started
+    )

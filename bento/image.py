@@ -64,15 +64,24 @@ class Builder:
     def env(self) -> dict[str, str]:
         return self.engine.env | {"DOCKER_BUILDKIT": "0" if self.kind == "legacy" else "1"}
 
-    def build_command(self, context: Path, tags: list[str], build_args: dict[str, str],
-                      extra: list[str] = ()) -> list[str]:  # fmt: skip
+    def build_command(
+        self, context: Path, tags: list[str], build_args: dict[str, str], extra: list[str] = ()
+    ) -> list[str]:
         verb = ["buildx", "build", "--load"] if self.kind == "buildx" else ["build"]
         progress = [] if self.kind == "legacy" else ["--progress", "plain"]
-        return [self.client, *verb, *progress, "--network", "host",
-                "-f", str(context / "env" / "docker" / "Dockerfile"),
-                *(x for tag in tags for x in ("-t", tag)),
-                *(x for k, v in build_args.items() for x in ("--build-arg", f"{k}={v}")),
-                *extra, str(context)]  # fmt: skip
+        return [
+            self.client,
+            *verb,
+            *progress,
+            "--network",
+            "host",
+            "-f",
+            str(context / "env" / "docker" / "Dockerfile"),
+            *(x for tag in tags for x in ("-t", tag)),
+            *(x for k, v in build_args.items() for x in ("--build-arg", f"{k}={v}")),
+            *extra,
+            str(context),
+        ]
 
 
 @dataclass(frozen=True)
@@ -89,8 +98,14 @@ class ImageResult:
 def _probe(builder: Builder) -> str | None:
     """Build a two-line Dockerfile with ``builder``; None if it works, else its error."""
     if builder.kind == "buildx":
-        plugin = subprocess.run([builder.client, "buildx", "version"], env=builder.env,
-                                capture_output=True, text=True, timeout=30, check=False)  # fmt: skip
+        plugin = subprocess.run(
+            [builder.client, "buildx", "version"],
+            env=builder.env,
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
         if plugin.returncode != 0:
             return "no buildx plugin"
     with tempfile.TemporaryDirectory(prefix="nizami-probe-") as tmp:
@@ -105,8 +120,9 @@ def _probe(builder: Builder) -> str | None:
             verb = ["buildx", "build"] if builder.kind == "buildx" else ["build"]
             command = [builder.client, *verb, "--output", "type=tar,dest=/dev/null", str(context)]
         try:
-            done = subprocess.run(command, env=builder.env, capture_output=True, text=True,
-                                  timeout=120, check=False)  # fmt: skip
+            done = subprocess.run(
+                command, env=builder.env, capture_output=True, text=True, timeout=120, check=False
+            )
         except subprocess.TimeoutExpired:
             return "the probe build did not finish in 120 s"
         if builder.kind == "legacy" and done.returncode == 0:
@@ -137,14 +153,19 @@ def _local_torch_wheels(requirements: Path) -> list[Path]:
         return []
     folders = os.environ.get("PIP_FIND_LINKS", "").split()
     with contextlib.suppress(OSError, subprocess.SubprocessError):
-        done = subprocess.run(["pip", "config", "list"], capture_output=True, text=True,
-                              timeout=30, check=False)  # fmt: skip
+        done = subprocess.run(
+            ["pip", "config", "list"], capture_output=True, text=True, timeout=30, check=False
+        )
         for line in done.stdout.splitlines():
             if ".find-links=" in line:
                 folders += line.split("=", 1)[1].strip("'\"").split()
     version = pinned.group(1)
-    return [wheel for folder in dict.fromkeys(folders) if Path(folder).is_dir()
-            for wheel in Path(folder).glob(f"torch-{version}-*.whl")]  # fmt: skip
+    return [
+        wheel
+        for folder in dict.fromkeys(folders)
+        if Path(folder).is_dir()
+        for wheel in Path(folder).glob(f"torch-{version}-*.whl")
+    ]
 
 
 @contextlib.contextmanager
@@ -167,8 +188,9 @@ def torch_index(requirements: Path = BENTO_DIR / "requirements-cpu.txt") -> Iter
         for wheel in wheels:
             (project / wheel.name).symlink_to(wheel)
             links.append(f'<a href="{wheel.name}">{wheel.name}</a>')
-        (project / "index.html").write_text("<!DOCTYPE html><html><body>\n"
-                                            + "\n".join(links) + "\n</body></html>\n")  # fmt: skip
+        (project / "index.html").write_text(
+            "<!DOCTYPE html><html><body>\n" + "\n".join(links) + "\n</body></html>\n"
+        )
         handler = functools.partial(_QuietHandler, directory=tmp)
         try:
             server = http.server.ThreadingHTTPServer(("127.0.0.1", WHEEL_INDEX_PORT), handler)
@@ -195,8 +217,14 @@ def inspect_image(engine: Engine, tag: str) -> dict[str, object]:
     return {"id": raw["Id"], "size_bytes": raw["Size"], "tags": raw["RepoTags"]}
 
 
-def build_image(builder: Builder, bento_tag: str, tags: list[str], context: Path,
-                build_args: dict[str, str] | None = None, extra: list[str] = ()) -> dict:  # fmt: skip
+def build_image(
+    builder: Builder,
+    bento_tag: str,
+    tags: list[str],
+    context: Path,
+    build_args: dict[str, str] | None = None,
+    extra: list[str] = (),
+) -> dict:
     """Build ``bento_tag``'s image as ``tags`` in ``context``; its inspected metadata.
 
     The builder's output is logged line by line. Raises:
@@ -209,12 +237,19 @@ def build_image(builder: Builder, bento_tag: str, tags: list[str], context: Path
     command = builder.build_command(context, tags, build_args or {}, extra)
     log.info("building image %s: %s", tags[0], " ".join(command))
     tail: deque[str] = deque(maxlen=40)
-    with subprocess.Popen(command, env=builder.env, stdout=subprocess.PIPE,
-                          stderr=subprocess.STDOUT, text=True, errors="replace") as proc:  # fmt: skip
+    with subprocess.Popen(
+        command,
+        env=builder.env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        errors="replace",
+    ) as proc:
         assert proc.stdout is not None
         for line in proc.stdout:
-            tail.append(line.rstrip())
-            log.info("[docker build] %s", line.rstrip())
+            if line.strip():
+                tail.append(line.rstrip())
+                log.info("[docker build] %s", line.rstrip())
     if proc.returncode != 0:
         raise ImageBuildError(
             f"docker build of {tags[0]} failed (exit {proc.returncode}); context left at "
@@ -225,13 +260,20 @@ def build_image(builder: Builder, bento_tag: str, tags: list[str], context: Path
     if missing:
         raise ImageBuildError(f"docker build reported success but {sorted(missing)} are missing")
     shutil.rmtree(context, ignore_errors=True)  # a copy of the bento, model included
-    log.info("built image %s (%s, %.2f GB)", ", ".join(tags), info["id"][:19],
-             info["size_bytes"] / 1e9)  # fmt: skip
+    log.info(
+        "built image %s (%s, %.2f GB)", ", ".join(tags), info["id"][:19], info["size_bytes"] / 1e9
+    )
     return info
 
 
-def make_image(bento_tag: str, version: str, context_root: Path | None = None,
-               build: bool = True, extra: list[str] = ()) -> ImageResult:  # fmt: skip
+def make_image(
+    bento_tag: str,
+    version: str,
+    context_root: Path | None = None,
+    build: bool = True,
+    extra_tags: list[str] = (),
+    extra: list[str] = (),
+) -> ImageResult:
     """Containerize the bento as ``<name>:<version>`` and ``:latest`` with the engine that runs.
 
     No image is built, and the complete build context is left under ``context_root`` (default
@@ -240,7 +282,7 @@ def make_image(bento_tag: str, version: str, context_root: Path | None = None,
     which. A build that fails raises :class:`ImageBuildError`.
     """
     name = bento_tag.split(":")[0]
-    tags = [f"{name}:{version}", f"{name}:latest"]
+    tags = list(dict.fromkeys([f"{name}:{version}", f"{name}:latest", *extra_tags]))
     context = (context_root or default_context_root()) / bento_tag.replace(":", "-")
     reason, engine, builder = None, None, None
     if not build:
@@ -267,6 +309,11 @@ def make_image(bento_tag: str, version: str, context_root: Path | None = None,
     log.warning(
         "image %s NOT built: %s. Its complete build context is %s; build it with `make image` "
         "(or DOCKER_BUILDKIT=1 docker build -t %s -f %s/env/docker/Dockerfile %s)",
-        tags[0], reason, context, tags[0], context, context,
-    )  # fmt: skip
+        tags[0],
+        reason,
+        context,
+        tags[0],
+        context,
+        context,
+    )
     return ImageResult([], context, reason=reason)

@@ -1,8 +1,9 @@
 """Step: merge the adapter, save it as a BentoML model, build the bentos and their images.
 
 Two bentos share the model: ``<bento_model>`` (GPU image, the output) and ``<bento_model>-cpu``.
-Where a Docker engine runs they become images ``<name>:<version>`` and ``:latest``; elsewhere
-the complete build contexts are left in the BentoML home (see step metadata).
+Where a Docker engine runs, the variants in ``package.images`` become images ``<name>:<version>``
+and ``:latest`` (a failed build fails the step); the others, and all without an engine, are
+left as complete build contexts in the BentoML home, with the reason (see step metadata).
 """
 
 import logging
@@ -24,7 +25,8 @@ def package(
     adapter: Path, base_model: ModelConfig, package: PackageConfig, registration: Registration
 ) -> Annotated[str, "bento_tag"]:
     """The bento's tag is the output; the merged weights are baked into it."""
-    from bento.build import build_variants, make_image, save_model
+    from bento.build import build_variants, save_model
+    from bento.image import make_image
     from steps.core.merging import merge_adapter
     from steps.core.modeling import resolve_base_model
 
@@ -37,13 +39,17 @@ def package(
         labels = {"zenml_model": registration.model, "zenml_version": registration.version}
         model_tag = save_model(merged, package.bento_model, labels, registration.metrics.to_json())
     bentos = build_variants(package.bento_model, model_tag, labels)
-    images = {v: make_image(tag, registration.version) for v, tag in bentos.items()}
+    images = {v: make_image(tag, registration.version, build=v in package.images)
+              for v, tag in bentos.items()}  # fmt: skip
     log_metadata(
         metadata={
             "bento_tag": bentos["gpu"],
             "cpu_bento_tag": bentos["cpu"],
             "bento_model_tag": model_tag,
             "images": {v: i.image_tags for v, i in images.items()},
+            "image_ids": {v: i.image_id for v, i in images.items() if i.image_id},
+            "image_sizes_bytes": {v: i.size_bytes for v, i in images.items() if i.size_bytes},
+            "images_not_built": {v: i.reason for v, i in images.items() if i.reason},
             "build_contexts": {v: str(i.build_context) for v, i in images.items()},
         }
     )

@@ -241,6 +241,11 @@ class PackageConfig(_Strict):
     from_revision: str | None = Field(
         None, description="package this registered version (vX.Y, prod) instead of the new one"
     )
+    images: list[Literal["gpu", "cpu"]] = Field(
+        ["gpu", "cpu"],
+        description="bento variants whose image the step builds where a Docker engine runs "
+        "(the others, and all without an engine, are left as build contexts; `make image`)",
+    )
 
 
 class PipelineConfig(_Strict):
