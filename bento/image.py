@@ -159,13 +159,11 @@ def _local_torch_wheels(requirements: Path) -> list[Path]:
         for line in done.stdout.splitlines():
             if ".find-links=" in line:
                 folders += line.split("=", 1)[1].strip("'\"").split()
-    version = pinned.group(1)
-    return [
-        wheel
-        for folder in dict.fromkeys(folders)
-        if Path(folder).is_dir()
-        for wheel in Path(folder).glob(f"torch-{version}-*.whl")
-    ]
+    found: dict[str, Path] = {}  # by file name: the first folder that has it
+    for folder in dict.fromkeys(folders):
+        for wheel in sorted(Path(folder).glob(f"torch-{pinned.group(1)}-*.whl")):
+            found.setdefault(wheel.name, wheel)
+    return list(found.values())
 
 
 @contextlib.contextmanager

@@ -9,7 +9,7 @@ left as complete build contexts in the BentoML home, with the reason (see step m
 import logging
 import tempfile
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 from zenml import log_metadata, step
 from zenml.client import Client
@@ -26,7 +26,6 @@ def package(
 ) -> Annotated[str, "bento_tag"]:
     """The bento's tag is the output; the merged weights are baked into it."""
     from bento.build import build_variants, save_model
-    from bento.image import make_image
     from steps.core.merging import merge_adapter
     from steps.core.modeling import resolve_base_model
 
@@ -39,20 +38,9 @@ def package(
         labels = {"zenml_model": registration.model, "zenml_version": registration.version}
         model_tag = save_model(merged, package.bento_model, labels, registration.metrics.to_json())
     bentos = build_variants(package.bento_model, model_tag, labels)
-    images = {v: make_image(tag, registration.version, build=v in package.images)
-              for v, tag in bentos.items()}  # fmt: skip
-    log_metadata(
-        metadata={
-            "bento_tag": bentos["gpu"],
-            "cpu_bento_tag": bentos["cpu"],
-            "bento_model_tag": model_tag,
-            "images": {v: i.image_tags for v, i in images.items()},
-            "image_ids": {v: i.image_id for v, i in images.items() if i.image_id},
-            "image_sizes_bytes": {v: i.size_bytes for v, i in images.items() if i.size_bytes},
-            "images_not_built": {v: i.reason for v, i in images.items() if i.reason},
-            "build_contexts": {v: str(i.build_context) for v, i in images.items()},
-        }
-    )
+    images = containerize(bentos, registration.version, package.images)
+    log_metadata(metadata={"bento_tag": bentos["gpu"], "cpu_bento_tag": bentos["cpu"],
+                           "bento_model_tag": model_tag, **images})  # fmt: skip
     return bentos["gpu"]
 
 
@@ -81,3 +69,21 @@ def registered_adapter(model_name: str, revision: str) -> Path:
     log.info("packaging %s %s (%s)", source["repo_id"], revision, source["revision"][:12])
     log_metadata(metadata={"adapter_source": source})
     return adapter
+
+
+def containerize(bentos: dict[str, str], version: str, variants: list[str]) -> dict[str, Any]:
+    """Build the images of ``variants`` (see ``bento.image.make_image``); the step's metadata.
+
+    An image is recorded only when ``docker image inspect`` confirms it; a failed build raises
+    (``ImageBuildError``) and fails the step.
+    """
+    from bento.image import make_image
+
+    images = {v: make_image(tag, version, build=v in variants) for v, tag in bentos.items()}
+    return {
+        "images": {v: i.image_tags for v, i in images.items()},
+        "image_ids": {v: i.image_id for v, i in images.items() if i.image_id},
+        "image_sizes_bytes": {v: i.size_bytes for v, i in images.items() if i.size_bytes},
+        "images_not_built": {v: i.reason for v, i in images.items() if i.reason},
+        "build_contexts": {v: str(i.build_context) for v, i in images.items()},
+    }
