@@ -208,6 +208,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--version", help="image tag (default: the bento's model version)")
     parser.add_argument("--tag", action="append", default=[], help="another tag (repeatable)")
     parser.add_argument("--smoke", action="store_true", help="run the image and check it")
+    parser.add_argument("--smoke-only", metavar="IMAGE", help="check IMAGE (a CPU image), no build")
     parser.add_argument(
         "--builder-arg",
         action="append",
@@ -217,9 +218,16 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)
+    if args.smoke_only:
+        return _smoke(ensure_engine(), args.smoke_only, "cpu")
     import bentoml
 
-    bento = bentoml.get(args.bento)
+    try:
+        bento = bentoml.get(args.bento)
+    except bentoml.exceptions.NotFound:
+        print(f"error: no bento {args.bento} in the BentoML store (`bentoml list`); `make demo` "
+              "builds one", file=sys.stderr)  # fmt: skip
+        return 1
     variant = bento.info.labels.get("variant", "cpu")
     version = args.version or bento.info.labels.get("zenml_version") or "latest"
     try:
@@ -242,14 +250,17 @@ def main(argv: list[str] | None = None) -> int:
             f"engine  the project's own dockerd ({engine.host}; data under {DATA_ROOT}); "
             f"stop it with: kill $(cat {OWN_SOCKET.parent}/dockerd.pid)"
         )
-    if args.smoke:
-        key = os.environ.get("NIZAMI_SMOKE_KEY") or uuid.uuid4().hex
-        try:
-            report = smoke_test(engine, image, key, variant)
-        except SmokeError as error:
-            print(f"smoke test FAILED: {error}", file=sys.stderr)
-            return 1
-        print("smoke   " + json.dumps(asdict(report)))
+    return _smoke(engine, image, variant) if args.smoke else 0
+
+
+def _smoke(engine: Engine, image: str, variant: str) -> int:
+    key = os.environ.get("NIZAMI_SMOKE_KEY") or uuid.uuid4().hex
+    try:
+        report = smoke_test(engine, image, key, variant)
+    except (SmokeError, EngineError) as error:
+        print(f"smoke test of {image} FAILED: {error}", file=sys.stderr)
+        return 1
+    print("smoke   " + json.dumps(asdict(report)))
     return 0
 
 

@@ -34,13 +34,19 @@ def headline(metrics: MetricsDocument) -> list[str]:
 
     lines = []
     if base.accuracy is not None:
-        lines.append(f"accuracy       base {figure('accuracy', 'base')} -> tuned "
-                     f"{figure('accuracy', 'tuned')}{p('accuracy')}")
-        lines.append(f"format rate    base {figure('format_rate', 'base')} -> tuned "
-                     f"{figure('format_rate', 'tuned')}; mean output tokens "
-                     f"{base.mean_output_tokens:.0f} -> {tuned.mean_output_tokens:.0f}")
-    lines.append(f"held-out BLEU  base {base.bleu:.2f} -> tuned {tuned.bleu:.2f}{p('bleu')}"
-                 f"  (chrF {base.chrf:.1f} -> {tuned.chrf:.1f})")
+        lines.append(
+            f"accuracy       base {figure('accuracy', 'base')} -> tuned "
+            f"{figure('accuracy', 'tuned')}{p('accuracy')}"
+        )
+        lines.append(
+            f"format rate    base {figure('format_rate', 'base')} -> tuned "
+            f"{figure('format_rate', 'tuned')}; mean output tokens "
+            f"{base.mean_output_tokens:.0f} -> {tuned.mean_output_tokens:.0f}"
+        )
+    lines.append(
+        f"held-out BLEU  base {base.bleu:.2f} -> tuned {tuned.bleu:.2f}{p('bleu')}"
+        f"  (chrF {base.chrf:.1f} -> {tuned.chrf:.1f})"
+    )
     return lines
 
 
@@ -72,10 +78,17 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\nZenML run      {run.name}  status={run.status.value}")
     outputs = resolve_path(cfg.output_dir)
     outputs.mkdir(parents=True, exist_ok=True)
-    (outputs / "steps.json").write_text(json.dumps({  # for CI's job summary: what was cached
-        "run": run.name, "status": run.status.value,
-        "steps": {name: s.status.value for name, s in run.steps.items()},
-    }, indent=2) + "\n")
+    (outputs / "steps.json").write_text(
+        json.dumps(
+            {  # for CI's job summary: what was cached
+                "run": run.name,
+                "status": run.status.value,
+                "steps": {name: s.status.value for name, s in run.steps.items()},
+            },
+            indent=2,
+        )
+        + "\n"
+    )
     if run.status.value != "completed":
         for name, step_run in run.steps.items():
             if step_run.exception_info is not None:
@@ -97,10 +110,13 @@ def main(argv: list[str] | None = None) -> int:
         f"{'promoted to production' if gate.promote else 'not promoted'}: {gate.reason}"
     )
     if hub is not None:
-        print(f"hub version    {hub.repo_id} {hub.version_tag}  "
-              f"(revision {(hub.revision or '?')[:12]})")
+        print(
+            f"hub version    {hub.repo_id} {hub.version_tag}  "
+            f"(revision {(hub.revision or '?')[:12]})"
+        )
     bento_tag = steps["package"].outputs["bento_tag"][0].load()
     print(f"bento          {bento_tag}  (bentoml list)")
+    print_images(steps["package"].run_metadata)
     record = registration.model_dump_json(indent=2, exclude_none=True)
     (outputs / "registration.json").write_text(record + "\n", encoding="utf-8")
     (outputs / "bento_tag.txt").write_text(bento_tag + "\n")
@@ -109,6 +125,19 @@ def main(argv: list[str] | None = None) -> int:
     print(f"cached steps   {', '.join(cached) or 'none'}")
     print("dashboard      make dashboard  (then open the run above)")
     return 0
+
+
+def print_images(package_metadata: dict) -> None:
+    """The package step's images and how to run them, or why none was built."""
+    from bento.container import documented_command
+
+    built = {v: tags for v, tags in package_metadata.get("images", {}).items() if tags}
+    for variant, tags in built.items():
+        size = package_metadata.get("image_sizes_bytes", {}).get(variant, 0) / 1e9
+        print(f"image          {tags[0]} ({size:.2f} GB): {documented_command(tags[0], variant)}")
+    if not built:
+        reason = package_metadata.get("images_not_built", {}).get("cpu", "?")
+        print(f"image          not built ({reason}): `make image` builds nizami-1.7b-cpu")
 
 
 if __name__ == "__main__":
