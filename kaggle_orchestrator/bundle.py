@@ -20,8 +20,9 @@ from zenml.enums import StackComponentType
 from zenml.materializers.base_materializer import BaseMaterializer
 from zenml.materializers.materializer_registry import materializer_registry
 from zenml.utils import source_utils
-from zenml.utils.code_utils import CodeArchive
 from zenml.utils.materializer_utils import select_materializer
+
+from kaggle_orchestrator import upload_guard
 
 MANIFEST = "manifest.json"
 
@@ -29,8 +30,13 @@ MANIFEST = "manifest.json"
 def _store(root: Path) -> LocalArtifactStore:
     now = datetime.now()
     return LocalArtifactStore(
-        name="kaggle-bundle", id=uuid.uuid4(), config=LocalArtifactStoreConfig(path=str(root)),
-        flavor="local", type=StackComponentType.ARTIFACT_STORE, user=None, created=now,
+        name="kaggle-bundle",
+        id=uuid.uuid4(),
+        config=LocalArtifactStoreConfig(path=str(root)),
+        flavor="local",
+        type=StackComponentType.ARTIFACT_STORE,
+        user=None,
+        created=now,
         updated=now,
     )
 
@@ -68,8 +74,10 @@ def save_values(
         uri = root / name
         uri.mkdir(parents=True, exist_ok=True)
         materializer_class(str(uri), artifact_store=store).save(value)
-        entries[name] = {"materializer": import_path(materializer_class),
-                         "type": import_path(type(value))}
+        entries[name] = {
+            "materializer": import_path(materializer_class),
+            "type": import_path(type(value)),
+        }
     return entries
 
 
@@ -99,21 +107,18 @@ def read_manifest(root: Path) -> dict:
 
 
 def pack(bundle_dir: Path, source_root: Path, archive: Path) -> int:
-    """``archive`` = the bundle folder + the project code (git-tracked and untracked-unignored
-    files under ``source_root``, as ZenML's code upload selects them) under ``code/``.
+    """``archive`` = the bundle folder + the project's tracked code under ``code/``.
+
+    Only what :func:`upload_guard.code_files` allows (tracked files of the project's packages),
+    never an untracked file; the finished archive is checked for secrets before it can be
+    uploaded (:func:`upload_guard.check_archive` raises, naming the member).
 
     Returns:
         The archive size in bytes.
     """
-    code = archive.with_name("code.tar.gz")
-    with code.open("wb") as handle:  # ZenML reads the archive size back from the file name
-        CodeArchive(root=str(source_root)).write_archive(handle)
     with tarfile.open(archive, "w:gz") as out:
         out.add(bundle_dir, arcname=".")
-        with tarfile.open(code, mode="r:gz") as src:
-            for member in src.getmembers():
-                data = src.extractfile(member) if member.isfile() else None
-                member.name = f"code/{member.name}"
-                out.addfile(member, data)
-    code.unlink()
+        for path in upload_guard.code_files(source_root):
+            out.add(source_root / path, arcname=f"code/{path.as_posix()}", recursive=False)
+    upload_guard.check_archive(archive)
     return archive.stat().st_size
