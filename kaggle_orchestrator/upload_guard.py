@@ -78,6 +78,16 @@ def code_files(root: Path) -> list[Path]:
     return [path for path in listed if (root / path).is_file()]  # deleted but not yet staged
 
 
+def encodings(value: bytes) -> list[bytes]:
+    """``value`` and the base64 text it becomes at each alignment inside a longer text."""
+    forms = [value]
+    for shift in range(3):
+        encoded = base64.b64encode(b"\0" * shift + value)[4 * shift // 3 + 1 : -4]
+        if len(encoded) >= 8:  # the characters that depend on the value alone
+            forms.append(encoded)
+    return forms
+
+
 def _secret_values(environ: dict[str, str]) -> dict[bytes, str]:
     """Each credential value now set (a key list split), and its base64 forms, by variable."""
     values: dict[bytes, str] = {}
@@ -85,12 +95,9 @@ def _secret_values(environ: dict[str, str]) -> dict[bytes, str]:
         for value in re.split(r"[,\s]+", environ.get(name, "")):
             if len(value) < 8:  # too short to be a key, too common to scan for
                 continue
-            raw = value.encode()
-            values[raw] = f"${name}"
-            for shift in range(3):  # base64 of the value at each alignment in a longer text
-                encoded = base64.b64encode(b"\0" * shift + raw)[4 * shift // 3 + 1 : -4]
-                if len(encoded) >= 8:
-                    values[encoded] = f"${name} (base64)"
+            plain, *encoded = encodings(value.encode())
+            values[plain] = f"${name}"
+            values.update(dict.fromkeys(encoded, f"${name} (base64)"))
     return values
 
 

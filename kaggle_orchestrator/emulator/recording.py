@@ -22,6 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from kaggle_orchestrator.upload_guard import encodings
+
 
 @dataclass(frozen=True)
 class ReceivedRequest:
@@ -158,17 +160,20 @@ class Recording:
         """
         if not needle:
             raise ValueError("find() needs a non-empty needle")
-        raw = needle.encode()
+        forms = encodings(needle.encode())  # plain, and base64 at each alignment
         hits: list[str] = []
+
+        def found(data: bytes) -> bool:
+            return any(form in data for form in forms)
+
         for request in self.requests:
-            if raw in request.body or any(needle in s for s in _strings(request.json())):
+            if found(request.body) or any(found(s.encode()) for s in _strings(request.json())):
                 hits.append(f"request {request.seq} {request.method} {request.path} body")
         for blob in self.blobs:
-            data = blob.path.read_bytes() if blob.path.is_file() else b""
-            if raw in data:
+            if found(blob.path.read_bytes() if blob.path.is_file() else b""):
                 hits.append(f"blob {blob.name} ({blob.token})")
             for member, content in _archive_members(blob.path):
-                if raw in content:
+                if found(content):
                     hits.append(f"blob {blob.name} ({blob.token}) member {member}")
         return hits
 

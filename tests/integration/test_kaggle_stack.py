@@ -30,6 +30,11 @@ SECRETS = {
     "KAGGLE_API_TOKEN": f"KGAT_{secrets.token_hex(16)}",
 }
 KEY = secrets.token_hex(16)  # the emulator's legacy key: the runs never use it
+# A serving key where users have kept one: a keys file and .env in the project folder (both
+# git-ignored) and an untracked, unignored file beside the code. None may reach Kaggle.
+PLANTED = f"nz-{secrets.token_hex(16)}"
+PLANTED_FILES = {"nizami_api_keys": PLANTED, ".env": f"NIZAMI_API_KEYS={PLANTED}\n",
+                 "steps/scratch_notes.txt": f"key {PLANTED}\n"}  # fmt: skip
 USER = "nizami-ci"
 pytestmark = pytest.mark.e2e
 
@@ -106,9 +111,14 @@ def kaggle_run(kaggle_stack, emulator, tmp_path_factory):
     before = set(wandb_dir.glob("offline-run-*")) if wandb_dir.is_dir() else set()
     emulator.faults.rate_limit("GetKernelSessionStatus", times=2, retry_after=1)
     emulator.faults.http_error("SaveKernel", status=500, times=1)
+    planted = [ROOT / name for name in PLANTED_FILES if not (ROOT / name).exists()]
+    for path in planted:
+        path.write_text(PLANTED_FILES[str(path.relative_to(ROOT))])
     try:
         run = _run(_config(tmp, tmp / "out"), _run_config(tmp))
     finally:
+        for path in planted:
+            path.unlink()
         for k, v in saved.items():
             os.environ.pop(k, None) if v is None else os.environ.__setitem__(k, v)
     tmp.joinpath("new-wandb-runs.txt").write_text(
@@ -200,7 +210,11 @@ def test_kernel_log_lines_reach_the_step_log(kaggle_run, kaggle_stack):
 
 
 def test_no_secret_reaches_kaggle_or_the_logs(kaggle_run, emulator, kaggle_stack):
+    """Plain, base64 or inside an archive: nothing the emulator received holds a secret."""
     run, _ = kaggle_run
+    assert len(PLANTED_FILES) == 3 and emulator.recording.find(PLANTED) == []
+    bundles = [b for b in emulator.recording.blobs if b.name.endswith(".tar.gz")]
+    assert bundles  # the code went up, only without the planted files
     for name, value in SECRETS.items():
         # The API token goes to Kaggle only where the protocol puts it: the Authorization
         # header (not recorded) and IntrospectToken's body. Nowhere else.
