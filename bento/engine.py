@@ -46,6 +46,10 @@ class EngineError(RuntimeError):
     """No Docker engine can be found or started; the message says what to do."""
 
 
+class BaseImageError(EngineError):
+    """The Dockerfile's base image can be neither found, pulled nor made here."""
+
+
 @dataclass(frozen=True)
 class Engine:
     """A Docker daemon that answers, and the environment that reaches it."""
@@ -214,7 +218,7 @@ def ensure_base_image(engine: Engine, name: str) -> str:
     Returns how it was had: ``present``, ``pulled`` or ``debootstrap``.
 
     Raises:
-        EngineError: it can be neither pulled nor made here.
+        BaseImageError: it can be neither pulled nor made here.
     """
     if engine.run("image", "inspect", name, check=False).returncode == 0:
         return "present"
@@ -222,7 +226,7 @@ def ensure_base_image(engine: Engine, name: str) -> str:
     if pulled.returncode == 0:
         return "pulled"
     if name not in DEBIAN_BASES:
-        raise EngineError(
+        raise BaseImageError(
             f"base image {name} cannot be pulled ({pulled.stderr.strip()}) and "
             "is not one this project can make from Debian packages"
         )
@@ -242,7 +246,10 @@ def _make_debian_base(engine: Engine, name: str, release: str) -> None:
     install into the system Python (no EXTERNALLY-MANAGED marker).
     """
     if shutil.which("debootstrap") is None:
-        _apt_install(["debootstrap"])
+        try:
+            _apt_install(["debootstrap"])
+        except EngineError as error:
+            raise BaseImageError(f"cannot make {name}: {error}") from error
     with tempfile.TemporaryDirectory(prefix="nizami-rootfs-", dir=DATA_ROOT) as scratch:
         rootfs = Path(scratch) / "rootfs"
         started = time.monotonic()
@@ -256,7 +263,7 @@ def _make_debian_base(engine: Engine, name: str, release: str) -> None:
         ]
         done = subprocess.run(command, capture_output=True, text=True, check=False)
         if done.returncode != 0:
-            raise EngineError(f"`{' '.join(command)}` failed:\n{done.stdout[-2000:]}")
+            raise BaseImageError(f"`{' '.join(command)}` failed:\n{done.stdout[-2000:]}")
         ca_bundle = Path("/etc/ssl/certs/ca-certificates.crt")
         if ca_bundle.exists():  # the machine's trust store (a TLS proxy's CA included)
             shutil.copy2(ca_bundle, rootfs / "etc/ssl/certs/ca-certificates.crt")
@@ -293,7 +300,7 @@ def _make_debian_base(engine: Engine, name: str, release: str) -> None:
         )
         tar.wait()
         if imported.returncode != 0:
-            raise EngineError(f"`docker import` of {name} failed: {imported.stderr.strip()}")
+            raise BaseImageError(f"`docker import` of {name} failed: {imported.stderr.strip()}")
     log.info(
         "made base image %s from Debian %s in %.0f s", name, release, time.monotonic() - started
     )

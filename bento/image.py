@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Literal
 
 from bento.build import BENTO_DIR, default_context_root, write_build_context
-from bento.engine import Engine, ensure_base_image, find_engine
+from bento.engine import BaseImageError, Engine, ensure_base_image, find_engine
 
 log = logging.getLogger(__name__)
 
@@ -299,9 +299,7 @@ def make_image(
                 args = {TORCH_INDEX_ARG: index} if index else {}
                 info = build_image(builder, bento_tag, tags, context, args, extra)
             return ImageResult(tags, None, info["id"], info["size_bytes"])
-        except ImageBuildError:
-            raise
-        except RuntimeError as error:  # the base image cannot be had (EngineError)
+        except BaseImageError as error:  # e.g. nvidia/cuda with no registry reachable
             reason = str(error)
     write_build_context(bento_tag, context)
     log.warning(
