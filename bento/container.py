@@ -48,6 +48,7 @@ def documented_command(image: str, variant: str = "cpu") -> str:
 
 
 def free_port() -> int:
+    """A free TCP port on loopback (the OS picks it)."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]

@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -21,6 +20,8 @@ import httpx
 import psutil
 import pytest
 
+from bento.container import free_port
+
 ROOT = Path(__file__).resolve().parents[2]
 SERVE_VENV = Path(os.environ.get("NIZAMI_SERVE_VENV", ROOT / ".venv-serve"))
 MODEL = "nizami-1.7b"
@@ -28,12 +29,6 @@ needs_serve_venv = pytest.mark.skipif(
     not (SERVE_VENV / "bin" / "bentoml").exists(),
     reason=f"no serving environment at {SERVE_VENV} (make serve-env)",
 )
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @dataclass
