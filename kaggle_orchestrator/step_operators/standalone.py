@@ -252,7 +252,10 @@ class KernelStepCall:
         metadata_file = out / "metadata.json"
         for record in json.loads(metadata_file.read_text()) if metadata_file.exists() else []:
             log_metadata(metadata=record)
-        self._bring_back_wandb(out / "wandb")
+        try:
+            self._bring_back_wandb(out / "wandb")
+        except Exception as error:  # noqa: BLE001 W&B bookkeeping never costs the step's outputs
+            log.warning("the kernel's W&B run was not brought back: %s", error)
         names = list(self.step.config.outputs)
         return results[names[0]] if len(names) == 1 else tuple(results[n] for n in names)
 
@@ -275,12 +278,17 @@ class KernelStepCall:
         if not kept:
             log.warning("the kernel left no W&B run %s", run.id)
             return
-        if run.online:
+        retry = shlex.join(["wandb", *run.sync_command(kept[0])[3:]])
+        failed = run.sync(kept[0]) if run.online and run.api_key else None
+        if run.online and failed is None:
             log.info("W&B run %s synced from the kernel: %s", run.id, run.url)
+        elif run.online:  # the step's outputs are safe; only the upload is left to do
+            log.warning("W&B run %s NOT synced (%s); it is kept at %s; upload it with: %s",
+                        run.id, failed, kept[0], retry)  # fmt: skip
         else:
-            log.info("W&B run %s kept offline at %s; upload it with: %s", run.id, kept[0],
-                     shlex.join(["wandb", *run.sync_command(kept[0])[3:]]))
-        log_metadata(metadata={"kaggle_wandb_runs": [str(p) for p in kept]})
+            log.info("W&B run %s kept offline at %s; upload it with: %s", run.id, kept[0], retry)
+        log_metadata(metadata={"kaggle_wandb_runs": [str(p) for p in kept],
+                               "wandb_synced": run.online and failed is None})  # fmt: skip
 
 
 def _minutes(started: float) -> float:

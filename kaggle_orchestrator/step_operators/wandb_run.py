@@ -13,8 +13,10 @@ offline one leaves it there and the step log prints the ``wandb sync`` command.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import uuid
@@ -85,18 +87,41 @@ class KernelWandbRun:
         return [*command, str(run_dir)]
 
     def bring_back(self, kernel_wandb: Path, local: Path) -> list[Path]:
-        """Copy the kernel's run folder(s) for this id under ``local``; sync them if online.
+        """Copy the kernel's run folder(s) for this id under ``local``, where they stay.
 
         Returns:
             The local run folders.
         """
         runs = sorted(kernel_wandb.glob(f"offline-run-*-{self.id}"))
         local.mkdir(parents=True, exist_ok=True)
-        kept = []
         for run in runs:
             shutil.copytree(run, local / run.name, dirs_exist_ok=True)
-            kept.append(local / run.name)
-            if self.online and self.api_key:
-                subprocess.run(self.sync_command(local / run.name), check=True,
-                               env=os.environ | {"WANDB_API_KEY": self.api_key})
-        return kept
+        return [local / run.name for run in runs]
+
+    def sync(self, run_dir: Path, timeout_s: float | None = None) -> str | None:
+        """``wandb sync`` of ``run_dir`` into this run id, bounded in time; None when it worked,
+        else why not. Never raises: W&B being down must not fail the step or lose its outputs.
+
+        The wait is ``timeout_s`` (default ``NIZAMI_WANDB_SYNC_TIMEOUT_S``, 120 s); past it the
+        sync and the processes it started are killed.
+        """
+        if timeout_s is None:
+            timeout_s = float(os.environ.get("NIZAMI_WANDB_SYNC_TIMEOUT_S", "120"))
+        env = os.environ | ({"WANDB_API_KEY": self.api_key} if self.api_key else {})
+        try:
+            proc = subprocess.Popen(self.sync_command(run_dir), env=env, stdout=subprocess.PIPE,
+                                    stderr=subprocess.STDOUT, text=True, errors="replace",
+                                    start_new_session=True)  # fmt: skip
+        except OSError as error:
+            return f"wandb sync did not start: {error}"
+        try:
+            output, _ = proc.communicate(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.communicate()
+            return f"W&B did not answer within {timeout_s:.0f} s"
+        if proc.returncode != 0:
+            last = [line for line in output.splitlines() if line.strip()][-1:] or ["no output"]
+            return f"wandb sync exited {proc.returncode}: {last[0]}"
+        return None

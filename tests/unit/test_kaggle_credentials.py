@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
+import socket
+import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -92,6 +96,41 @@ def test_the_wandb_sync_command_targets_the_steps_run_id(tmp_path):
     kept = run.bring_back(kernel_side, tmp_path / "local")  # offline: copied, not synced
     assert [p.name for p in kept] == ["offline-run-20260101_000000-abc123"]
     assert (tmp_path / "local" / "offline-run-20260101_000000-abc123" / "files").is_dir()
+
+
+def _offline_wandb_run(tmp_path: Path) -> Path:
+    """A real offline W&B run folder (what the kernel leaves), made by the wandb client."""
+    done = subprocess.run(
+        [sys.executable, "-c", "import wandb; r = wandb.init(mode='offline', id='abc123', "
+         "project='p'); r.log({'loss': 1.0}); r.finish()"],
+        cwd=tmp_path, env=os.environ | {"WANDB_DIR": str(tmp_path), "WANDB_SILENT": "true"},
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    return next((tmp_path / "wandb").glob("offline-run-*-abc123"))
+
+
+@pytest.mark.parametrize("server", ["accepts and never answers", "refuses"])
+def test_a_wandb_sync_with_wandb_unreachable_is_bounded_and_never_raises(tmp_path, monkeypatch,
+                                                                         server):  # fmt: skip
+    """Online with a key, W&B down: the sync gives up in its time and keeps the run folder."""
+    from kaggle_orchestrator.step_operators.wandb_run import KernelWandbRun
+
+    run_dir = _offline_wandb_run(tmp_path)
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        if server == "accepts and never answers":
+            listener.listen(16)  # connections complete in the backlog; nothing ever replies
+        port = listener.getsockname()[1]
+        if server == "refuses":
+            listener.close()
+        monkeypatch.setenv("WANDB_BASE_URL", f"http://127.0.0.1:{port}")
+        run = KernelWandbRun(id="abc123", name="r", project="p", online=True, api_key="k" * 40)
+        started = time.monotonic()
+        failure = run.sync(run_dir, timeout_s=8)
+        elapsed = time.monotonic() - started
+    assert failure is not None and elapsed < 30, (failure, elapsed)
+    assert (run_dir / "files").is_dir() or any(run_dir.iterdir())  # the run is still here
 
 
 def test_the_tracker_goes_online_only_with_a_key(tmp_path):
