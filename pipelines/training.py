@@ -17,7 +17,10 @@ from steps.train import train
 DEFAULT_CONFIG = "pipelines/configs/demo.yaml"
 
 
-@pipeline(name="nizami_training", enable_cache=True)
+# on_init: an online W&B that does not answer makes this run's W&B offline (pipelines/tracker.py)
+@pipeline(
+    name="nizami_training", enable_cache=True, on_init="pipelines.tracker.offline_if_unreachable"
+)
 def training_pipeline(config_path: str = DEFAULT_CONFIG) -> None:
     """Wire the five steps from one validated config (see steps/core/config.py)."""
     cfg = load_config(config_path)

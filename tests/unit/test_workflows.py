@@ -157,16 +157,22 @@ def test_ghcr_login_and_push_happen_only_for_pushes_to_main() -> None:
     assert doc["jobs"]["train-eval-deploy"]["permissions"]["packages"] == "write"
 
 
-def test_bento_is_containerized_with_buildx_and_the_actions_cache() -> None:
+def test_images_are_built_and_smoke_tested_by_make_images_code_with_the_actions_cache() -> None:
+    """The workflow builds through bento/container.py (what `make image` runs), with Buildx and
+    the Actions cache as builder arguments, and checks the CPU image before any push."""
     steps = list(_steps(_load(TRAIN)))
     uses = [s.get("uses", "") for s in steps]
-    (build,) = [s["run"] for s in steps if "bentoml containerize" in s.get("run", "")]
+    runs = [s.get("run", "") for s in steps]
+    (build,) = [r for r in runs if "python -m bento.container --bento" in r]
+    (smoke,) = [i for i, r in enumerate(runs) if "bento.container --smoke-only" in r]
+    (push,) = [i for i, r in enumerate(runs) if "docker push" in r]
 
+    assert not any("bentoml containerize" in r for r in runs)  # BentoML's build hides failures
     assert any(u.startswith("docker/setup-buildx-action@") for u in uses)
     assert any(u.startswith("crazy-max/ghaction-github-runtime@") for u in uses)
-    assert "--backend buildx" in build
-    assert "cache-from=type=gha" in build
-    assert "cache-to=type=gha,mode=max" in build
+    assert "--cache-from=type=gha" in build and "--cache-to=type=gha,mode=max" in build
+    assert build.count("python -m bento.container --bento") == 2  # the GPU and the CPU image
+    assert smoke < push
 
 
 def test_metrics_report_and_summary_leave_the_runner() -> None:

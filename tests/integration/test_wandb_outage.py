@@ -1,0 +1,104 @@
+"""A W&B key set, W&B unreachable: the run goes on offline, with one warning, in bounded time.
+
+The local stack is registered with ``WANDB_API_KEY`` set (so ``stacks/register.sh`` puts the
+tracker online, as for a user with a key), then the tiny pipeline runs with ``WANDB_BASE_URL`` at
+a loopback port that accepts connections and never answers (a W&B behind a dead proxy) and at
+one that refuses them. Before the init hook (``pipelines.tracker.offline_if_unreachable``),
+``wandb.init`` failed the train step with ``CommError`` after 90 s. Afterwards the secret is
+deleted and the stack registered offline again, as the rest of the suite expects.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+from helpers import register_stack, run_pipeline, write_config
+
+from pipelines.tracker import SECRET, wandb_unreachable
+
+pytestmark = pytest.mark.e2e
+
+
+class _Answers(BaseHTTPRequestHandler):
+    def do_GET(self) -> None:  # noqa: N802
+        self.send_response(404)
+        self.end_headers()
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+def _silent() -> socket.socket:
+    """A loopback port whose connections complete in the backlog and never get a byte."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(64)
+    return listener
+
+
+def _refused_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]  # closed again: connections are refused
+
+
+def test_the_probe_tells_silent_refusing_and_answering_apart():
+    with _silent() as silent:
+        started = time.monotonic()
+        reason = wandb_unreachable(f"http://127.0.0.1:{silent.getsockname()[1]}", timeout_s=1)
+        assert reason and "Timeout" in reason and time.monotonic() - started < 5
+    assert "ConnectError" in (wandb_unreachable(f"http://127.0.0.1:{_refused_port()}", 1) or "")
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Answers)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        assert wandb_unreachable(f"http://127.0.0.1:{server.server_address[1]}", 1) is None
+    finally:
+        server.shutdown()
+
+
+@pytest.fixture(scope="module")
+def online_local_stack():
+    """The local stack with its W&B tracker online (a key set at registration)."""
+    saved = {k: os.environ.get(k) for k in ("WANDB_API_KEY", "WANDB_MODE")}
+    os.environ["WANDB_API_KEY"] = "k" * 40
+    os.environ.pop("WANDB_MODE", None)
+    try:
+        done = register_stack("local")
+        assert done.returncode == 0 and "online" in done.stdout, done.stdout + done.stderr
+        yield
+    finally:
+        for k, v in saved.items():
+            os.environ.pop(k, None) if v is None else os.environ.__setitem__(k, v)
+        from zenml.client import Client
+
+        Client().delete_secret(SECRET)
+        done = register_stack("local")
+        assert "offline" in done.stdout, done.stdout
+
+
+@pytest.mark.parametrize("wandb_server", ["accepts and never answers", "refuses"])
+def test_the_pipeline_runs_on_offline_when_wandb_does_not_answer(
+    online_local_stack, tmp_path, monkeypatch, caplog, wandb_server
+):
+    with _silent() as silent:
+        port = silent.getsockname()[1] if wandb_server != "refuses" else _refused_port()
+        monkeypatch.setenv("WANDB_BASE_URL", f"http://127.0.0.1:{port}")
+        monkeypatch.delenv("WANDB_MODE", raising=False)
+        wandb_dir = Path(os.environ["WANDB_DIR"]) / "wandb"
+        before = set(wandb_dir.glob("offline-run-*"))
+        config = write_config(tmp_path / "tiny.yaml", output_dir=str(tmp_path / "out"),
+                              model_name=f"nizami-wandb-{wandb_server[:7]}")  # fmt: skip
+        started = time.monotonic()
+        with caplog.at_level("WARNING", logger="pipelines.tracker"):
+            run = run_pipeline(config)
+        elapsed = time.monotonic() - started
+    assert run.status.value == "completed", elapsed
+    warnings = [r.getMessage() for r in caplog.records if "does not answer" in r.getMessage()]
+    assert len(warnings) == 1 and f"127.0.0.1:{port}" in warnings[0]
+    assert set(wandb_dir.glob("offline-run-*")) - before  # the run's W&B data, kept offline
