@@ -67,7 +67,7 @@ kaggle-check: install
 	$(PY) -m kaggle_orchestrator.check $(if $(KAGGLE_ENDPOINT),--endpoint $(KAGGLE_ENDPOINT),)
 
 test: install serve-env lint
-	PATH=$(BIN):$$PATH $(PY) -m pytest -q -ra
+	PATH=$(BIN):$$PATH $(PY) -m pytest -q -ra --durations=15
 
 test-unit: install
 	PATH=$(BIN):$$PATH $(PY) -m pytest -q -m "not e2e" tests/unit
