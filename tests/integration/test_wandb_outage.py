@@ -10,6 +10,7 @@ deleted and the stack registered offline again, as the rest of the suite expects
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 import threading
@@ -86,6 +87,9 @@ def online_local_stack():
 def test_the_pipeline_runs_on_offline_when_wandb_does_not_answer(
     online_local_stack, tmp_path, monkeypatch, caplog, wandb_server
 ):
+    # A library that configured logging earlier in the session (logging.config, whose default
+    # disable_existing_loggers=True) disabled every logger that existed then, this one included.
+    logging.getLogger("pipelines.tracker").disabled = False
     with _silent() as silent:
         port = silent.getsockname()[1] if wandb_server != "refuses" else _refused_port()
         monkeypatch.setenv("WANDB_BASE_URL", f"http://127.0.0.1:{port}")
