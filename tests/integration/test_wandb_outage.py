@@ -63,6 +63,16 @@ def test_the_probe_tells_silent_refusing_and_answering_apart():
         server.shutdown()
 
 
+def _forget_cached_stacks() -> None:
+    """Drop ZenML's in-process stack cache. It is keyed by the stack's id and update time, and
+    ``register.sh`` (another process) changes only the tracker component, so this process would
+    go on running the tracker as it was when it first loaded the stack. A user's next
+    ``make demo`` is a new process and has no such cache."""
+    from zenml.stack import stack
+
+    stack._STACK_CACHE.clear()
+
+
 @pytest.fixture(scope="module")
 def online_local_stack():
     """The local stack with its W&B tracker online (a key set at registration)."""
@@ -72,6 +82,7 @@ def online_local_stack():
     try:
         done = register_stack("local")
         assert done.returncode == 0 and "online" in done.stdout, done.stdout + done.stderr
+        _forget_cached_stacks()
         yield
     finally:
         for k, v in saved.items():
@@ -80,6 +91,7 @@ def online_local_stack():
 
         Client().delete_secret(SECRET)
         done = register_stack("local")
+        _forget_cached_stacks()
         assert "offline" in done.stdout, done.stdout
 
 
@@ -87,8 +99,8 @@ def online_local_stack():
 def test_the_pipeline_runs_on_offline_when_wandb_does_not_answer(
     online_local_stack, tmp_path, monkeypatch, caplog, wandb_server
 ):
-    # A library that configured logging earlier in the session (logging.config, whose default
-    # disable_existing_loggers=True) disabled every logger that existed then, this one included.
+    # logging.config calls (default disable_existing_loggers=True, e.g. BentoML's CLI logging)
+    # disable loggers that exist at that moment; this test reads this one's records.
     logging.getLogger("pipelines.tracker").disabled = False
     with _silent() as silent:
         port = silent.getsockname()[1] if wandb_server != "refuses" else _refused_port()
