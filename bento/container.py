@@ -244,8 +244,10 @@ def main(argv: list[str] | None = None) -> int:
     size = f"{(result.size_bytes or 0) / 1e9:.2f} GB"
     print(f"\nimage   {', '.join(result.image_tags)}  ({size}, {(result.image_id or '')[:19]})")
     own = engine.host == f"unix://{OWN_SOCKET}"  # the engine this project started
-    prefix = f"DOCKER_HOST={engine.host} " if own else ""
-    print(f"run     {prefix}{documented_command(image, variant)}")
+    command = documented_command(image, variant)
+    if own:  # it has no bridge: the service on the host's port 8000 instead of -p
+        command = f"DOCKER_HOST={engine.host} " + command.replace("-p 8000:8000", "--network host")
+    print(f"run     {command}")
     if own:
         print(
             f"engine  the project's own dockerd ({engine.host}; data under {DATA_ROOT}); "
