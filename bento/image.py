@@ -217,18 +217,17 @@ def inspect_image(engine: Engine, tag: str) -> dict[str, object]:
 
 def build_image(
     builder: Builder,
-    bento_tag: str,
     tags: list[str],
     context: Path,
     build_args: dict[str, str] | None = None,
     extra: list[str] = (),
 ) -> dict:
-    """Build ``bento_tag``'s image as ``tags`` in ``context``; its inspected metadata.
+    """Build the image of the build context ``context`` as ``tags``; its inspected metadata.
 
     The builder's output is logged line by line. Raises:
         ImageBuildError: the build failed (the context is left for a rerun by hand).
+        BaseImageError: the Dockerfile's base image can be neither found, pulled nor made.
     """
-    write_build_context(bento_tag, context, enable_buildkit=builder.kind != "legacy")
     base = re.search(r"^FROM\s+(\S+)", (context / "env/docker/Dockerfile").read_text(), re.M)
     if base:
         ensure_base_image(builder.engine, base.group(1))
@@ -293,15 +292,18 @@ def make_image(
         builder, failures = find_builder(engine)
         if builder is None:
             reason = "no working image builder: " + "; ".join(failures)
+    # One context, written once: built, or left behind with the reason.
+    write_build_context(
+        bento_tag, context, enable_buildkit=builder is None or builder.kind != "legacy"
+    )
     if builder is not None:
         try:
             with torch_index() as index:
                 args = {TORCH_INDEX_ARG: index} if index else {}
-                info = build_image(builder, bento_tag, tags, context, args, extra)
+                info = build_image(builder, tags, context, args, extra)
             return ImageResult(tags, None, info["id"], info["size_bytes"])
         except BaseImageError as error:  # e.g. nvidia/cuda with no registry reachable
             reason = str(error)
-    write_build_context(bento_tag, context)
     log.warning(
         "image %s NOT built: %s. Its complete build context is %s; build it with `make image` "
         "(or DOCKER_BUILDKIT=1 docker build -t %s -f %s/env/docker/Dockerfile %s)",
