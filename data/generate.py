@@ -9,12 +9,18 @@ field so that evaluation can report accuracy per family. Each family has several
 question phrasings but one fixed pattern for the reasoning and the answer, so that a small
 model can learn the pattern and show a measurable gain on held-out examples.
 
+Every example also records what its answer *is* (``target``), so that a grader need not read
+it out of the answer sentence: a number with its unit (``{"kind": "number", "value": 7,
+"unit": "manat"}``), a named thing (``{"kind": "entity", "type": "weekday", "value": "cümə"}``,
+with the candidates the question offers and what it states as known), or for comparisons who
+and by how much (``{"kind": "comparison", "who": "Nigar", "by": 21, "unit": "dənə"}``).
+
 Inflected word forms (genitive, ablative, copula, ...) are written out in tables instead of
 being derived by suffix rules, so that vowel harmony is always right.
 
 Usage::
 
-    python data/generate.py --out data/nizami.jsonl --n 360 --seed 0
+    python data/generate.py --out data/nizami.jsonl --n 1120 --seed 0
 """
 
 from __future__ import annotations
@@ -32,12 +38,38 @@ logger = logging.getLogger(__name__)
 DEFAULT_OUT = Path(__file__).resolve().parent / "nizami.jsonl"
 
 
+Target = dict[str, object]
+
+
 class Item(NamedTuple):
-    """One generated question with its reasoning and answer."""
+    """One generated question with its reasoning, answer and what the answer *is* (target)."""
 
     question: str
     reasoning: str
     answer: str
+    target: Target
+
+
+def number(value: int, unit: str | None = None) -> Target:
+    """The answer is a number, with the unit or the counted thing it comes with (if any)."""
+    return {"kind": "number", "value": value} | ({"unit": unit} if unit else {})
+
+
+def entity(
+    kind: str, value: str, options: list[str] | None = None, given: list[str] | None = None
+) -> Target:
+    """The answer is a named thing of a type (weekday, month, person, city, river, sea, fruit).
+
+    ``options`` are the candidates the question offers; ``given`` what the question states as
+    known (today's weekday), which an answer may repeat without asserting it.
+    """
+    target: Target = {"kind": "entity", "type": kind, "value": value}
+    return target | ({"options": options} if options else {}) | ({"given": given} if given else {})
+
+
+def compared(who: str, by: int, unit: str, options: list[str]) -> Target:
+    """The answer says who has more and by how much."""
+    return {"kind": "comparison", "who": who, "by": by, "unit": unit, "options": options}
 
 
 class Name(NamedTuple):
@@ -254,7 +286,7 @@ def addition(rng: random.Random) -> Item:
             f"İndi {name.gen} neçə {poss} var?"
         )
         r = f"Əvvəlcə {a} {nom} var idi, sonra {b} {nom} əlavə olundu. Toplayırıq: {a} + {b} = {s}."
-        return Item(q, r, f"İndi {name.gen} {s} {poss} var.")
+        return Item(q, r, f"İndi {name.gen} {s} {poss} var.", number(s, nom))
     if form == 1:
         name, (nom, _) = rng.choice(NAMES), rng.choice(THINGS)
         q = f"{name.nom} səhər {a} {nom}, axşam isə {b} {nom} aldı. O, cəmi neçə {nom} aldı?"
@@ -262,18 +294,18 @@ def addition(rng: random.Random) -> Item:
             f"Səhər {a} {nom}, axşam {b} {nom} alınıb. "
             f"Cəmi tapmaq üçün toplayırıq: {a} + {b} = {s}."
         )
-        return Item(q, r, f"{name.nom} cəmi {s} {nom} aldı.")
+        return Item(q, r, f"{name.nom} cəmi {s} {nom} aldı.", number(s, nom))
     if form == 2:
         q = f"Sinifdə {a} oğlan və {b} qız oxuyur. Sinifdə cəmi neçə şagird var?"
         r = f"Şagirdlərin sayı oğlanlarla qızların cəminə bərabərdir. Toplayırıq: {a} + {b} = {s}."
-        return Item(q, r, f"Sinifdə cəmi {s} şagird var.")
+        return Item(q, r, f"Sinifdə cəmi {s} şagird var.", number(s, "şagird"))
     if form == 3:
         q = (
             f"Kitabxanada {a} kitab var idi. Bu gün kitabxanaya daha {b} kitab gətirildi. "
             "İndi kitabxanada neçə kitab var?"
         )
         r = f"Əvvəlcə {a} kitab var idi, sonra {b} kitab əlavə olundu. Toplayırıq: {a} + {b} = {s}."
-        return Item(q, r, f"İndi kitabxanada {s} kitab var.")
+        return Item(q, r, f"İndi kitabxanada {s} kitab var.", number(s, "kitab"))
     q = (
         f"Avtobusda {a} sərnişin var idi. Dayanacaqda daha {b} sərnişin mindi. "
         "İndi avtobusda neçə sərnişin var?"
@@ -282,7 +314,7 @@ def addition(rng: random.Random) -> Item:
         f"Əvvəlcə {a} sərnişin var idi, sonra {b} sərnişin əlavə olundu. "
         f"Toplayırıq: {a} + {b} = {s}."
     )
-    return Item(q, r, f"İndi avtobusda {s} sərnişin var.")
+    return Item(q, r, f"İndi avtobusda {s} sərnişin var.", number(s, "sərnişin"))
 
 
 def subtraction(rng: random.Random) -> Item:
@@ -301,7 +333,7 @@ def subtraction(rng: random.Random) -> Item:
             f"Əvvəlcə {a} {nom} var idi, {b} {nom} verildi. "
             f"Qalanı tapmaq üçün çıxırıq: {a} - {b} = {d}."
         )
-        return Item(q, r, f"{name.gen} {d} {poss} qaldı.")
+        return Item(q, r, f"{name.gen} {d} {poss} qaldı.", number(d, nom))
     if form == 1:
         nom, acc = rng.choice(FRUITS)
         q = f"Səbətdə {a} {nom} var idi. Uşaqlar {b} {acc} yedilər. Səbətdə neçə {nom} qaldı?"
@@ -309,7 +341,7 @@ def subtraction(rng: random.Random) -> Item:
             f"Əvvəlcə {a} {nom} var idi, {b} {nom} yeyildi. "
             f"Qalanı tapmaq üçün çıxırıq: {a} - {b} = {d}."
         )
-        return Item(q, r, f"Səbətdə {d} {nom} qaldı.")
+        return Item(q, r, f"Səbətdə {d} {nom} qaldı.", number(d, nom))
     if form == 2:
         q = (
             f"Avtobusda {a} sərnişin var idi. Dayanacaqda {b} sərnişin düşdü. "
@@ -319,14 +351,14 @@ def subtraction(rng: random.Random) -> Item:
             f"Əvvəlcə {a} sərnişin var idi, {b} sərnişin düşdü. "
             f"Qalanı tapmaq üçün çıxırıq: {a} - {b} = {d}."
         )
-        return Item(q, r, f"Avtobusda {d} sərnişin qaldı.")
+        return Item(q, r, f"Avtobusda {d} sərnişin qaldı.", number(d, "sərnişin"))
     good = rng.choice(GOODS)
     q = f"Mağazada {a} {good} var idi. Gün ərzində {b} {good} satıldı. Mağazada neçə {good} qaldı?"
     r = (
         f"Əvvəlcə {a} {good} var idi, {b} {good} satıldı. "
         f"Qalanı tapmaq üçün çıxırıq: {a} - {b} = {d}."
     )
-    return Item(q, r, f"Mağazada {d} {good} qaldı.")
+    return Item(q, r, f"Mağazada {d} {good} qaldı.", number(d, good))
 
 
 def money(rng: random.Random) -> Item:
@@ -338,7 +370,7 @@ def money(rng: random.Random) -> Item:
         t = k * p
         q = f"Bir {good} {p} manatdır. {name.nom} {k} {good} aldı. O, cəmi neçə manat ödədi?"
         r = f"Bir {good} {p} manatdır, {k} {good} alınıb. Vururuq: {k} × {p} = {t}."
-        return Item(q, r, f"{name.nom} cəmi {t} manat ödədi.")
+        return Item(q, r, f"{name.nom} cəmi {t} manat ödədi.", number(t, "manat"))
     if form == 1:
         good = rng.choice(CHEAP_GOODS)
         paid = rng.choice([10, 20, 50, 100])
@@ -349,13 +381,13 @@ def money(rng: random.Random) -> Item:
             "Ona neçə manat qalıq qaytarılmalıdır?"
         )
         r = f"Qalığı tapmaq üçün verilən puldan alışın qiymətini çıxırıq: {paid} - {p} = {c}."
-        return Item(q, r, f"Qalıq {c} manatdır.")
+        return Item(q, r, f"Qalıq {c} manatdır.", number(c, "manat"))
     if form == 2:
         p, k = rng.randint(2, 20), rng.randint(3, 12)
         t = k * p
         q = f"{name.nom} hər gün {p} manat yığır. {k} gündə o, neçə manat yığacaq?"
         r = f"Hər gün {p} manat yığılır və {k} gün keçir. Vururuq: {k} × {p} = {t}."
-        return Item(q, r, f"{name.nom} {k} gündə {t} manat yığacaq.")
+        return Item(q, r, f"{name.nom} {k} gündə {t} manat yığacaq.", number(t, "manat"))
     k, e = rng.randint(2, 8), rng.randint(3, 25)
     total = k * e
     q = f"{total} manat {k} uşaq arasında bərabər bölündü. Hər uşağa neçə manat düşür?"
@@ -363,7 +395,7 @@ def money(rng: random.Random) -> Item:
         f"{total} manat {k} bərabər hissəyə bölünür. "
         f"Bir uşağın payını tapmaq üçün bölürük: {total} / {k} = {e}."
     )
-    return Item(q, r, f"Hər uşağa {e} manat düşür.")
+    return Item(q, r, f"Hər uşağa {e} manat düşür.", number(e, "manat"))
 
 
 def groups(rng: random.Random) -> Item:
@@ -375,17 +407,17 @@ def groups(rng: random.Random) -> Item:
     if form == 0:
         q = f"Hər qutuda {a} {nom} var. {k} qutuda cəmi neçə {nom} var?"
         r = f"Hər qutuda {a} {nom} var və {k} qutu götürülür. Vururuq: {k} × {a} = {t}."
-        return Item(q, r, f"{k} qutuda cəmi {t} {nom} var.")
+        return Item(q, r, f"{k} qutuda cəmi {t} {nom} var.", number(t, nom))
     if form == 1:
         q = f"{t} {nom} {k} qutuya bərabər paylandı. Hər qutuya neçə {nom} düşür?"
         r = (
             f"{t} {nom} {k} qutuya bərabər paylanır. "
             f"Bir qutuya düşən sayı tapmaq üçün bölürük: {t} / {k} = {a}."
         )
-        return Item(q, r, f"Hər qutuya {a} {nom} düşür.")
+        return Item(q, r, f"Hər qutuya {a} {nom} düşür.", number(a, nom))
     q = f"Zalda {k} sıra stul var, hər sırada {a} stul durur. Zalda cəmi neçə stul var?"
     r = f"Zalda {k} sıra, hər sırada isə {a} stul var. Vururuq: {k} × {a} = {t}."
-    return Item(q, r, f"Zalda cəmi {t} stul var.")
+    return Item(q, r, f"Zalda cəmi {t} stul var.", number(t, "stul"))
 
 
 def distance(rng: random.Random) -> Item:
@@ -401,7 +433,7 @@ def distance(rng: random.Random) -> Item:
             f"{vehicle} saatda {v} km gedir və {t} saat yoldadır. "
             f"Yol sürətin vaxta hasilinə bərabərdir: {v} × {t} = {s}."
         )
-        return Item(q, r, f"{vehicle} {s} km yol qət etdi.")
+        return Item(q, r, f"{vehicle} {s} km yol qət etdi.", number(s, "km"))
     if form == 1:
         q = (
             f"İki şəhər arasındakı məsafə {s} km-dir. {vehicle} saatda {v} km sürətlə gedir. "
@@ -411,14 +443,14 @@ def distance(rng: random.Random) -> Item:
             f"Məsafə {s} km, sürət isə saatda {v} km-dir. "
             f"Vaxtı tapmaq üçün məsafəni sürətə bölürük: {s} / {v} = {t}."
         )
-        return Item(q, r, f"{vehicle} bu yolu {t} saata qət edər.")
+        return Item(q, r, f"{vehicle} bu yolu {t} saata qət edər.", number(t, "saat"))
     if form == 2:
         q = f"{vehicle} {t} saatda {s} km yol getdi. Onun sürəti saatda neçə kilometr idi?"
         r = (
             f"{vehicle} {t} saatda {s} km yol gedib. "
             f"Sürəti tapmaq üçün yolu vaxta bölürük: {s} / {t} = {v}."
         )
-        return Item(q, r, f"{vehicle} saatda {v} km sürətlə gedirdi.")
+        return Item(q, r, f"{vehicle} saatda {v} km sürətlə gedirdi.", number(v, "km/saat"))
     name = rng.choice(NAMES)
     a, b = rng.randint(1, 12), rng.randint(1, 12)
     q = f"{name.nom} səhər {a} km, axşam isə {b} km qaçdı. O, bu gün cəmi neçə km qaçdı?"
@@ -426,7 +458,7 @@ def distance(rng: random.Random) -> Item:
         f"{name.nom} səhər {a} km, axşam {b} km qaçıb. "
         f"Ümumi məsafəni tapmaq üçün toplayırıq: {a} + {b} = {a + b}."
     )
-    return Item(q, r, f"{name.nom} bu gün cəmi {a + b} km qaçdı.")
+    return Item(q, r, f"{name.nom} bu gün cəmi {a + b} km qaçdı.", number(a + b, "km"))
 
 
 def clock(rng: random.Random) -> Item:
@@ -444,7 +476,7 @@ def clock(rng: random.Random) -> Item:
             f"{event} saat {h}-{HOUR_LOCATIVE[h]} başlayır və {d} saat çəkir. "
             f"Bitmə vaxtını tapmaq üçün başlama vaxtına müddəti əlavə edirik: {h} + {d} = {e}."
         )
-        return Item(q, r, f"{event} saat {e}-{HOUR_LOCATIVE[e]} bitir.")
+        return Item(q, r, f"{event} saat {e}-{HOUR_LOCATIVE[e]} bitir.", number(e, "saat"))
     if form == 1:
         vehicle = rng.choice(["Qatar", "Avtobus", "Təyyarə", "Gəmi"])
         h, d = rng.randint(5, 16), rng.randint(1, 7)
@@ -457,13 +489,13 @@ def clock(rng: random.Random) -> Item:
             f"{vehicle} saat {h}-{HOUR_LOCATIVE[h]} yola düşüb, saat {e}-{HOUR_LOCATIVE[e]} çatıb. "
             f"Yolun müddətini tapmaq üçün çıxırıq: {e} - {h} = {d}."
         )
-        return Item(q, r, f"Yol {d} saat çəkdi.")
+        return Item(q, r, f"Yol {d} saat çəkdi.", number(d, "saat"))
     name = rng.choice(NAMES)
     m, k = rng.choice([10, 15, 20, 25, 30, 40, 45]), rng.randint(2, 7)
     t = m * k
     q = f"{name.nom} hər gün {m} dəqiqə kitab oxuyur. {k} gündə o, cəmi neçə dəqiqə kitab oxuyar?"
     r = f"Hər gün {m} dəqiqə oxunur və {k} gün keçir. Vururuq: {k} × {m} = {t}."
-    return Item(q, r, f"{name.nom} {k} gündə {t} dəqiqə kitab oxuyar.")
+    return Item(q, r, f"{name.nom} {k} gündə {t} dəqiqə kitab oxuyar.", number(t, "dəqiqə"))
 
 
 def units(rng: random.Random) -> Item:
@@ -480,7 +512,7 @@ def units(rng: random.Random) -> Item:
         f"1 {unit.big} {unit.factor} {unit.small_cop}. Böyük vahidi kiçik vahidə çevirmək üçün "
         f"vururuq: {n} × {unit.factor} = {result}."
     )
-    return Item(q, r, f"{n} {unit.big} {result} {unit.small_cop}.")
+    return Item(q, r, f"{n} {unit.big} {result} {unit.small_cop}.", number(result, unit.small))
 
 
 def comparison(rng: random.Random) -> Item:
@@ -500,7 +532,12 @@ def comparison(rng: random.Random) -> Item:
             f"{big} > {small}, deməli, {winner.gen} {poss} çoxdur. "
             f"Fərq: {big} - {small} = {big - small}."
         )
-        return Item(q, r, f"{winner.gen} {poss} {big - small} dənə çoxdur.")
+        return Item(
+            q,
+            r,
+            f"{winner.gen} {poss} {big - small} dənə çoxdur.",
+            compared(winner.nom, big - small, "dənə", [first.nom, second.nom]),
+        )
     if form == 1:
         x, y = rng.sample(range(10, 1000), 2)
         big, small = max(x, y), min(x, y)
@@ -514,7 +551,7 @@ def comparison(rng: random.Random) -> Item:
             f"Ədədləri müqayisə edirik: {big} - {small} = {big - small}, "
             f"fərq müsbətdir. Deməli, {big} > {small}."
         )
-        return Item(q, r, answer)
+        return Item(q, r, answer, number(big if "böyük" in answer else small))
     first, second = rng.sample(NAMES, 2)
     a, b = rng.sample(range(120, 190), 2)
     winner = first if a > b else second
@@ -527,7 +564,12 @@ def comparison(rng: random.Random) -> Item:
         f"{big} > {small}, deməli, {winner.nom} daha hündürdür. "
         f"Fərq: {big} - {small} = {big - small}."
     )
-    return Item(q, r, f"{winner.nom} {big - small} sm hündürdür.")
+    return Item(
+        q,
+        r,
+        f"{winner.nom} {big - small} sm hündürdür.",
+        compared(winner.nom, big - small, "sm", [first.nom, second.nom]),
+    )
 
 
 def percent(rng: random.Random) -> Item:
@@ -549,14 +591,14 @@ def percent(rng: random.Random) -> Item:
                 f"Endirim: {price} × {p} / 100 = {change} manat. "
                 f"Yeni qiymət: {price} - {change} = {new} manat."
             )
-            return Item(q, r, f"Endirimlə {nom} {new} manata satılır.")
+            return Item(q, r, f"Endirimlə {nom} {new} manata satılır.", number(new, "manat"))
         new = price + change
         q = f"Bir {gen} qiyməti {price} manat idi. Qiymət {p}% artdı. Yeni qiymət neçə manatdır?"
         r = (
             f"Artım: {price} × {p} / 100 = {change} manat. "
             f"Yeni qiymət: {price} + {change} = {new} manat."
         )
-        return Item(q, r, f"Yeni qiymət {new} manatdır.")
+        return Item(q, r, f"Yeni qiymət {new} manatdır.", number(new, "manat"))
     p = rng.choice([10, 20, 25, 50, 5, 15, 30, 40, 75])
     step = 100 // _gcd(p, 100)
     if form == 2:
@@ -564,12 +606,12 @@ def percent(rng: random.Random) -> Item:
         result = x * p // 100
         q = f"{x} ədədinin {p} faizi neçədir?"
         r = f"Faizi tapmaq üçün ədədi faizə vurub 100-ə bölürük: {x} × {p} / 100 = {result}."
-        return Item(q, r, f"{x} ədədinin {p} faizi {result} edir.")
+        return Item(q, r, f"{x} ədədinin {p} faizi {result} edir.", number(result))
     total = step * rng.randint(max(1, 12 // step), 40 // step)
     result = total * p // 100
     q = f"Sinifdə {total} şagird var. Onların {p}%-i qızdır. Sinifdə neçə qız var?"
     r = f"Qızların sayı şagirdlərin {p} faizinə bərabərdir: {total} × {p} / 100 = {result}."
-    return Item(q, r, f"Sinifdə {result} qız var.")
+    return Item(q, r, f"Sinifdə {result} qız var.", number(result, "qız"))
 
 
 def _gcd(a: int, b: int) -> int:
@@ -587,21 +629,30 @@ def calendar(rng: random.Random) -> Item:
         sign = 1 if form == 0 else -1
         path = [DAYS[(start + sign * i) % 7][0] for i in range(1, n + 1)]
         target = path[-1]
-        _, cop, abl = DAYS[start]
+        start_day, cop, abl = DAYS[start]
         if form == 0:
             q = f"Bu gün {cop}. {n} gün sonra həftənin hansı günü olacaq?"
             r = f"Həftədə 7 gün var. {capitalize(abl)} irəli {n} gün sayırıq: {', '.join(path)}."
-            return Item(q, r, f"{n} gün sonra {target} olacaq.")
+            return Item(
+                q,
+                r,
+                f"{n} gün sonra {target} olacaq.",
+                entity("weekday", target, given=[start_day]),
+            )
         q = f"Bu gün {cop}. {n} gün əvvəl həftənin hansı günü idi?"
         r = f"Həftədə 7 gün var. {capitalize(abl)} geri {n} gün sayırıq: {', '.join(path)}."
-        return Item(q, r, f"{n} gün əvvəl {target} idi.")
+        return Item(
+            q, r, f"{n} gün əvvəl {target} idi.", entity("weekday", target, given=[start_day])
+        )
     start = rng.randrange(12)
     n = rng.randint(1, 5)
     path = [MONTHS[(start + i) % 12][0] for i in range(1, n + 1)]
-    _, cop, abl = MONTHS[start]
+    start_month, cop, abl = MONTHS[start]
     q = f"İndi {cop}. {n} ay sonra hansı ay olacaq?"
     r = f"İldə 12 ay var. {capitalize(abl)} irəli {n} ay sayırıq: {', '.join(path)}."
-    return Item(q, r, f"{n} ay sonra {path[-1]} olacaq.")
+    return Item(
+        q, r, f"{n} ay sonra {path[-1]} olacaq.", entity("month", path[-1], given=[start_month])
+    )
 
 
 def averages(rng: random.Random) -> Item:
@@ -617,7 +668,7 @@ def averages(rng: random.Random) -> Item:
         s, m = sum(grades), sum(grades) // 3
         q = f"{name.nom} üç dərsdən {a}, {b} və {c} qiymət aldı. Onun orta qiyməti neçədir?"
         r = f"Ədədləri toplayırıq: {a} + {b} + {c} = {s}. Cəmi saya bölürük: {s} / 3 = {m}."
-        return Item(q, r, f"{name.gen} orta qiyməti {m} oldu.")
+        return Item(q, r, f"{name.gen} orta qiyməti {m} oldu.", number(m))
     if form == 1:
         count = rng.choice([3, 4])
         while True:
@@ -635,7 +686,7 @@ def averages(rng: random.Random) -> Item:
             f"Ədədləri toplayırıq: {' + '.join(map(str, values))} = {s}. "
             f"Cəmi saya bölürük: {s} / {count} = {m}."
         )
-        return Item(q, r, f"Orta temperatur {m} dərəcədir.")
+        return Item(q, r, f"Orta temperatur {m} dərəcədir.", number(m, "dərəcə"))
     name = rng.choice(NAMES)
     while True:
         pages = [rng.randint(10, 40) for _ in range(4)]
@@ -648,7 +699,7 @@ def averages(rng: random.Random) -> Item:
         f"Ədədləri toplayırıq: {' + '.join(map(str, pages))} = {s}. "
         f"Cəmi saya bölürük: {s} / 4 = {m}."
     )
-    return Item(q, r, f"{name.nom} gündə orta hesabla {m} səhifə oxudu.")
+    return Item(q, r, f"{name.nom} gündə orta hesabla {m} səhifə oxudu.", number(m, "səhifə"))
 
 
 def geometry(rng: random.Random) -> Item:
@@ -664,7 +715,7 @@ def geometry(rng: random.Random) -> Item:
             f"Uzunluq {a} {short}, en {b} {short}-dir. "
             f"Perimetr 2 × (uzunluq + en) düsturu ilə tapılır: 2 × ({a} + {b}) = {p}."
         )
-        return Item(q, r, f"Perimetr {p} {full}dir.")
+        return Item(q, r, f"Perimetr {p} {full}dir.", number(p, full))
     if form == 1:
         s = a * b
         q = f"Düzbucaqlının uzunluğu {a} {short}, eni isə {b} {short}-dir. Onun sahəsi neçədir?"
@@ -672,21 +723,21 @@ def geometry(rng: random.Random) -> Item:
             f"Uzunluq {a} {short}, en {b} {short}-dir. "
             f"Sahə uzunluğun enə hasilinə bərabərdir: {a} × {b} = {s}."
         )
-        return Item(q, r, f"Sahə {s} kvadrat {full}dir.")
+        return Item(q, r, f"Sahə {s} kvadrat {full}dir.", number(s, f"kvadrat {full}"))
     if form == 2:
         q = f"Kvadratın tərəfi {a} {short}-dir. Onun perimetri neçədir?"
         r = (
             f"Kvadratın tərəfi {a} {short}-dir və onun 4 bərabər tərəfi var. "
             f"Perimetr 4 × tərəf olur: 4 × {a} = {4 * a}."
         )
-        return Item(q, r, f"Perimetr {4 * a} {full}dir.")
+        return Item(q, r, f"Perimetr {4 * a} {full}dir.", number(4 * a, full))
     if form == 3:
         q = f"Kvadratın tərəfi {a} {short}-dir. Onun sahəsi neçədir?"
         r = (
             f"Kvadratın tərəfi {a} {short}-dir. "
             f"Sahə tərəfin özünə hasilinə bərabərdir: {a} × {a} = {a * a}."
         )
-        return Item(q, r, f"Sahə {a * a} kvadrat {full}dir.")
+        return Item(q, r, f"Sahə {a * a} kvadrat {full}dir.", number(a * a, f"kvadrat {full}"))
     if form == 4:
         p = 2 * (a + b)
         q = f"Bağın uzunluğu {a} m, eni {b} m-dir. Bağın ətrafına neçə metr hasar lazımdır?"
@@ -694,14 +745,14 @@ def geometry(rng: random.Random) -> Item:
             f"Uzunluq {a} m, en {b} m-dir. "
             f"Hasarın uzunluğu bağın perimetrinə bərabərdir: 2 × ({a} + {b}) = {p}."
         )
-        return Item(q, r, f"{p} metr hasar lazımdır.")
+        return Item(q, r, f"{p} metr hasar lazımdır.", number(p, "metr"))
     s = a * b
     q = f"Otağın uzunluğu {a} m, eni {b} m-dir. Otağın döşəməsinin sahəsi neçə kvadrat metrdir?"
     r = (
         f"Uzunluq {a} m, en {b} m-dir. "
         f"Döşəmənin sahəsi uzunluğun enə hasilinə bərabərdir: {a} × {b} = {s}."
     )
-    return Item(q, r, f"Döşəmənin sahəsi {s} kvadrat metrdir.")
+    return Item(q, r, f"Döşəmənin sahəsi {s} kvadrat metrdir.", number(s, "kvadrat metr"))
 
 
 def ordering(rng: random.Random) -> Item:
@@ -715,17 +766,19 @@ def ordering(rng: random.Random) -> Item:
     else:
         facts = f"{second}, {top.nom} isə {mid.abl} {rel.predicate}."
     chain = f"{top.nom} > {mid.nom} > {low.nom}"
+    people = sorted(person.nom for person in (top, mid, low))
     if rng.random() < 0.5:
         q = f"{facts} {rel.top_question}"
         r = f"Şərtə görə sıra belədir: {chain}. Sıranın başında {top.nom} durur."
-        return Item(q, r, f"{rel.top_answer} {top.cop}.")
+        return Item(q, r, f"{rel.top_answer} {top.cop}.", entity("person", top.nom, people))
     q = f"{facts} {rel.bottom_question}"
     r = f"Şərtə görə sıra belədir: {chain}. Sıranın sonunda {low.nom} durur."
-    return Item(q, r, f"{rel.bottom_answer} {low.cop}.")
+    return Item(q, r, f"{rel.bottom_answer} {low.cop}.", entity("person", low.nom, people))
 
 
 # Geography facts: (question phrasings, reasoning, answer). Checked by hand.
-GEOGRAPHY_FACTS: list[tuple[list[str], str, str]] = [
+# The target is one for all phrasings, or a list with one per phrasing.
+GEOGRAPHY_FACTS: list[tuple[list[str], str, str, Target | list[Target]]] = [
     (
         [
             "Azərbaycanın paytaxtı hansı şəhərdir?",
@@ -733,6 +786,7 @@ GEOGRAPHY_FACTS: list[tuple[list[str], str, str]] = [
         ],
         "Azərbaycanın paytaxtı Xəzər dənizinin sahilində, Abşeron yarımadasında yerləşən Bakıdır.",
         "Azərbaycanın paytaxtı Bakıdır.",
+        entity("city", "Bakı"),
     ),
     (
         [
@@ -741,11 +795,13 @@ GEOGRAPHY_FACTS: list[tuple[list[str], str, str]] = [
         ],
         "Qız Qalası Bakının qədim hissəsi olan İçərişəhərdə yerləşir.",
         "Qız Qalası Bakıdadır.",
+        entity("city", "Bakı"),
     ),
     (
         ["Şirvanşahlar Sarayı hansı şəhərdədir?", "Şirvanşahlar Sarayı hansı şəhərdə yerləşir?"],
         "Şirvanşahlar Sarayı Bakıda, İçərişəhərin ərazisində yerləşir.",
         "Şirvanşahlar Sarayı Bakıdadır.",
+        entity("city", "Bakı"),
     ),
     (
         [
@@ -754,6 +810,7 @@ GEOGRAPHY_FACTS: list[tuple[list[str], str, str]] = [
         ],
         "Nizami Gəncəvi XII əsrdə Gəncədə doğulub, təxəllüsü də bu şəhərin adından gəlir.",
         "Nizami Gəncəvi Gəncədə doğulub.",
+        entity("city", "Gəncə"),
     ),
     (
         [
@@ -762,6 +819,7 @@ GEOGRAPHY_FACTS: list[tuple[list[str], str, str]] = [
         ],
         "Nizami Gəncəvinin məqbərəsi Gəncə şəhərinin kənarında yerləşir.",
         "Nizami məqbərəsi Gəncədədir.",
+        entity("city", "Gəncə"),
     ),
     (
         [
@@ -770,6 +828,7 @@ GEOGRAPHY_FACTS: list[tuple[list[str], str, str]] = [
         ],
         "Şəki Xan Sarayı XVIII əsrdə tikilib və Şəki şəhərində yerləşir.",
         "Şəki Xan Sarayı Şəkidədir.",
+        entity("city", "Şəki"),
     ),
     (
         [
@@ -778,6 +837,7 @@ GEOGRAPHY_FACTS: list[tuple[list[str], str, str]] = [
         ],
         "Adından da göründüyü kimi, Şəki halvası Şəki şəhərinin məşhur şirniyyatıdır.",
         "Şəki halvası Şəkinin şirniyyatıdır.",
+        entity("city", "Şəki"),
     ),
     (
         [
@@ -786,6 +846,7 @@ GEOGRAPHY_FACTS: list[tuple[list[str], str, str]] = [
         ],
         "Möminə Xatın türbəsi XII əsrdə memar Əcəmi Naxçıvani tərəfindən Naxçıvanda tikilib.",
         "Möminə Xatın türbəsi Naxçıvandadır.",
+        entity("city", "Naxçıvan"),
     ),
     (
         [
@@ -794,6 +855,7 @@ GEOGRAPHY_FACTS: list[tuple[list[str], str, str]] = [
         ],
         "Naxçıvan Muxtar Respublikasının paytaxtı eyniadlı Naxçıvan şəhəridir.",
         "Paytaxt Naxçıvan şəhəridir.",
+        entity("city", "Naxçıvan"),
     ),
     (
         [
@@ -802,11 +864,13 @@ GEOGRAPHY_FACTS: list[tuple[list[str], str, str]] = [
         ],
         "Mingəçevir su anbarı Azərbaycanın ən böyük çayı olan Kür çayı üzərində yaradılıb.",
         "Mingəçevir su anbarı Kür çayı üzərindədir.",
+        entity("river", "Kür"),
     ),
     (
         ["Cıdır düzü hansı şəhərin yanında yerləşir?", "Cıdır düzü hansı şəhərdədir?"],
         "Cıdır düzü Qarabağda, Şuşa şəhərinin kənarında yerləşir.",
         "Cıdır düzü Şuşadadır.",
+        entity("city", "Şuşa"),
     ),
     (
         [
@@ -815,6 +879,7 @@ GEOGRAPHY_FACTS: list[tuple[list[str], str, str]] = [
         ],
         "2021-ci ildə Qarabağdakı Şuşa şəhəri Azərbaycanın mədəniyyət paytaxtı elan edilib.",
         "Mədəniyyət paytaxtı Şuşadır.",
+        entity("city", "Şuşa"),
     ),
     (
         [
@@ -823,6 +888,7 @@ GEOGRAPHY_FACTS: list[tuple[list[str], str, str]] = [
         ],
         "Qırmızı Qəsəbə Qudyalçayın sahilində, Quba şəhərinin qarşısında yerləşir.",
         "Qırmızı Qəsəbə Qubanın yanındadır.",
+        entity("city", "Quba"),
     ),
     (
         [
@@ -831,6 +897,7 @@ GEOGRAPHY_FACTS: list[tuple[list[str], str, str]] = [
         ],
         "Quba Böyük Qafqazın ətəyində yerləşir və alma bağları ilə məşhurdur.",
         "Quba alma bağları ilə məşhurdur.",
+        [entity("city", "Quba"), entity("fruit", "alma")],
     ),
     (
         [
@@ -842,6 +909,7 @@ GEOGRAPHY_FACTS: list[tuple[list[str], str, str]] = [
             "və çay plantasiyaları ilə tanınır."
         ),
         "Bu şəhər Lənkərandır.",
+        entity("city", "Lənkəran"),
     ),
     (
         [
@@ -850,6 +918,7 @@ GEOGRAPHY_FACTS: list[tuple[list[str], str, str]] = [
         ],
         "Sumqayıt Bakının şimal-qərbində, Xəzər dənizinin sahilində yerləşən sənaye şəhəridir.",
         "Bu şəhər Sumqayıtdır.",
+        entity("city", "Sumqayıt"),
     ),
     (
         [
@@ -858,6 +927,7 @@ GEOGRAPHY_FACTS: list[tuple[list[str], str, str]] = [
         ],
         "Tufandağ kurortu Böyük Qafqaz dağlarında, Qəbələ şəhərinin yaxınlığında yerləşir.",
         "Tufandağ kurortu Qəbələdədir.",
+        entity("city", "Qəbələ"),
     ),
     (
         [
@@ -866,6 +936,7 @@ GEOGRAPHY_FACTS: list[tuple[list[str], str, str]] = [
         ],
         "Qəbələ uzun əsrlər boyu Qafqaz Albaniyasının paytaxtı olub.",
         "Qafqaz Albaniyasının paytaxtı Qəbələ olub.",
+        entity("city", "Qəbələ"),
     ),
     (
         [
@@ -874,6 +945,7 @@ GEOGRAPHY_FACTS: list[tuple[list[str], str, str]] = [
         ],
         "Orta əsrlərdə Şirvanşahlar dövlətinin paytaxtı uzun müddət Şamaxı olub.",
         "Şirvanşahların paytaxtı Şamaxı olub.",
+        entity("city", "Şamaxı"),
     ),
     (
         [
@@ -882,6 +954,7 @@ GEOGRAPHY_FACTS: list[tuple[list[str], str, str]] = [
         ],
         "Bakı Abşeron yarımadasında, Xəzər dənizinin qərb sahilində yerləşir.",
         "Bakı Xəzər dənizinin sahilindədir.",
+        entity("sea", "Xəzər"),
     ),
 ]
 
@@ -901,7 +974,10 @@ INLAND_TOWNS = [
 
 def geography_pool() -> list[Item]:
     """Return every geography question (a finite pool; the family samples from it)."""
-    pool = [Item(q, r, a) for questions, r, a in GEOGRAPHY_FACTS for q in questions]
+    pool = []
+    for questions, r, a, target in GEOGRAPHY_FACTS:
+        per_question = target if isinstance(target, list) else [target] * len(questions)
+        pool += [Item(q, r, a, t) for q, t in zip(questions, per_question, strict=True)]
     for coastal, coastal_cop in COASTAL_TOWNS:
         for inland, _ in INLAND_TOWNS:
             for left, right in ((coastal, inland), (inland, coastal)):
@@ -910,7 +986,8 @@ def geography_pool() -> list[Item]:
                     f"{coastal} Xəzər dənizinin sahilindədir, {inland} isə dənizdən uzaqda "
                     f"yerləşir. Deməli, düzgün cavab {coastal} şəhəridir."
                 )
-                pool.append(Item(q, r, f"Sahil şəhəri {coastal_cop}."))
+                target = entity("city", coastal, options=[left, right])
+                pool.append(Item(q, r, f"Sahil şəhəri {coastal_cop}.", target))
     return pool
 
 
@@ -935,7 +1012,7 @@ FAMILIES: dict[str, Family] = {
 }
 
 
-def generate(n: int, seed: int) -> list[dict[str, str]]:
+def generate(n: int, seed: int) -> list[dict[str, object]]:
     """Generate ``n`` unique examples, deterministically for a given ``seed``.
 
     Args:
@@ -944,7 +1021,8 @@ def generate(n: int, seed: int) -> list[dict[str, str]]:
 
     Returns:
         Records with keys ``id``, ``family`` (the task family's name: a key of
-        :data:`FAMILIES` or :data:`GEOGRAPHY`), ``question``, ``reasoning``, ``answer``.
+        :data:`FAMILIES` or :data:`GEOGRAPHY`), ``question``, ``reasoning``, ``answer`` and
+        ``target`` (what the answer is: :func:`number`, :func:`entity` or :func:`compared`).
 
     Raises:
         ValueError: If ``n`` is not positive or a family cannot produce enough unique questions.
@@ -983,12 +1061,13 @@ def generate(n: int, seed: int) -> list[dict[str, str]]:
             "question": it.question,
             "reasoning": it.reasoning,
             "answer": it.answer,
+            "target": it.target,
         }
         for i, (family, it) in enumerate(items, start=1)
     ]
 
 
-def write_jsonl(records: list[dict[str, str]], out: Path) -> None:
+def write_jsonl(records: list[dict[str, object]], out: Path) -> None:
     """Write records as UTF-8 JSON lines (non-ASCII letters kept as they are)."""
     out.parent.mkdir(parents=True, exist_ok=True)
     with out.open("w", encoding="utf-8", newline="\n") as f:
@@ -1000,7 +1079,7 @@ def main(argv: list[str] | None = None) -> None:
     """Command-line entry point."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="output JSONL path")
-    parser.add_argument("--n", type=int, default=360, help="number of examples")
+    parser.add_argument("--n", type=int, default=1120, help="number of examples")
     parser.add_argument("--seed", type=int, default=0, help="random seed")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")

@@ -12,7 +12,14 @@ import yaml
 from pydantic import BaseModel
 
 from steps.core.config import DataConfig, project_root
-from steps.core.examples import Example, assistant_text, messages, read_examples, split_examples
+from steps.core.examples import (
+    Example,
+    Target,
+    assistant_text,
+    messages,
+    read_examples,
+    split_examples,
+)
 
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
@@ -34,6 +41,7 @@ class ChatExample(BaseModel):
     prompt: str
     completion: str
     family: str | None = None
+    target: Target | None = None
 
 
 class DatasetSplit(BaseModel):
@@ -121,6 +129,7 @@ def render(example: Example, tokenizer: PreTrainedTokenizerBase) -> ChatExample:
         prompt=prompt,
         completion=full[len(prompt) :],
         family=example.family,
+        target=example.target,
     )
 
 
@@ -150,7 +159,9 @@ def load_dataset(
     """
     path, data_hash = fetch_data(cfg)
     examples = read_examples(path)
-    train, held_out = split_examples(examples, held_out=cfg.held_out, seed=cfg.seed)
+    train, held_out = split_examples(
+        examples, held_out=cfg.held_out, seed=cfg.seed, stratify=cfg.stratify
+    )
     if cfg.max_train_examples is not None:
         train = train[: cfg.max_train_examples]
     split = DatasetSplit(
@@ -165,6 +176,14 @@ def load_dataset(
         "examples": len(examples),
         "train_examples": len(split.train),
         "held_out_examples": len(split.held_out),
+        "held_out_per_family": _count_families(split.held_out),
         "train_tokens": token_stats(split.train, tokenizer, max_length).model_dump(),
     }
     return split, metadata
+
+
+def _count_families(rows: list[ChatExample]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for row in rows:
+        counts[row.family or "(none)"] = counts.get(row.family or "(none)", 0) + 1
+    return dict(sorted(counts.items()))

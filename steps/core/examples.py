@@ -1,8 +1,11 @@
 """The example schema: strict JSONL validation, a deterministic split and the assistant format.
 
-Every line of the dataset is one JSON object ``{"id", "question", "reasoning", "answer"}``,
-optionally with ``"family"`` (the task family, e.g. ``"addition"``; evaluation reports accuracy
-per family). Files written before the field existed still load. Validation is all-or-nothing:
+Every line of the dataset is one JSON object ``{"id", "question", "reasoning", "answer",
+"target"}``, optionally with ``"family"`` (the task family, e.g. ``"addition"``; evaluation
+reports accuracy per family and the split is stratified by it). ``target`` says what the answer
+*is*, so that grading never has to guess it from the answer sentence (:class:`Target`): a number
+with its unit, a named thing (weekday, month, person, city…), or who has more and by how much.
+Validation is all-or-nothing:
 every line is checked, every problem is collected, and one :class:`DataValidationError` lists
 them as ``<path>:<line>: <problem>`` so that a user can fix the file without reading a
 traceback.
@@ -16,13 +19,14 @@ import logging
 import re
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 log = logging.getLogger(__name__)
 
 FIELDS = ("id", "question", "reasoning", "answer")
+REQUIRED_OBJECTS = ("target",)
 OPTIONAL_FIELDS = ("family",)
 ASSISTANT_TEMPLATE = "<think>{reasoning}</think>\n\n<answer>{answer}</answer>"
 MAX_LISTED_ERRORS = 20
@@ -36,8 +40,54 @@ _VALID_FORMAT = re.compile(
 )
 
 
+class _TargetBase(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+class NumberTarget(_TargetBase):
+    """The answer is a number: ``{"kind": "number", "value": 7, "unit": "manat"}``."""
+
+    kind: Literal["number"]
+    value: int | float
+    unit: str | None = Field(None, min_length=1, description="unit or counted thing, if any")
+
+
+class EntityTarget(_TargetBase):
+    """The answer names one thing: ``{"kind": "entity", "type": "weekday", "value": "cümə"}``."""
+
+    kind: Literal["entity"]
+    type: str = Field(min_length=1, description="weekday, month, person, city, river, sea…")
+    value: str = Field(min_length=1)
+    options: tuple[str, ...] = Field(
+        (), strict=False, description="the candidates the question offers"
+    )
+    given: tuple[str, ...] = Field(
+        (), strict=False, description="what the question states as known"
+    )
+
+
+class ComparisonTarget(_TargetBase):
+    """Who has more, and by how much: ``{"kind": "comparison", "who": "Nigar", "by": 21}``."""
+
+    kind: Literal["comparison"]
+    who: str = Field(min_length=1)
+    by: int | float
+    unit: str | None = Field(None, min_length=1)
+    options: tuple[str, ...] = Field((), strict=False, description="the people (things) compared")
+
+
+Target = Annotated[NumberTarget | EntityTarget | ComparisonTarget, Field(discriminator="kind")]
+_TARGET = TypeAdapter(Target)
+
+
+def parse_target(value: Any) -> Target:
+    """A target from its JSON form (raises pydantic's ``ValidationError``)."""
+    return _TARGET.validate_python(value)
+
+
 class Example(BaseModel):
-    """One chain-of-thought example."""
+    """One chain-of-thought example (``target`` is required in data files, see
+    :func:`read_examples`; examples built in code may leave it out)."""
 
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
 
@@ -46,6 +96,7 @@ class Example(BaseModel):
     reasoning: str
     answer: str
     family: str | None = None
+    target: Target | None = None
 
 
 class DataValidationError(ValueError):
@@ -92,9 +143,39 @@ def _check_record(record: Any) -> list[str]:
             problems.append(f"field '{field}' must be a string, got {_type_name(record[field])}")
         elif not record[field].strip():
             problems.append(f"field '{field}' is empty")
-    known = FIELDS + OPTIONAL_FIELDS
+    for field in REQUIRED_OBJECTS:
+        if field not in record:
+            problems.append(
+                f"field '{field}' is missing (what the answer is; data/generate.py writes it)"
+            )
+        else:
+            problems += _target_problems(record[field], field)
+    known = FIELDS + OPTIONAL_FIELDS + REQUIRED_OBJECTS
     problems += [f"unknown field '{key}'" for key in record if key not in known]
     return problems
+
+
+def _target_problems(value: Any, field: str) -> list[str]:
+    """What is wrong with a ``target`` value, each naming the field (``target.value``)."""
+    if not isinstance(value, dict):
+        return [f"field '{field}' must be an object, got {_type_name(value)}"]
+    kinds = ("number", "entity", "comparison")
+    if value.get("kind") not in kinds:
+        return [
+            f"field '{field}.kind' must be one of {', '.join(kinds)}, got {value.get('kind')!r}"
+        ]
+    try:
+        parse_target(value)
+    except ValidationError as e:
+        problems: list[str] = []
+        for error in e.errors():
+            loc = [str(p) for p in error["loc"][1:] if p not in ("int", "float")]
+            where = ".".join([field, *loc])
+            message = "must be a number" if error["loc"][-1] in ("int", "float") else error["msg"]
+            if f"field '{where}': {message}" not in problems:
+                problems.append(f"field '{where}': {message}")
+        return problems
+    return []
 
 
 def read_examples(path: Path) -> list[Example]:
@@ -147,7 +228,7 @@ def read_examples(path: Path) -> list[Example]:
         if problems:
             errors += [f"{path}:{lineno}: {problem}" for problem in problems]
             continue
-        examples.append(Example(**record))
+        examples.append(Example(**(record | {"target": parse_target(record["target"])})))
 
     if not examples and not errors:
         errors.append(f"{path}:1: no examples (the file is empty)")
@@ -162,18 +243,35 @@ def _split_key(example: Example, seed: int) -> tuple[str, str, str, str, str]:
     return digest, example.id, example.question, example.reasoning, example.answer
 
 
+def _per_family(examples: Sequence[Example], held_out: int) -> dict[str | None, int]:
+    """How many of each family to hold out: proportional to its size, the remainders going to
+    the largest fractions (ties by family name), so the counts add up to ``held_out``."""
+    sizes: dict[str | None, int] = {}
+    for example in examples:
+        sizes[example.family] = sizes.get(example.family, 0) + 1
+    exact = {f: held_out * n / len(examples) for f, n in sizes.items()}
+    counts = {f: int(x) for f, x in exact.items()}
+    by_fraction = sorted(exact, key=lambda f: (-(exact[f] - counts[f]), str(f)))
+    for family in by_fraction[: held_out - sum(counts.values())]:
+        counts[family] += 1
+    return counts
+
+
 def split_examples(
-    examples: Sequence[Example], held_out: int, seed: int
+    examples: Sequence[Example], held_out: int, seed: int, stratify: bool = False
 ) -> tuple[list[Example], list[Example]]:
     """Split examples into training and held-out sets, deterministically.
 
     Examples are ordered by ``sha256(f"{seed}:{id}")`` and the first ``held_out`` are held out,
-    so the split depends only on the ids and the seed, not on the order of ``examples``.
+    so the split depends only on the ids and the seed, not on the order of ``examples``. With
+    ``stratify`` the first ones *of each family* are held out, as many per family as its share
+    of the data (the held-out set then has every family in proportion).
 
     Args:
         examples: The examples to split (ids are expected to be unique).
         held_out: How many examples to hold out for evaluation.
         seed: Changes which examples are held out.
+        stratify: Hold out each family in proportion to its size.
 
     Returns:
         ``(train, held_out)``, both in the hashed order.
@@ -189,7 +287,17 @@ def split_examples(
             f"examples; use held_out <= {len(examples) - 1} or add data"
         )
     ordered = sorted(examples, key=lambda example: _split_key(example, seed))
-    return ordered[held_out:], ordered[:held_out]
+    if not stratify:
+        return ordered[held_out:], ordered[:held_out]
+    quota = _per_family(ordered, held_out)
+    train, kept = [], []
+    for example in ordered:
+        if quota[example.family] > 0:
+            quota[example.family] -= 1
+            kept.append(example)
+        else:
+            train.append(example)
+    return train, kept
 
 
 def assistant_text(example: Example) -> str:

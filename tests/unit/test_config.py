@@ -46,7 +46,9 @@ def test_shipped_config_loads(path: Path) -> None:
 
     assert isinstance(config, PipelineConfig)
     assert config.data.path == Path("data/nizami.jsonl")
-    assert config.data.held_out == 50
+    production = path.name == "nizami-1.7b.yaml"
+    assert config.data.held_out == (308 if production else 50)
+    assert config.data.stratify is (path.name != "nizami-1.7b-seed-eval.yaml")
 
 
 def test_relative_path_resolves_against_the_project_root(tmp_path, monkeypatch) -> None:

@@ -140,8 +140,11 @@ def test_token_stats(tokenizer, tiny_split) -> None:
 def test_load_dataset_metadata(tiny_config, tokenizer) -> None:
     split, metadata = load_dataset(tiny_config.data, tokenizer, tiny_config.train.max_length)
 
-    assert metadata["examples"] == 360
+    assert metadata["examples"] == 1120
     assert metadata["held_out_examples"] == len(split.held_out) == 50
+    per_family = metadata["held_out_per_family"]  # stratified: 50 over 14 families
+    assert sum(per_family.values()) == 50 and set(per_family.values()) == {3, 4}
+    assert all(r.target is not None for r in split.held_out)
     assert metadata["train_examples"] == len(split.train) == 96
     assert metadata["data_hash"] == split.data_hash == _recorded_md5()
     assert metadata["source"] == split.source == "data/nizami.jsonl"
@@ -156,7 +159,7 @@ def test_load_dataset_without_cap_uses_every_other_example(tiny_config, tokenize
 
     split, metadata = load_dataset(data, tokenizer, max_length=256)
 
-    assert metadata["train_examples"] == len(split.train) == 360 - 50
+    assert metadata["train_examples"] == len(split.train) == 1120 - 50
     capped, _ = load_dataset(tiny_config.data, tokenizer, max_length=256)
     assert [r.id for r in split.train[:96]] == [r.id for r in capped.train]
     assert [r.id for r in split.held_out] == [r.id for r in capped.held_out]

@@ -38,6 +38,7 @@ def _record(i: int = 1, **overrides: object) -> dict[str, object]:
         "question": f"Sual {i}?",
         "reasoning": f"{i} + 1 = {i + 1}.",
         "answer": f"Cavab {i + 1}-dir.",
+        "target": {"kind": "number", "value": i + 1},
     }
     record.update(overrides)
     return record
@@ -63,7 +64,7 @@ def _errors(path: Path) -> list[str]:
 
 
 def _examples(n: int) -> list[Example]:
-    return [Example(**_record(i)) for i in range(1, n + 1)]
+    return [Example(**(_record(i) | {"target": None})) for i in range(1, n + 1)]
 
 
 # ----------------------------------------------------------------------------- shipped data
@@ -119,6 +120,64 @@ def test_a_file_without_family_still_loads(tmp_path: Path) -> None:
     assert [e.family for e in read_examples(path)] == [None, "addition"]
 
 
+def test_a_file_without_targets_is_rejected_naming_line_and_field(tmp_path: Path) -> None:
+    no_target = {k: v for k, v in _record(1).items() if k != "target"}
+    path = _write(
+        tmp_path,
+        [
+            _line(no_target),
+            _line(_record(2, target={"kind": "number", "value": "7"})),
+            _line(_record(3, target={"kind": "entity", "type": "city"})),
+            _line(_record(4, target={"kind": "guess", "value": 1})),
+            _line(_record(5, target=[7])),
+            _line(_record(6, target={"kind": "comparison", "who": "Nigar", "by": 3, "x": 1})),
+        ],
+    )
+    assert _errors(path) == [
+        f"{path}:1: field 'target' is missing (what the answer is; data/generate.py writes it)",
+        f"{path}:2: field 'target.value': must be a number",
+        f"{path}:3: field 'target.value': Field required",
+        f"{path}:4: field 'target.kind' must be one of number, entity, comparison, got 'guess'",
+        f"{path}:5: field 'target' must be an object, got list",
+        f"{path}:6: field 'target.x': Extra inputs are not permitted",
+    ]
+
+
+def test_shipped_targets_say_what_the_answer_sentence_says() -> None:
+    kinds = set()
+    for example in read_examples(DATA):
+        target, answer = example.target, example.answer
+        assert target is not None, example.id
+        kinds.add((example.family, target.kind))
+        if target.kind == "number":
+            assert str(target.value) in answer, example.id
+        elif target.kind == "comparison":
+            assert target.who in answer and str(target.by) in answer, example.id
+            assert target.who in target.options and len(target.options) == 2, example.id
+        else:
+            assert target.value.split()[0].lower() in answer.lower(), example.id
+            assert not target.options or target.value in target.options, example.id
+            assert target.value not in target.given, example.id
+    assert ("calendar", "entity") in kinds and ("geography", "entity") in kinds
+    assert ("comparison", "comparison") in kinds and ("money", "number") in kinds
+
+
+def test_stratified_split_holds_out_every_family_in_proportion() -> None:
+    examples = read_examples(DATA)
+    families = {e.family for e in examples}
+    train, held_out = split_examples(examples, held_out=308, seed=0, stratify=True)
+    counts = {f: sum(e.family == f for e in held_out) for f in families}
+    assert len(held_out) == 308 and len(families) == 14
+    assert set(counts.values()) == {22}
+    small_train, small = split_examples(examples, held_out=50, seed=0, stratify=True)
+    small_counts = [sum(e.family == f for e in small) for f in families]
+    assert len(small) == 50 and min(small_counts) == 3 and max(small_counts) == 4
+    assert not {e.id for e in train} & {e.id for e in held_out}
+    # the unstratified split (the seed's) is what it was: the first ones in hashed order
+    plain = split_examples(examples, held_out=50, seed=0)[1]
+    assert [e.id for e in plain] != [e.id for e in small]
+
+
 def test_shipped_reasoning_arithmetic_is_correct() -> None:
     checked = 0
     for example in read_examples(DATA):
@@ -146,8 +205,8 @@ def _generate(out: Path, *args: str) -> bytes:
 
 
 def test_generator_is_deterministic_and_reproduces_shipped_file(tmp_path: Path) -> None:
-    first = _generate(tmp_path / "a.jsonl", "--n", "360", "--seed", "0")
-    second = _generate(tmp_path / "b.jsonl", "--n", "360", "--seed", "0")
+    first = _generate(tmp_path / "a.jsonl", "--n", "1120", "--seed", "0")
+    second = _generate(tmp_path / "b.jsonl", "--n", "1120", "--seed", "0")
     assert first == second
     assert first == DATA.read_bytes()
     other_seed = _generate(tmp_path / "c.jsonl", "--n", "360", "--seed", "1")
@@ -236,6 +295,7 @@ def test_all_problems_are_reported_together(tmp_path: Path) -> None:
         f"{path}:4: field 'question' must be a string, got int",
         f"{path}:4: field 'reasoning' is missing",
         f"{path}:4: field 'answer' is missing",
+        f"{path}:4: field 'target' is missing (what the answer is; data/generate.py writes it)",
         f"{path}:4: unknown field 'extra'",
         f"{path}:4: duplicate id 'az-0001' (first seen on line 1)",
     ]
