@@ -15,6 +15,7 @@ FLAVORS = {
         "kaggle_orchestrator.flavors.kaggle_step_operator_flavor.KaggleStepOperatorFlavor",
     "model_registry":
         "hf_registry.flavors.hf_model_registry_flavor.HuggingFaceModelRegistryFlavor",
+    "experiment_tracker": "pipelines.wandb_flavor.NizamiWandbFlavor",
 }
 
 

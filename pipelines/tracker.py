@@ -1,20 +1,22 @@
-"""W&B online when a key is configured, offline otherwise: the one switch (``register.sh``).
+"""W&B online or offline: decided for each run from what is set *now*, with the true reason.
 
-The stacks ship a ``wandb`` experiment tracker in offline mode with a placeholder key, so a
-fresh machine needs no account. ``stacks/register.sh`` runs ``python -m pipelines.tracker``
-after activating a stack:
+The stacks' ``nizami_wandb`` tracker (``pipelines/wandb_tracker.py``) is registered once, the
+same way with or without a key, so stacks register in any order and nothing about W&B is stored
+by ``stacks/register.sh``. For each run, :func:`decide` picks, in this order:
 
-- ``WANDB_API_KEY`` set (CI passes the repository secret): its value is stored in the ZenML
-  secret ``wandb`` (created or updated from the environment, never from a command line) and
-  the tracker is switched online with ``api_key: {{wandb.api_key}}``;
-- no variable, but a ZenML secret ``wandb`` exists (a team server): online with it;
-- neither (or ``WANDB_MODE=offline``): offline with the placeholder; runs stay in
-  ``$WANDB_DIR/wandb/offline-run-*`` and the step log prints the ``wandb sync`` command.
+1. ``WANDB_MODE=offline`` in the environment: offline;
+2. a key: ``WANDB_API_KEY`` in the environment, else the ZenML secret ``wandb`` (a team server's
+   shared key, created on purpose with ``zenml secret create wandb --api_key=...``), else an
+   ``api_key`` set on the tracker itself; no key: offline;
+3. with a key, W&B must answer at all (``WANDB_BASE_URL``, default W&B's cloud) within
+   ``NIZAMI_WANDB_PROBE_S`` (5 s): if it does not, offline, with one warning, instead of
+   ``wandb.init`` failing the step after 90 s;
+4. otherwise online.
 
-At run time, :func:`offline_if_unreachable` (the training pipeline's init hook) checks that an
-online tracker's W&B answers at all (``WANDB_BASE_URL``, default W&B's cloud) within
-``NIZAMI_WANDB_PROBE_S`` (5 s); when it does not, this run's W&B goes offline with one warning
-instead of ``wandb.init`` failing the step after 90 s.
+The training pipeline's init hook (:func:`decide_for_this_run`) decides once per run and hands
+the decision to the step processes it starts (a Kaggle step's local entrypoint) through the
+environment; the tracker logs it at each step. Offline runs stay in ``$WANDB_DIR/wandb/`` and
+the log prints the ``wandb sync`` command that uploads them.
 """
 
 from __future__ import annotations
@@ -23,44 +25,56 @@ import logging
 import os
 import sys
 import time
+from dataclasses import dataclass, field
 
 log = logging.getLogger(__name__)
 
 SECRET = "wandb"
-PLACEHOLDER = "offline-placeholder"
-ONLINE = {"api_key": "{{" + SECRET + ".api_key}}", "settings": {}}
-OFFLINE = {"api_key": PLACEHOLDER, "settings": {"mode": "offline"}}
+# The decision of this run, handed to child processes: "<pid>|online|<reason>" where <pid> is
+# the process that decided (a child reuses its parent's; anything else decides afresh).
+DECISION_ENV = "NIZAMI_WANDB_DECISION"
+DEFAULT_BASE_URL = "https://api.wandb.ai"
 
 
-def configure_wandb_tracker() -> str:
-    """Switch the active stack's ``wandb`` tracker online or offline; returns what was done."""
-    from zenml.client import Client
-    from zenml.enums import StackComponentType
+@dataclass(frozen=True)
+class Decision:
+    """Online or offline, why, and (online only) the key to use; the key never prints."""
 
-    client = Client()
-    trackers = client.active_stack_model.components.get(StackComponentType.EXPERIMENT_TRACKER)
-    if not trackers or trackers[0].flavor_name != "wandb":
-        return "no W&B experiment tracker on this stack"
-    key = os.environ.get("WANDB_API_KEY")
-    if key:
-        try:
-            client.get_secret(SECRET)
-            client.update_secret(SECRET, add_or_update_values={"api_key": key})
-        except KeyError:
-            client.create_secret(SECRET, values={"api_key": key})
+    online: bool
+    reason: str
+    key: str | None = field(default=None, repr=False)
+
+    def describe(self) -> str:
+        """One line for the log."""
+        if self.online:
+            return f"W&B online ({self.reason})"
+        return (f"W&B offline ({self.reason}); runs stay under "
+                f"{os.path.join(os.environ.get('WANDB_DIR', '.'), 'wandb')} and upload later "
+                "with `wandb sync <run folder>`")
+
+
+def _stored_key() -> str | None:
+    """The ZenML secret ``wandb``'s ``api_key``, if the active store has one."""
     try:
-        client.get_secret(SECRET)
-        has_key = True
+        from zenml.client import Client
+
+        return Client().get_secret(SECRET).secret_values.get("api_key") or None
     except KeyError:
-        has_key = False
-    online = has_key and os.environ.get("WANDB_MODE") != "offline"
-    client.update_stack_component(trackers[0].name, StackComponentType.EXPERIMENT_TRACKER,
-                                  configuration=ONLINE if online else OFFLINE)
-    if online:
-        source = "WANDB_API_KEY" if key else f"the ZenML secret '{SECRET}'"
-        return f"W&B tracker {trackers[0].name}: online (key from {source})"
-    return (f"W&B tracker {trackers[0].name}: offline (no WANDB_API_KEY or ZenML secret "
-            f"'{SECRET}'); upload runs later with `wandb sync <run folder>`")
+        return None
+    except Exception as error:  # noqa: BLE001 a lookup must never fail the run it serves
+        log.debug("ZenML secret %r not read: %s", SECRET, error)
+        return None
+
+
+def find_key(tracker_key: str | None = None) -> tuple[str | None, str]:
+    """(the W&B key to use, where it comes from), or (None, why there is none)."""
+    if key := os.environ.get("WANDB_API_KEY"):
+        return key, "key from WANDB_API_KEY"
+    if key := _stored_key():
+        return key, f"key from the ZenML secret '{SECRET}'"
+    if tracker_key:
+        return tracker_key, "key from the tracker's api_key"
+    return None, f"no WANDB_API_KEY in the environment and no ZenML secret '{SECRET}'"
 
 
 def wandb_unreachable(base_url: str, timeout_s: float = 5.0) -> str | None:
@@ -76,33 +90,78 @@ def wandb_unreachable(base_url: str, timeout_s: float = 5.0) -> str | None:
     return None
 
 
-def offline_if_unreachable() -> None:
-    """Pipeline init hook: an online ``wandb`` tracker whose W&B does not answer goes offline
-    for this run (``WANDB_MODE=offline``), with one warning that says why and where runs stay."""
-    if os.environ.get("WANDB_MODE") == "offline":
-        return
-    from zenml.client import Client
+def decide(tracker_key: str | None = None, probe: bool = True) -> Decision:
+    """Online or offline for a run starting now (see the module docstring for the order)."""
+    if os.environ.get("WANDB_MODE", "").lower() in ("offline", "disabled", "dryrun"):
+        return Decision(False, f"WANDB_MODE={os.environ['WANDB_MODE']} is set")
+    key, source = find_key(tracker_key)
+    if key is None:
+        return Decision(False, source)
+    if probe:
+        base_url = os.environ.get("WANDB_BASE_URL", DEFAULT_BASE_URL)
+        why = wandb_unreachable(base_url, float(os.environ.get("NIZAMI_WANDB_PROBE_S", "5")))
+        if why is not None:
+            return Decision(False, f"{source}, but W&B at {base_url} does not answer: {why}")
+    return Decision(True, source, key)
 
+
+def _handed_down() -> Decision | None:
+    """The decision of the process that started this one, for the same run."""
+    pid, _, rest = os.environ.get(DECISION_ENV, "").partition("|")
+    if not pid.isdigit() or int(pid) != os.getppid():
+        return None
+    mode, _, reason = rest.partition("|")
+    if mode != "online":
+        return Decision(False, reason)
+    key, _ = find_key(None)
+    return Decision(True, reason, key) if key else None
+
+
+def current(tracker_key: str | None = None) -> Decision:
+    """This run's decision: the one made at its start (in this process or its parent), else a
+    new one (a pipeline without the init hook, or a step process on another machine)."""
+    pid, _, rest = os.environ.get(DECISION_ENV, "").partition("|")
+    if pid == str(os.getpid()):
+        mode, _, reason = rest.partition("|")
+        if mode != "online":
+            return Decision(False, reason)
+        key, _ = find_key(tracker_key)
+        if key:
+            return Decision(True, reason, key)
+    handed = _handed_down()
+    return handed if handed is not None else _record(decide(tracker_key))
+
+
+def _record(decision: Decision) -> Decision:
+    mode = "online" if decision.online else "offline"
+    os.environ[DECISION_ENV] = f"{os.getpid()}|{mode}|{decision.reason}"
+    return decision
+
+
+def decide_for_this_run() -> None:
+    """Pipeline init hook: decide W&B's mode once for this run and say why (one line; a warning
+    when a key is set but W&B does not answer). Never fails the run."""
+    handed = _handed_down()
+    if handed is not None:  # a step process of a run whose parent decided
+        _record(handed)
+        return
     try:
+        from zenml.client import Client
+
         tracker = Client().active_stack.experiment_tracker
     except Exception as error:  # noqa: BLE001 a probe must never fail the run it protects
-        log.warning("W&B reachability not checked: %s", error)
+        log.warning("W&B mode not decided: %s", error)
         return
-    if tracker is None or tracker.flavor != "wandb" or tracker.config.api_key == PLACEHOLDER:
+    if tracker is None or not hasattr(tracker, "decision"):
         return
-    if (tracker.config.settings or {}).get("mode") == "offline":
-        return
-    base_url = os.environ.get("WANDB_BASE_URL", "https://api.wandb.ai")
-    reason = wandb_unreachable(base_url, float(os.environ.get("NIZAMI_WANDB_PROBE_S", "5")))
-    if reason is None:
-        return
-    os.environ["WANDB_MODE"] = "offline"
-    folder = os.path.join(os.environ.get("WANDB_DIR", "."), "wandb")
-    log.warning(
-        "W&B at %s does not answer (%s): this run logs to W&B offline, under %s; upload it "
-        "later with `wandb sync <run folder>`", base_url, reason, folder,
-    )  # fmt: skip
+    decision = _record(decide(getattr(tracker.config, "api_key", None)))
+    level = logging.WARNING if "does not answer" in decision.reason else logging.INFO
+    log.log(level, "%s", decision.describe())
 
 
-if __name__ == "__main__":
-    print(configure_wandb_tracker(), file=sys.stdout)
+# The name earlier run configs and snapshots refer to.
+offline_if_unreachable = decide_for_this_run
+
+
+if __name__ == "__main__":  # what a run started now would do (stacks/register.sh prints it)
+    print(f"{decide(probe=False).describe()} - decided again at each run", file=sys.stdout)

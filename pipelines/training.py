@@ -17,9 +17,9 @@ from steps.train import train
 DEFAULT_CONFIG = "pipelines/configs/demo.yaml"
 
 
-# on_init: an online W&B that does not answer makes this run's W&B offline (pipelines/tracker.py)
+# on_init: W&B online or offline for this run, from what is set now (pipelines/tracker.py)
 @pipeline(
-    name="nizami_training", enable_cache=True, on_init="pipelines.tracker.offline_if_unreachable"
+    name="nizami_training", enable_cache=True, on_init="pipelines.tracker.decide_for_this_run"
 )
 def training_pipeline(config_path: str = DEFAULT_CONFIG) -> None:
     """Wire the five steps from one validated config (see steps/core/config.py)."""

@@ -20,5 +20,6 @@ fi
 python -m kaggle_orchestrator.stack_check "$name"
 zenml stack set "$name" >/dev/null
 echo "active stack: $name"
-# W&B online when a key is configured (WANDB_API_KEY or a ZenML secret `wandb`), else offline.
+# W&B is decided at each run (WANDB_API_KEY or a ZenML secret `wandb`, and W&B answering);
+# this prints what a run started now would do. Nothing about W&B is stored here.
 python -m pipelines.tracker

@@ -48,6 +48,8 @@ if TYPE_CHECKING:
     from kaggle_orchestrator.flavors import KaggleStepOperatorConfig, KaggleStepOperatorSettings
 
 log = logging.getLogger(__name__)
+# ZenML's W&B tracker and the project's (``nizami_wandb``: online or offline per run).
+WANDB_FLAVORS = ("wandb", "nizami_wandb")
 
 
 class KaggleCapacityError(RuntimeError):
@@ -318,7 +320,7 @@ class KernelStepRunner(StepRunner):
         """The kernel's W&B run, if the step uses a ``wandb`` tracker; the tracker then opens
         no run of its own here and links the step to the kernel's (see ``wandb_run.py``)."""
         tracker = self._stack.experiment_tracker
-        if tracker is None or tracker.flavor != "wandb":
+        if tracker is None or tracker.flavor not in WANDB_FLAVORS:
             return None
         if not self._step.config.uses_experiment_tracker(tracker.name):
             return None

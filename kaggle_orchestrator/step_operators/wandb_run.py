@@ -14,6 +14,7 @@ offline one leaves it there and the step log prints the ``wandb sync`` command.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import shutil
 import signal
@@ -49,13 +50,18 @@ class KernelWandbRun:
         settings = tracker.get_settings(info)
         kwargs = build_wandb_initialization(config=tracker.config, settings=settings, info=info)
         mode = (kwargs.get("settings") or {}).get("mode")
+        online = mode != "offline" and os.environ.get("WANDB_MODE") != "offline"
+        api_key = tracker.config.api_key
+        if hasattr(tracker, "decision"):  # the project's tracker: this run's mode and key
+            decision = tracker.decision()
+            online, api_key = decision.online, decision.key
+            logging.getLogger(__name__).info("%s", decision.describe())
         return cls(
             id=kwargs.get("id") or uuid.uuid4().hex[:8],
             name=kwargs["name"], project=kwargs.get("project"), entity=kwargs.get("entity"),
             group=kwargs.get("group") or info.run_name, tags=list(kwargs.get("tags") or []),
             config={**(kwargs.get("config") or {}), **config},
-            online=mode != "offline" and os.environ.get("WANDB_MODE") != "offline",
-            api_key=tracker.config.api_key,
+            online=online, api_key=api_key,
         )  # fmt: skip
 
     def for_kernel(self) -> dict[str, Any]:

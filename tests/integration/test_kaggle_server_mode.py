@@ -401,7 +401,7 @@ def test_server_mode_on_a_local_artifact_store_is_refused(team_stack, team_run):
     kaggle = team_stack.kaggle
     pushes = _uploads(kaggle)
     team_stack.zenml("zenml", "stack", "register", "team-local-store", "-o", "default",
-                     "-a", "default", "-s", "kaggle_server", "-e", "nizami_wandb_offline")
+                     "-a", "default", "-s", "kaggle_server", "-e", "nizami_wandb")
     check = team_stack.zenml(sys.executable, "-m", "kaggle_orchestrator.stack_check",
                              "team-local-store", check=False)
     assert check.returncode == 1

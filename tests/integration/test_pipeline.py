@@ -41,7 +41,8 @@ def local_stack():
 
     client = Client()
     client.activate_stack("local")
-    assert client.active_stack_model.components["experiment_tracker"][0].flavor_name == "wandb"
+    tracker = client.active_stack_model.components["experiment_tracker"][0]
+    assert tracker.flavor_name == "nizami_wandb"
     return client
 
 

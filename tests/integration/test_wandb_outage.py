@@ -1,11 +1,10 @@
 """A W&B key set, W&B unreachable: the run goes on offline, with one warning, in bounded time.
 
-The local stack is registered with ``WANDB_API_KEY`` set (so ``stacks/register.sh`` puts the
-tracker online, as for a user with a key), then the tiny pipeline runs with ``WANDB_BASE_URL`` at
-a loopback port that accepts connections and never answers (a W&B behind a dead proxy) and at
-one that refuses them. Before the init hook (``pipelines.tracker.offline_if_unreachable``),
-``wandb.init`` failed the train step with ``CommError`` after 90 s. Afterwards the secret is
-deleted and the stack registered offline again, as the rest of the suite expects.
+With ``WANDB_API_KEY`` set (a user with a key: the run would go online), the tiny pipeline runs
+on the local stack with ``WANDB_BASE_URL`` at a loopback port that accepts connections and never
+answers (a W&B behind a dead proxy) and at one that refuses them. Before the init hook
+(``pipelines.tracker.decide_for_this_run``), ``wandb.init`` failed the train step with
+``CommError`` after 90 s.
 """
 
 from __future__ import annotations
@@ -21,7 +20,7 @@ from pathlib import Path
 import pytest
 from helpers import register_stack, run_pipeline, write_config
 
-from pipelines.tracker import SECRET, wandb_unreachable
+from pipelines.tracker import DECISION_ENV, wandb_unreachable
 
 pytestmark = pytest.mark.e2e
 
@@ -63,41 +62,26 @@ def test_the_probe_tells_silent_refusing_and_answering_apart():
         server.shutdown()
 
 
-def _forget_cached_stacks() -> None:
-    """Drop ZenML's in-process stack cache. It is keyed by the stack's id and update time, and
-    ``register.sh`` (another process) changes only the tracker component, so this process would
-    go on running the tracker as it was when it first loaded the stack. A user's next
-    ``make demo`` is a new process and has no such cache."""
-    from zenml.stack import stack
-
-    stack._STACK_CACHE.clear()
-
-
 @pytest.fixture(scope="module")
-def online_local_stack():
-    """The local stack with its W&B tracker online (a key set at registration)."""
-    saved = {k: os.environ.get(k) for k in ("WANDB_API_KEY", "WANDB_MODE")}
-    os.environ["WANDB_API_KEY"] = "k" * 40
-    os.environ.pop("WANDB_MODE", None)
-    try:
-        done = register_stack("local")
-        assert done.returncode == 0 and "online" in done.stdout, done.stdout + done.stderr
-        _forget_cached_stacks()
-        yield
-    finally:
-        for k, v in saved.items():
-            os.environ.pop(k, None) if v is None else os.environ.__setitem__(k, v)
-        from zenml.client import Client
+def local_stack():
+    done = register_stack("local")
+    assert done.returncode == 0, done.stdout + done.stderr
+    from zenml.client import Client
 
-        Client().delete_secret(SECRET)
-        done = register_stack("local")
-        _forget_cached_stacks()
-        assert "offline" in done.stdout, done.stdout
+    Client().activate_stack("local")
+
+
+@pytest.fixture
+def a_key_set(local_stack, monkeypatch):
+    """A user with a W&B key in the shell, and no WANDB_MODE (the suite's default is offline)."""
+    monkeypatch.setenv("WANDB_API_KEY", "k" * 40)
+    monkeypatch.delenv("WANDB_MODE", raising=False)
+    monkeypatch.delenv(DECISION_ENV, raising=False)
 
 
 @pytest.mark.parametrize("wandb_server", ["accepts and never answers", "refuses"])
 def test_the_pipeline_runs_on_offline_when_wandb_does_not_answer(
-    online_local_stack, tmp_path, monkeypatch, caplog, wandb_server
+    a_key_set, tmp_path, monkeypatch, caplog, wandb_server
 ):
     # logging.config calls (default disable_existing_loggers=True, e.g. BentoML's CLI logging)
     # disable loggers that exist at that moment; this test reads this one's records.
@@ -115,6 +99,8 @@ def test_the_pipeline_runs_on_offline_when_wandb_does_not_answer(
             run = run_pipeline(config)
         elapsed = time.monotonic() - started
     assert run.status.value == "completed", elapsed
-    warnings = [r.getMessage() for r in caplog.records if "does not answer" in r.getMessage()]
-    assert len(warnings) == 1 and f"127.0.0.1:{port}" in warnings[0]
+    warnings = [r.getMessage() for r in caplog.records
+                if r.levelno >= logging.WARNING and "does not answer" in r.getMessage()]
+    assert len(warnings) == 1 and f"127.0.0.1:{port}" in warnings[0], warnings
+    assert "key from WANDB_API_KEY" in warnings[0] and "k" * 40 not in caplog.text
     assert set(wandb_dir.glob("offline-run-*")) - before  # the run's W&B data, kept offline

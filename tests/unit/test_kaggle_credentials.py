@@ -133,40 +133,6 @@ def test_a_wandb_sync_with_wandb_unreachable_is_bounded_and_never_raises(tmp_pat
     assert (run_dir / "files").is_dir() or any(run_dir.iterdir())  # the run is still here
 
 
-def test_the_tracker_goes_online_only_with_a_key(tmp_path):
-    """stacks/register.sh's switch, on a throwaway ZenML store (W&B is never contacted)."""
-    import os
-    import subprocess
-
-    root = Path(__file__).resolve().parents[2]
-    env = {k: v for k, v in os.environ.items() if not k.startswith("WANDB_")}
-    env |= {"ZENML_CONFIG_PATH": str(tmp_path / "zenml"), "ZENML_ANALYTICS_OPT_IN": "false",
-            "PATH": f"{Path(sys.executable).parent}:{env['PATH']}"}
-    done = subprocess.run(["bash", "stacks/register.sh", "local"], cwd=root, env=env,
-                          capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stdout + done.stderr
-    assert "W&B tracker nizami_wandb_offline: offline" in done.stdout  # register.sh ran it
-    probe = ("import json; from zenml.client import Client; from pipelines.tracker import "
-             "configure_wandb_tracker as c; print(c()); print(json.dumps(Client()."
-             "get_stack_component('experiment_tracker', 'nizami_wandb_offline').configuration))")
-
-    def switch(**extra: str) -> tuple[str, dict]:
-        done = subprocess.run([sys.executable, "-c", probe], env=env | extra, cwd=root,
-                              capture_output=True, text=True, timeout=300)
-        assert done.returncode == 0, done.stdout + done.stderr
-        said, config = done.stdout.strip().splitlines()[-2:]
-        return said, json.loads(config)
-
-    secret_value = "wandb-key-made-up-for-this-test"
-    said, config = switch(WANDB_API_KEY=secret_value)
-    assert "online (key from WANDB_API_KEY)" in said and secret_value not in said
-    assert config["api_key"] == "{{wandb.api_key}}" and config["settings"] == {}
-    said, config = switch()  # the key now lives in the ZenML secret: still online
-    assert "online (key from the ZenML secret 'wandb')" in said
-    said, config = switch(WANDB_MODE="offline")
-    assert config == {**config, "api_key": "offline-placeholder", "settings": {"mode": "offline"}}
-
-
 def _http_error(status: int, retry_after: str | None = None):
     import requests
 

@@ -189,8 +189,8 @@ def test_summary_of_a_run_that_trained(tmp_path: Path) -> None:
 
 
 def test_scrub_leaves_no_secret_in_the_store(tmp_path: Path) -> None:
-    """A real local ZenML store with the W&B secret that register.sh stores: after the scrub no
-    file of the store holds the value, and the scrub says so by its exit status."""
+    """A real local ZenML store with a W&B secret in it (a team's, made on purpose): after the
+    scrub no file of the store holds the value, and the scrub says so by its exit status."""
     value = os.urandom(16).hex()
     env = {**os.environ, "ZENML_CONFIG_PATH": str(tmp_path / "zenml"),
            "ZENML_ANALYTICS_OPT_IN": "false", "WANDB_API_KEY": value}
