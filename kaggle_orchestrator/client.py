@@ -36,6 +36,19 @@ class KaggleApiError(RuntimeError):
     """A Kaggle API call failed for good (after retries, or with a non-retryable answer)."""
 
 
+# Kaggle answers a kernel that does not exist (or is not yours) with 401/403, not 404; the
+# official client turns those into a ValueError "... Permission 'kernels.get' was denied".
+MISSING_STATUSES = frozenset({401, 403, 404})
+
+
+def is_missing(error: BaseException) -> bool:
+    """Whether a failed call says "no such kernel/dataset" (in any of Kaggle's ways)."""
+    cause = error.__cause__ if isinstance(error, KaggleApiError) else error
+    if status_of(cause) in MISSING_STATUSES:
+        return True
+    return isinstance(cause, ValueError) and "was denied" in str(cause)
+
+
 class _TimeoutAdapter(HTTPAdapter):
     """Gives every request a timeout unless the caller set one."""
 
@@ -223,13 +236,13 @@ class KaggleClient:
         return sorted(p for p in path.rglob("*") if p.is_file())
 
     def delete_dataset(self, ref: str) -> None:
-        """Delete the dataset ``owner/slug`` (a 404 is fine: it is gone)."""
+        """Delete the dataset ``owner/slug`` (missing is fine: it is gone)."""
         owner, _, slug = ref.partition("/")
         try:
             self.call("DeleteDataset",
                       lambda: self.api.dataset_delete(owner, slug, no_confirm=True))
         except KaggleApiError as error:
-            if status_of(error.__cause__) != 404:
+            if not is_missing(error):
                 raise
 
     def wait_dataset_ready(self, ref: str, timeout_s: float = 600.0) -> None:
@@ -250,21 +263,49 @@ class KaggleClient:
 
     # Kernels ---------------------------------------------------------------------------------
 
+    def current_version(self, slug: str) -> int | None:
+        """The newest version number of our kernel ``slug``, or None if there is no such kernel."""
+        from kagglesdk.kernels.types.kernels_api_service import ApiGetKernelRequest
+
+        def get():
+            with self.api.build_kaggle_client() as kaggle:
+                request = ApiGetKernelRequest()
+                request.user_name, request.kernel_slug = self.username, slug
+                return kaggle.kernels.kernels_api_client.get_kernel(request)
+
+        try:
+            return int(self.call("GetKernel", get).metadata.current_version_number) or None
+        except KaggleApiError as error:
+            if is_missing(error):
+                return None
+            raise
+
     def push(self, folder: Path, slug: str, timeout_s: int | None) -> int:
         """Push ``folder`` (script + kernel-metadata.json); returns the new version number.
 
-        A failed push that may have been accepted (5xx, timeout) deletes the slug before
-        retrying, so no orphan version keeps running on the account's GPU quota.
+        A push whose answer was lost (5xx, timeout) may have been accepted. Before it is tried
+        again, the kernel's newest version is looked up: a version newer than the one before
+        the push is that push, and it is kept (not run twice). Nothing is deleted, so a resume
+        push never loses the failed version whose output it resumes from.
         """
+        before = self.current_version(slug)
+        tries = 0
+
         def push_once():
+            nonlocal tries
+            if tries:
+                landed = self.current_version(slug)
+                if landed is not None and landed != before:
+                    return landed
+            tries += 1
             with contextlib.redirect_stdout(io.StringIO()):
                 return self.api.kernels_push(str(folder), timeout=timeout_s)
 
-        def before_retry(error: BaseException) -> None:
-            if status_of(error) != 429:  # the push may have been accepted: remove it first
-                self.delete(slug, missing_ok=True)
-
-        response = self.call("SaveKernel", push_once, before_retry)
+        response = self.call("SaveKernel", push_once)
+        if isinstance(response, int):
+            log.warning("Kaggle accepted the push of %s as version %d although its answer was "
+                        "lost: following that version", slug, response)
+            return response
         if response.error:
             raise KaggleApiError(f"Kaggle refused the kernel push of {slug}: {response.error}")
         invalid = {
@@ -333,7 +374,7 @@ class KaggleClient:
                 lambda: self.api.kernels_delete(f"{self.username}/{slug}", no_confirm=True),
             )
         except KaggleApiError as error:
-            if not (missing_ok and status_of(error.__cause__) == 404):
+            if not (missing_ok and is_missing(error)):
                 raise
 
 

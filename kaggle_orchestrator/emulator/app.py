@@ -186,7 +186,7 @@ def build_app(state: EmulatorState) -> ASGIApp:
             if not user:
                 return _unauthorized(where)
         fault = state.faults.take_http_error(service, method)
-        if fault is not None:
+        if fault is not None and not fault.served:
             return _fault_response(fault, where)
         handler = HANDLERS.get((service, method))
         if handler is None:
@@ -209,6 +209,8 @@ def build_app(state: EmulatorState) -> ASGIApp:
         except Exception as e:
             log.exception("kaggle emulator: %s failed", where)
             return _error(500, f"{where}: internal emulator error: {e}")
+        if fault is not None:  # carried out; the answer is lost on the way back
+            return _fault_response(fault, where)
         log.debug("kaggle emulator: %s -> 200", where)
         if slow is not None:  # done, but the answer comes late (the client may have given up)
             await asyncio.sleep(slow.seconds)

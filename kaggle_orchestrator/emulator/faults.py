@@ -37,7 +37,8 @@ class HttpErrorFault(_Fault):
     with its service (``kernels.KernelsApiService/SaveKernel``), ``upload`` / ``download`` for the
     blob PUT and signed-file GET, ``logs_stream`` for the log stream, or ``*`` for any call. The
     body is Kaggle's JSON error ``{"code": status, "message": ...}`` or, with ``html=True``, an
-    HTML page (as Kaggle's front end sometimes sends for 429/5xx).
+    HTML page (as Kaggle's front end sometimes sends for 429/5xx). With ``served=True`` the
+    call is carried out and only its answer is replaced by the error.
     """
 
     kind: Literal["http_error"] = "http_error"
@@ -47,6 +48,10 @@ class HttpErrorFault(_Fault):
     retry_after: int | None = Field(None, ge=0, description="seconds, sent as Retry-After")
     message: str | None = None
     html: bool = False
+    served: bool = Field(
+        False, description="carry the call out first, then answer with the error (a gateway "
+        "timeout after the work was done: the client cannot tell whether it happened)",
+    )
 
 
 class PushErrorFault(_Fault):
@@ -213,8 +218,10 @@ class Faults:
         retry_after: int | None = None,
         message: str | None = None,
         html: bool = False,
+        served: bool = False,
     ) -> HttpErrorFault:
-        """Answer the next ``times`` calls to ``method`` with HTTP ``status``."""
+        """Answer the next ``times`` calls to ``method`` with HTTP ``status`` (``served``: after
+        carrying them out)."""
         fault = HttpErrorFault(
             method=method,
             status=status,
@@ -222,6 +229,7 @@ class Faults:
             retry_after=retry_after,
             message=message,
             html=html,
+            served=served,
         )
         self.add(fault)
         return fault

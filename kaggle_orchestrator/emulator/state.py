@@ -256,12 +256,15 @@ class EmulatorState:
         """The kernel ``owner/slug``.
 
         Raises:
-            ApiError: 404 if it does not exist (or is another user's private kernel).
+            ApiError: 403 if it does not exist (or is another user's private kernel): Kaggle
+                answers a missing kernel as a denied permission (the official client's
+                messages for 401/403 on kernel calls: "Permission 'kernels.get' was denied.
+                The most likely cause is a wrong kernel slug").
         """
         with self.lock:
             kernel = self.kernels.get((owner.lower(), slug.lower()))
         if kernel is None:
-            raise ApiError(404, f"Notebook {owner}/{slug} not found")
+            raise ApiError(403, f"Permission 'kernels.get' was denied for {owner}/{slug}")
         return kernel
 
     def dataset(self, owner: str, slug: str) -> Dataset:

@@ -77,6 +77,40 @@ def test_push_status_log_output_delete(client, emulator, tmp_path):
     client.delete("client-happy", missing_ok=True)  # already gone: fine
 
 
+def test_a_resume_push_whose_answer_is_lost_keeps_every_version(client, emulator, tmp_path):
+    """A 5xx after Kaggle accepted a push (a gateway timeout): the push is not repeated and
+    nothing is deleted, so the failed version a resume needs is still there. Before, the
+    client deleted the whole kernel before retrying."""
+    first = client.push(_kernel_dir(tmp_path, "client-resume", "raise SystemExit(1)\n"),
+                        "client-resume", 600)
+    assert _until_done(client, f"{USER}/client-resume/{first}")[0] == "ERROR"
+    saves = len(emulator.recording.calls("SaveKernel"))
+    emulator.faults.http_error("SaveKernel", 502, served=True)  # carried out, answer lost
+    again = tmp_path / "again"
+    again.mkdir()
+    second = client.push(_kernel_dir(again, "client-resume", "print('resumed')\n"),
+                         "client-resume", 600)
+    assert second == first + 1 and len(emulator.recording.calls("SaveKernel")) == saves + 1
+    assert f"{USER}/client-resume" not in emulator.deleted_kernels
+    assert _until_done(client, f"{USER}/client-resume/{second}")[0] == "COMPLETE"
+    assert client.status(f"{USER}/client-resume/{first}")[0] == "ERROR"  # still there
+    emulator.faults.http_error("SaveKernel", 500)  # refused before it was carried out
+    third = client.push(_kernel_dir(tmp_path / "again", "client-resume-2", "print(3)\n"),
+                        "client-resume-2", 600)
+    assert third == 1 and f"{USER}/client-resume-2" not in emulator.deleted_kernels
+
+
+def test_a_missing_kernel_is_answered_as_kaggle_does(client, emulator):
+    """Kaggle answers a kernel that does not exist with 403 ("Permission 'kernels.get' was
+    denied", which the official client turns into a ValueError), not 404."""
+    with pytest.raises(KaggleApiError, match="was denied"):
+        client.status(f"{USER}/no-such-kernel")
+    assert client.current_version("no-such-kernel") is None
+    client.delete("no-such-kernel", missing_ok=True)
+    with pytest.raises(KaggleApiError):
+        client.delete("no-such-kernel")
+
+
 def test_transient_errors_are_retried_then_succeed(client, emulator):
     emulator.faults.rate_limit("GetAcceleratorQuotaStatistics", times=2, retry_after=1)
     emulator.faults.http_error("GetAcceleratorQuotaStatistics", 503, times=1)

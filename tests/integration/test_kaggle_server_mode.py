@@ -279,7 +279,8 @@ def test_train_runs_in_the_kernel_against_the_server(team_run, team_stack):
     assert {"zenml==0.98.0", "s3fs==2026.9.0", "peft==0.21.2"} <= set(report["installed"])
     # The kernel log streamed live into the runner's step log too.
     assert "[kaggle running" in done.stdout + done.stderr
-    # The transient faults were retried (the 500'd push was deleted before the retry).
+    # The transient faults were retried (the 500, refused before it was carried out, is pushed
+    # again; nothing is deleted).
     assert team_stack.kaggle.faults.pending() == []
     assert len(team_stack.kaggle.recording.calls("SaveKernel")) >= 2
 
