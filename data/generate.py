@@ -50,9 +50,11 @@ class Item(NamedTuple):
     target: Target
 
 
-def number(value: int, unit: str | None = None) -> Target:
-    """The answer is a number, with the unit or the counted thing it comes with (if any)."""
-    return {"kind": "number", "value": value} | ({"unit": unit} if unit else {})
+def number(value: int, unit: str | None = None, convertible: bool = True) -> Target:
+    """The answer is a number, with the unit or the counted thing it comes with (if any);
+    ``convertible=False`` when the question asks for that unit (a unit conversion)."""
+    target: Target = {"kind": "number", "value": value} | ({"unit": unit} if unit else {})
+    return target if convertible else target | {"convertible": False}
 
 
 def entity(
@@ -512,7 +514,12 @@ def units(rng: random.Random) -> Item:
         f"1 {unit.big} {unit.factor} {unit.small_cop}. Böyük vahidi kiçik vahidə çevirmək üçün "
         f"vururuq: {n} × {unit.factor} = {result}."
     )
-    return Item(q, r, f"{n} {unit.big} {result} {unit.small_cop}.", number(result, unit.small))
+    return Item(
+        q,
+        r,
+        f"{n} {unit.big} {result} {unit.small_cop}.",
+        number(result, unit.small, convertible=False),
+    )
 
 
 def comparison(rng: random.Random) -> Item:

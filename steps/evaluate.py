@@ -6,6 +6,7 @@ repository is read-only, so the files are not written there: ``python -m pipelin
 them from the ``metrics`` and ``eval_report`` artifacts.
 """
 
+import logging
 from pathlib import Path
 from typing import Annotated
 
@@ -34,7 +35,7 @@ def evaluate(
 ) -> tuple[Annotated[MetricsDocument, "metrics"], Annotated[HTMLString, "eval_report"]]:
     """Score both models (answer accuracy, format, length, BLEU/chrF/ROUGE, 95 % intervals)."""
     from steps.core import evaluation as ev
-    from steps.core.eval_report import render_html
+    from steps.core.eval_report import render_html, summary_lines
     from steps.core.modeling import device, resolve_base_model
     from steps.core.tracking import log_summary
 
@@ -44,6 +45,8 @@ def evaluate(
     revision = f"{base_model.name}@{base_model.revision or 'local'}+adapter:{run_name or 'kernel'}"
     document = ev.metrics_document(report, dataset.data_hash, revision)
     html = render_html(report, document)
+    for line in summary_lines(document):
+        logging.getLogger(__name__).info("evaluate: %s", line)
     metadata = {"metrics": document.without_texts().to_json(), "eval_dtype": dtype}
     if run_name is not None:
         files = ev.publish_metrics(document, html, resolve_path(output_dir), run_name)

@@ -183,30 +183,55 @@ class EvalConfig(_Strict):
     )
 
 
-GateMetric = Literal["accuracy", "format_rate", "bleu", "chrf", "rouge1", "rouge2", "rougeL"]
-FRACTION_METRICS = ("accuracy", "format_rate")  # 0-1; the other gate metrics are on 0-100
+GateMetric = Literal[
+    "accuracy", "strict_accuracy", "format_rate", "bleu", "chrf", "rouge1", "rouge2", "rougeL"
+]
+# 0-1 (right/wrong per example); the other gate metrics are on 0-100
+FRACTION_METRICS = ("accuracy", "strict_accuracy", "format_rate")
 
 
 class GateConfig(_Strict):
     """The quality gate: when does a new version become production?
 
-    Promote when the tuned model's ``metric`` on the held-out set is >= ``threshold`` and it is
-    not significantly worse than the current production version: held back when it is worse by
-    more than ``tolerance`` and a paired test on the same examples gives p < ``alpha``.
-    A legacy config with only ``bleu_threshold`` (and ``tolerance``, default 0.5) gates on BLEU.
+    Promote when the tuned model's ``metric`` on the held-out set is >= ``threshold`` AND it is
+    not worse than the current production version by ``margin`` or more, shown on the same
+    examples: the lower bound of the one-sided (1 - ``alpha``) interval of candidate minus
+    production must be above -``margin`` (non-inferiority). Right/wrong metrics (accuracy,
+    format rate) use the exact McNemar bound, the others a paired bootstrap of ``resamples``.
+    What the gate can see at a given held-out size: docs/evaluation.md (power table).
+    A legacy config with only ``bleu_threshold`` (and ``tolerance``) gates on BLEU; a legacy
+    ``tolerance`` above 0 is the margin.
     """
 
     metric: GateMetric = Field(
         "accuracy",
-        description="accuracy and format_rate are fractions (0-1); BLEU, chrF, ROUGE are 0-100",
+        description="accuracy, strict_accuracy (right and well-formed) and format_rate are "
+        "fractions (0-1); BLEU, chrF, ROUGE are 0-100",
     )
     threshold: float = Field(..., ge=0.0, description="minimum value of `metric` to promote")
-    tolerance: float = Field(
-        0.0, ge=0.0, description="a loss against production up to this size is never held"
+    margin: float | None = Field(
+        None, gt=0.0, description="the loss against production the gate must rule out, in the "
+        "metric's units (default 0.05 = 5 points for fractions, 5.0 for BLEU/chrF/ROUGE)"
     )
     alpha: float = Field(
-        0.05, gt=0.0, lt=1.0, description="significance level of the paired test vs production"
+        0.05, gt=0.0, lt=0.5, description="one-sided level: the bound is of a (1 - alpha) interval"
     )
+    resamples: int = Field(
+        10_000, ge=10_000, description="paired bootstrap resamples (metrics other than accuracy "
+        "and format rate)"
+    )
+    tolerance: float = Field(
+        0.0, ge=0.0, description="legacy name of the margin (used when above 0 and no margin)"
+    )
+
+    @property
+    def effective_margin(self) -> float:
+        """The margin: ``margin``, else a legacy ``tolerance`` above 0, else 5 points."""
+        if self.margin is not None:
+            return self.margin
+        if self.tolerance > 0:
+            return self.tolerance
+        return 0.05 if self.metric in FRACTION_METRICS else 5.0
 
     @model_validator(mode="before")
     @classmethod
@@ -225,10 +250,11 @@ class GateConfig(_Strict):
     @model_validator(mode="after")
     def _check_scale(self) -> GateConfig:
         top = 1.0 if self.metric in FRACTION_METRICS else 100.0
-        for name in ("threshold", "tolerance"):
-            if getattr(self, name) > top:
+        for name in ("threshold", "tolerance", "margin"):
+            value = getattr(self, name)
+            if value is not None and value > top:
                 raise ValueError(
-                    f"{name} {getattr(self, name)} is out of range for {self.metric} "
+                    f"{name} {value} is out of range for {self.metric} "
                     f"(0-{top:g}{'; a fraction, e.g. 0.6 for 60 %' if top == 1.0 else ''})"
                 )
         return self

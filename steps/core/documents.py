@@ -35,6 +35,7 @@ class Figures(BaseModel):
     rougeL: float | None = None
     format_rate: float | None = None
     accuracy: float | None = None
+    strict_accuracy: float | None = None  # right and well-formed
     mean_output_tokens: float | None = None
 
     def get(self, name: str) -> float | None:
@@ -58,6 +59,9 @@ class PerExample(BaseModel):
 
     answer: list[str] | None = None
     correct: list[bool] | None = None
+    strict: list[bool] | None = Field(None, description="right and well-formed")
+    read: list[str] | None = Field(None, description="what the grader read (\"\" if nothing)")
+    why: list[str] | None = Field(None, description="why the grader said right or wrong")
     format_ok: list[bool] | None = None
     output_tokens: list[int] | None = None
     rouge1: list[float] | None = None
@@ -71,18 +75,28 @@ class ExampleScores(BaseModel):
     id: list[str]
     family: list[str] | None = None
     reference: list[str] | None = Field(None, description="the text inside each <answer>")
+    target: list[str] | None = Field(None, description="what each answer is, as the grader read it")
     base: PerExample | None = None
     tuned: PerExample
 
 
 class FamilyScores(BaseModel):
-    """Answer accuracy of both models on one task family."""
+    """Answer accuracy of both models on one task family, with 95 % intervals, the exact McNemar
+    test of tuned vs base and its Holm-adjusted p-value (adjusted for the number of families)."""
 
     n: int
     base_accuracy: float
     tuned_accuracy: float
     base_interval: Interval
     tuned_interval: Interval
+    delta: float | None = None
+    delta_interval: Interval | None = None
+    p_value: float | None = None
+    holm_p_value: float | None = None
+    finding: str | None = Field(
+        None, description="'regression' or 'improvement' when the Holm-adjusted p < 0.05, else "
+        "'no evidence of a difference'"
+    )
 
 
 class MetricsDocument(BaseModel):
@@ -121,6 +135,7 @@ class MetricsDocument(BaseModel):
         per_example = self.per_example.model_copy(
             update={
                 "reference": None,
+                "target": None,
                 "base": _no_answer(self.per_example.base),
                 "tuned": _no_answer(self.per_example.tuned),
             }
@@ -141,7 +156,8 @@ class MetricsDocument(BaseModel):
 
 
 def _no_answer(scores: PerExample | None) -> PerExample | None:
-    return None if scores is None else scores.model_copy(update={"answer": None})
+    texts = {"answer": None, "read": None, "why": None}
+    return None if scores is None else scores.model_copy(update=texts)
 
 
 class GateDecision(BaseModel):
@@ -154,10 +170,16 @@ class GateDecision(BaseModel):
     candidate_interval: list[float] | None = None
     production: float | None
     threshold: float
-    tolerance: float
+    margin: float | None = Field(None, description="the loss the gate must rule out")
+    tolerance: float | None = None  # decisions before non-inferiority
     alpha: float
     comparison: str = Field(description="paired, unpaired, or none (not compared)")
     delta: float | None = None
+    lower_bound: float | None = Field(
+        None, description="one-sided (1 - alpha) lower bound of candidate - production"
+    )
+    method: str | None = None
+    examples: int | None = Field(None, description="paired examples compared")
     delta_interval: list[float] | None = None
     p_value: float | None = None
 

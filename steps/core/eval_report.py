@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import html
 
+from steps.core.config import DataConfig
 from steps.core.documents import MetricsDocument
 from steps.core.evaluation import FIGURES, EvalReport
 
 LABELS = {
     "accuracy": "answer accuracy",
+    "strict_accuracy": "strict accuracy",
     "format_rate": "format rate",
     "mean_output_tokens": "mean output tokens",
     "bleu": "BLEU",
@@ -18,7 +20,7 @@ LABELS = {
     "rouge2": "ROUGE-2",
     "rougeL": "ROUGE-L",
 }
-PERCENT = ("accuracy", "format_rate")
+PERCENT = ("accuracy", "strict_accuracy", "format_rate")
 
 
 def fmt(figure: str, value: float | None, signed: bool = False) -> str:
@@ -65,9 +67,15 @@ def _family_rows(document: MetricsDocument) -> str:
             f"<small>{fmt_interval('accuracy', f.base_interval)}</small>",
             f"{fmt('accuracy', f.tuned_accuracy)} "
             f"<small>{fmt_interval('accuracy', f.tuned_interval)}</small>",
+            f"{fmt('accuracy', f.delta, signed=True)} "
+            f"<small>{fmt_interval('accuracy', f.delta_interval, signed=True)}</small>",
+            "–" if f.p_value is None else f"{f.p_value:.3f}",
+            "–" if f.holm_p_value is None else f"{f.holm_p_value:.3f}",
+            html.escape(f.finding or ""),
         ]
-        rows.append(f"<tr><th>{html.escape(name)}</th>"
-                    + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
+        rows.append(
+            f"<tr><th>{html.escape(name)}</th>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>"
+        )
     return "".join(rows)
 
 
@@ -75,14 +83,46 @@ def _mark(correct: bool | None) -> str:
     return "" if correct is None else ("✓ " if correct else "✗ ")
 
 
+def _graded(prediction: str, correct: bool | None, read: str | None, why: str) -> str:
+    esc = html.escape
+    return (
+        f"{_mark(correct)}<pre>{esc(prediction)}</pre>"
+        f"<small>read: <strong>{esc(read or '–')}</strong> · {esc(why)}</small>"
+    )
+
+
+def summary_lines(document: MetricsDocument) -> list[str]:
+    """The evaluation in a few lines (logged by the evaluate step): size, accuracy, strict
+    accuracy and format rate with their 95 % intervals, the paired tests."""
+    n, lines, production = document.examples, [], DataConfig().held_out
+    fewer = (
+        f" (fewer than the production default {production}: this config trades evidence for "
+        "time; docs/evaluation.md says what the gate can see at each size)"
+        if n is not None and n < production
+        else ""
+    )
+    lines.append(f"held-out examples: {n}{fewer}")
+    for k in ("accuracy", "strict_accuracy", "format_rate"):
+        base, tuned = document.base.get(k), document.tuned.get(k)
+        if base is None or tuned is None:
+            continue
+        test = document.tuned_vs_base.get(k)
+        p = "" if test is None else f"  (paired p {test.p_value:.3f}, {test.method})"
+        lines.append(
+            f"{LABELS[k]}: base {fmt(k, base)} {fmt_interval(k, document.intervals.base.get(k))}"
+            f" -> tuned {fmt(k, tuned)} {fmt_interval(k, document.intervals.tuned.get(k))}{p}"
+        )
+    return lines
+
+
 def render_html(report: EvalReport, document: MetricsDocument) -> str:
     """A self-contained HTML page: the figures, the families and every example side by side."""
     esc = html.escape
     examples = "".join(
         f"<tr><td>{esc(e.id)}</td><td>{esc(e.family or '')}</td><td>{esc(e.question)}</td>"
-        f"<td><pre>{esc(e.reference)}</pre></td>"
-        f"<td>{_mark(e.base_correct)}<pre>{esc(e.base_prediction)}</pre></td>"
-        f"<td>{_mark(e.tuned_correct)}<pre>{esc(e.tuned_prediction)}</pre></td></tr>"
+        f"<td><strong>{esc(e.target)}</strong><pre>{esc(e.reference)}</pre></td>"
+        f"<td>{_graded(e.base_prediction, e.base_correct, e.base_read, e.base_why)}</td>"
+        f"<td>{_graded(e.tuned_prediction, e.tuned_correct, e.tuned_read, e.tuned_why)}</td></tr>"
         for e in report.examples
     )
     intervals = document.intervals
@@ -108,10 +148,18 @@ def render_html(report: EvalReport, document: MetricsDocument) -> str:
         f"<p><small>accuracy: {esc(str(document.answer_accuracy))}. "
         f"{esc(str(document.uncertainty))} * p &lt; 0.05.</small></p>"
         "<h3>Answer accuracy per task family</h3>"
-        "<table><tr><th>family</th><th>n</th><th>base [95 % CI]</th><th>tuned [95 % CI]</th></tr>"
+        "<p><small>Ordered by evidence (most examples, then most examples on which the two "
+        "models differ). A family is called a regression or an improvement only when the exact "
+        "McNemar test, Holm-adjusted for the number of families, gives p &lt; 0.05; with a few "
+        "examples per family most differences are noise.</small></p>"
+        "<table><tr><th>family</th><th>n</th><th>base [95 % CI]</th><th>tuned [95 % CI]</th>"
+        "<th>Δ [95 % CI]</th><th>McNemar p</th><th>Holm p</th><th>finding</th></tr>"
         f"{_family_rows(document)}</table>"
-        "<h3>Examples</h3><table><tr><th>id</th><th>family</th><th>question</th>"
-        f"<th>reference</th><th>base</th><th>tuned</th></tr>{examples}</table></body></html>"
+        "<h3>Examples</h3><p><small>target: what the answer is (from the data); under each "
+        "output, what the grader read as its answer and why it is right or wrong.</small></p>"
+        "<table><tr><th>id</th><th>family</th><th>question</th>"
+        f"<th>target / reference</th><th>base</th><th>tuned</th></tr>{examples}</table>"
+        "</body></html>"
     )
 
 
@@ -134,7 +182,12 @@ def markdown_table(document: MetricsDocument) -> str:
                     + " | " + "; ".join(f"[{s[0]:.4g}, {s[1]:.4g}]" for s in spans if s)
                     + f" | {'' if test is None else f'{test.p_value:.3g}'} |")
     if document.families:
-        rows += ["", "| task family | n | base accuracy | tuned accuracy |", "|---|---:|---:|---:|"]
-        rows += [f"| {k} | {f.n} | {f.base_accuracy:.0%} | {f.tuned_accuracy:.0%} |"
-                 for k, f in document.families.items()]
+        rows += ["", "| task family | n | base accuracy | tuned accuracy | Holm p | finding |",
+                 "|---|---:|---:|---:|---:|---|"]  # fmt: skip
+        rows += [
+            f"| {k} | {f.n} | {f.base_accuracy:.0%} {fmt_interval('accuracy', f.base_interval)} "
+            f"| {f.tuned_accuracy:.0%} {fmt_interval('accuracy', f.tuned_interval)} | "
+            f"{'' if f.holm_p_value is None else f'{f.holm_p_value:.3g}'} | {f.finding or ''} |"
+            for k, f in document.families.items()
+        ]
     return "\n".join(rows)

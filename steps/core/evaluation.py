@@ -16,7 +16,7 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
-from steps.core.answers import is_correct
+from steps.core.answers import describe, grade
 from steps.core.config import EvalConfig
 from steps.core.dataset import ChatExample
 from steps.core.documents import (
@@ -37,25 +37,31 @@ from steps.core.uncertainty import (
     Paired,
     bootstrap_mean,
     corpus_paired_test,
+    holm,
     paired_bootstrap,
+    paired_mcnemar,
     seed,
     wilson,
 )
 
 log = logging.getLogger(__name__)
 SCORED = ("bleu", "chrf", "rouge1", "rouge2", "rougeL")
-FIGURES = ("accuracy", "format_rate", "mean_output_tokens", *SCORED)
+FIGURES = ("accuracy", "strict_accuracy", "format_rate", "mean_output_tokens", *SCORED)
+BINARY = ("accuracy", "strict_accuracy", "format_rate")  # right/wrong: exact McNemar
 # figure -> per-example column it is the mean of (BLEU and chrF are corpus-level: none)
 COLUMNS = {
     "accuracy": "correct",
+    "strict_accuracy": "strict",
     "format_rate": "format_ok",
     "mean_output_tokens": "output_tokens",
     **{r: r for r in ROUGE_TYPES},
 }
 ACCURACY_RULE = (
-    "numeric answers: the last number equals the reference's (7 = 7.0 = 7,0; units ignored); "
-    "word answers: the reference, normalized the Azerbaijani way, appears in the answer as "
-    "whole words (steps/core/answers.py)"
+    "what the answer asserts vs the example's target (steps/core/answers.py): numbers as "
+    "Azerbaijani writes them, context numbers (ablative, parentheses, working, yəni) skipped, "
+    "convertible units accepted; entities of the target's type, longest name first, negated "
+    "ones not counted; comparisons: who and how much; several candidates = a hedge = wrong; "
+    "no answer (unclosed <think>, no <answer>) = wrong. strict: right and well-formed"
 )
 NO_FAMILY = "(none)"
 
@@ -73,6 +79,7 @@ class ModelScores(BaseModel):
 
     scores: Scores
     accuracy: float
+    strict_accuracy: float
     format_rate: float
     mean_output_tokens: float
     generation_s: float
@@ -91,8 +98,13 @@ class ExampleResult(BaseModel):
     base_prediction: str
     tuned_prediction: str
     family: str | None = None
+    target: str = ""
     base_correct: bool | None = None
     tuned_correct: bool | None = None
+    base_read: str | None = None
+    tuned_read: str | None = None
+    base_why: str = ""
+    tuned_why: str = ""
 
 
 class EvalReport(BaseModel):
@@ -122,10 +134,14 @@ class EvalReport(BaseModel):
 def _score(generation: Generation, rows: list[ChatExample]) -> ModelScores:
     answers = [extract_answer(text) for text in generation.texts]
     references = [r.answer for r in rows]
+    grades = [grade(t, r.target, r.answer) for t, r in zip(generation.texts, rows, strict=True)]
     rouge = rouge_per_example(answers, references)
     per_example = PerExample(
         answer=answers,
-        correct=[is_correct(a, r.answer, r.family) for a, r in zip(answers, rows, strict=True)],
+        correct=[g.correct for g in grades],
+        strict=[g.strict for g in grades],
+        read=[g.read or "" for g in grades],
+        why=[g.why for g in grades],
         format_ok=[has_valid_format(text) for text in generation.texts],
         output_tokens=generation.output_tokens,
         **{k: [round(100 * v, 4) for v in values] for k, values in rouge.items()},
@@ -133,6 +149,7 @@ def _score(generation: Generation, rows: list[ChatExample]) -> ModelScores:
     n = len(rows)
     intervals = {
         "accuracy": wilson(sum(per_example.correct), n),
+        "strict_accuracy": wilson(sum(per_example.strict), n),
         "format_rate": wilson(sum(per_example.format_ok), n),
     }
     for figure in ("mean_output_tokens", *ROUGE_TYPES):
@@ -140,6 +157,7 @@ def _score(generation: Generation, rows: list[ChatExample]) -> ModelScores:
     return ModelScores(
         scores=score_predictions(answers, references),
         accuracy=round(sum(per_example.correct) / n, 4),
+        strict_accuracy=round(sum(per_example.strict) / n, 4),
         format_rate=round(sum(per_example.format_ok) / n, 4),
         mean_output_tokens=round(sum(generation.output_tokens) / n, 2),
         generation_s=round(generation.seconds, 2),
@@ -149,18 +167,40 @@ def _score(generation: Generation, rows: list[ChatExample]) -> ModelScores:
 
 
 def _families(rows: list[ChatExample], base: PerExample, tuned: PerExample) -> dict:
+    """Accuracy per family with Wilson intervals, tuned vs base by the exact McNemar test with
+    Holm-adjusted p-values; ordered by evidence (most examples, then most discordant pairs)."""
     groups: dict[str, list[int]] = {}
     for i, row in enumerate(rows):
         groups.setdefault(row.family or NO_FAMILY, []).append(i)
+    tests = {
+        family: paired_mcnemar([base.correct[i] for i in idx], [tuned.correct[i] for i in idx])
+        for family, idx in groups.items()
+    }
+    adjusted = holm({family: test.p_value for family, test in tests.items()})
+
+    def evidence(family: str) -> tuple[int, int, str]:
+        idx = groups[family]
+        discordant = sum(base.correct[i] != tuned.correct[i] for i in idx)
+        return -len(idx), -discordant, family
+
     out = {}
-    for family, idx in sorted(groups.items()):
+    for family in sorted(groups, key=evidence):
+        idx, test = groups[family], tests[family]
         right = [sum(side.correct[i] for i in idx) for side in (base, tuned)]
+        finding = "no evidence of a difference"
+        if adjusted[family] < 0.05:
+            finding = "improvement" if test.delta > 0 else "regression"
         out[family] = FamilyScores(
             n=len(idx),
             base_accuracy=round(right[0] / len(idx), 4),
             tuned_accuracy=round(right[1] / len(idx), 4),
             base_interval=wilson(right[0], len(idx)),
             tuned_interval=wilson(right[1], len(idx)),
+            delta=round(test.delta, 4),
+            delta_interval=test.interval,
+            p_value=round(test.p_value, 4),
+            holm_p_value=round(adjusted[family], 4),
+            finding=finding,
         )
     return out
 
@@ -177,7 +217,8 @@ def build_report(rows: list[ChatExample], base: Generation, tuned: Generation) -
     b, t = base_scores.per_example, tuned_scores.per_example
     corpus = corpus_paired_test(b.answer, t.answer, [r.answer for r in rows])
     paired = {
-        f: paired_bootstrap(getattr(b, c), getattr(t, c)) for f, c in COLUMNS.items()
+        f: (paired_mcnemar if f in BINARY else paired_bootstrap)(getattr(b, c), getattr(t, c))
+        for f, c in COLUMNS.items()
     }
     for name, comparison in corpus.items():
         base_scores.intervals[name] = comparison.baseline_interval
@@ -186,11 +227,13 @@ def build_report(rows: list[ChatExample], base: Generation, tuned: Generation) -
     examples = [
         ExampleResult(
             id=r.id, question=r.question, reference=r.reference, family=r.family,
-            base_prediction=bp, tuned_prediction=tp, base_correct=bc, tuned_correct=tc,
+            target=describe(r.target), base_prediction=base.texts[i],
+            tuned_prediction=tuned.texts[i], base_correct=b.correct[i],
+            tuned_correct=t.correct[i], base_read=b.read[i], tuned_read=t.read[i],
+            base_why=b.why[i], tuned_why=t.why[i],
         )
-        for r, bp, tp, bc, tc in zip(rows, base.texts, tuned.texts, b.correct, t.correct,
-                                     strict=True)
-    ]
+        for i, r in enumerate(rows)
+    ]  # fmt: skip
     return EvalReport(
         base=base_scores, tuned=tuned_scores, examples=examples,
         tuned_vs_base={f: paired[f] for f in FIGURES}, families=_families(rows, b, t),
@@ -285,15 +328,18 @@ def metrics_document(report: EvalReport, data_hash: str, model_revision: str) ->
         tuned_vs_base={k: _rounded(p) for k, p in report.tuned_vs_base.items()},
         families=report.families,
         uncertainty=(
-            f"{CONFIDENCE:.0%} intervals: Wilson for accuracy and format_rate; sacreBLEU's "
-            f"bootstrap (mean ± half the percentile range) for BLEU and chrF; percentile "
-            f"bootstrap for the others. Differences: paired bootstrap ({RESAMPLES} resamples, "
-            f"seed {seed()}; sacreBLEU's paired test for BLEU and chrF)."
+            f"{CONFIDENCE:.0%} intervals: Wilson for accuracy, strict accuracy and format rate; "
+            f"sacreBLEU's bootstrap (mean ± half the percentile range) for BLEU and chrF; "
+            f"percentile bootstrap for the others. Differences: exact McNemar test and its exact "
+            f"interval for accuracy, strict accuracy and format rate (per family too, p-values "
+            f"Holm-adjusted for the number of families); paired bootstrap ({RESAMPLES} "
+            f"resamples, seed {seed()}; sacreBLEU's paired test for BLEU and chrF) for the rest."
         ),
         per_example=ExampleScores(
             id=[e.id for e in report.examples],
             family=[e.family or NO_FAMILY for e in report.examples],
             reference=[extract_answer(e.reference) for e in report.examples],
+            target=[e.target for e in report.examples],
             base=base_columns,
             tuned=report.tuned.per_example,
         ),

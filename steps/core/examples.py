@@ -50,6 +50,11 @@ class NumberTarget(_TargetBase):
     kind: Literal["number"]
     value: int | float
     unit: str | None = Field(None, min_length=1, description="unit or counted thing, if any")
+    convertible: bool = Field(
+        True,
+        description="an answer in another unit of the same kind counts (700 qəpik for 7 manat); "
+        "false where the question asks for the conversion itself",
+    )
 
 
 class EntityTarget(_TargetBase):

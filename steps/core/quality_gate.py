@@ -1,32 +1,46 @@
 """The promotion rule: when does a new model version become production?
 
 A candidate is promoted when its ``gate.metric`` (default: answer accuracy) on the held-out set
-is at least ``gate.threshold`` and it is not significantly worse than the current production
-version. "Significantly worse" is decided on the same examples, paired: held back when the
-candidate loses more than ``gate.tolerance`` and a paired bootstrap gives p < ``gate.alpha``
-(sacreBLEU's paired bootstrap for BLEU and chrF). When production's metrics have no per-example
-scores for those examples (a version registered before they were stored, or evaluated on other
-data), the comparison falls back to the point estimates (held back when worse by more than the
-tolerance) and the reason says so.
+is at least ``gate.threshold`` AND it is shown not to be worse than the current production
+version by ``margin`` or more (non-inferiority): on the same examples, paired, the lower bound
+of the one-sided (1 - ``alpha``) interval of candidate minus production must be above
+``-margin``. Right/wrong metrics use the exact McNemar bound; ROUGE a paired bootstrap and BLEU
+and chrF a paired bootstrap of the corpus score, both with ``gate.resamples`` (>= 10,000).
+
+"Not significantly worse" (the rule before) promotes whenever the evidence is too thin to see
+a loss; non-inferiority holds a version back until the evidence rules the loss out. What the
+gate can see at a given held-out size is in docs/evaluation.md (power table; bench/gate_power.py).
+
+When production's metrics have no per-example scores for these examples (a version registered
+before they were stored, or evaluated on other data), the comparison falls back to the point
+estimates (held back when worse by the margin or more) and the reason says so.
 """
 
 from __future__ import annotations
 
 from steps.core.config import FRACTION_METRICS, GateConfig
 from steps.core.documents import GateDecision, MetricsDocument, PerExample
-from steps.core.uncertainty import Paired, corpus_paired_test, paired_bootstrap
+from steps.core.uncertainty import (
+    NonInferiority,
+    noninferiority_binary,
+    noninferiority_bootstrap,
+    noninferiority_corpus,
+)
 
-LABELS = {"accuracy": "accuracy", "format_rate": "format rate", "bleu": "BLEU", "chrf": "chrF",
-          "rouge1": "ROUGE-1", "rouge2": "ROUGE-2", "rougeL": "ROUGE-L"}
-COLUMNS = {"accuracy": "correct", "format_rate": "format_ok", "rouge1": "rouge1",
-           "rouge2": "rouge2", "rougeL": "rougeL"}
+LABELS = {"accuracy": "accuracy", "strict_accuracy": "strict accuracy",
+          "format_rate": "format rate", "bleu": "BLEU", "chrf": "chrF", "rouge1": "ROUGE-1",
+          "rouge2": "ROUGE-2", "rougeL": "ROUGE-L"}  # fmt: skip
+COLUMNS = {"accuracy": "correct", "strict_accuracy": "strict", "format_rate": "format_ok",
+           "rouge1": "rouge1", "rouge2": "rouge2", "rougeL": "rougeL"}  # fmt: skip
+BINARY = ("accuracy", "strict_accuracy", "format_rate")
 
 
-def _fmt(metric: str, value: float, points: bool = False) -> str:
+def _fmt(metric: str, value: float, points: bool = False, signed: bool = False) -> str:
     """A value of ``metric`` as text; a difference of fractions in percentage points."""
+    sign = "+" if signed else ""
     if metric in FRACTION_METRICS:
-        return f"{100 * value:.1f} {'pp' if points else '%'}"
-    return f"{value:.2f}"
+        return f"{100 * value:{sign}.1f} {'pp' if points else '%'}"
+    return f"{value:{sign}.2f}"
 
 
 def _aligned(
@@ -42,64 +56,76 @@ def _aligned(
 
 
 def paired_with_production(
-    metric: str, candidate: MetricsDocument, production: MetricsDocument
-) -> Paired | None:
-    """``candidate - production`` on ``metric``, paired by example; None if not possible.
+    candidate: MetricsDocument, production: MetricsDocument, gate: GateConfig
+) -> NonInferiority | None:
+    """``candidate - production`` on ``gate.metric``, paired by example, with its one-sided
+    lower bound; None if the documents cannot be paired.
 
     Pairing needs both documents' ``per_example`` on the same example ids (and, for BLEU and
     chrF, the answers and the references, which ``metrics.json`` keeps).
     """
+    metric = gate.metric
     aligned = _aligned(candidate, production)
     if aligned is None:
         return None
     order, mine, theirs = aligned
     if metric in COLUMNS:
-        column = COLUMNS[metric]
-        ours, baseline = getattr(mine, column), getattr(theirs, column)
+        ours, baseline = getattr(mine, COLUMNS[metric]), getattr(theirs, COLUMNS[metric])
         if ours is None or baseline is None:
             return None
-        return paired_bootstrap([baseline[i] for i in order], ours)
+        baseline = [baseline[i] for i in order]
+        if metric in BINARY:
+            return noninferiority_binary(baseline, ours, gate.alpha)
+        return noninferiority_bootstrap(baseline, ours, gate.alpha, gate.resamples)
     references = candidate.per_example.reference if candidate.per_example else None
     if theirs.answer is None or mine.answer is None or not references:
         return None
-    tests = corpus_paired_test([theirs.answer[i] for i in order], mine.answer, references)
-    return tests[metric].paired
+    baseline_answers = [theirs.answer[i] for i in order]
+    return noninferiority_corpus(
+        metric, baseline_answers, mine.answer, references, gate.alpha, gate.resamples
+    )
 
 
-def _span(metric: str, interval: list[float] | tuple[float, float] | None, points=False) -> str:
+def _span(metric: str, interval: list[float] | tuple[float, float] | None) -> str:
     if not interval:
         return ""
-    return f"[{_fmt(metric, interval[0], points)}, {_fmt(metric, interval[1], points)}]"
+    return f"[{_fmt(metric, interval[0])}, {_fmt(metric, interval[1])}]"
 
 
 def _versus_production(
-    candidate: MetricsDocument,
-    production: MetricsDocument,
-    gate: GateConfig,
-    value: float,
-    prod_value: float,
-) -> dict:
-    """The comparison with production: paired when possible, else on point estimates."""
-    metric, tolerance = gate.metric, _fmt(gate.metric, gate.tolerance, points=True)
-    paired = paired_with_production(metric, candidate, production)
+    candidate: MetricsDocument, production: MetricsDocument, gate: GateConfig,
+    value: float, prod_value: float,
+) -> dict:  # fmt: skip
+    """The comparison with production: non-inferiority when paired, else point estimates."""
+    metric, margin = gate.metric, gate.effective_margin
+    shown_margin = _fmt(metric, margin, points=True)
+    paired = paired_with_production(candidate, production, gate)
     if paired is None:
-        worse = value < prod_value - gate.tolerance
+        worse = value <= prod_value - margin
         how = ("compared unpaired (production's metrics have no per-example scores for these "
                f"examples): {'worse' if worse else 'not worse'} than production's "
-               f"{_fmt(metric, prod_value)} by more than the tolerance {tolerance}")
+               f"{_fmt(metric, prod_value)} by the margin {shown_margin} or more")  # fmt: skip
         return {"promote": not worse, "text": how, "comparison": "unpaired",
-                "delta": value - prod_value}
-    worse = paired.delta < -gate.tolerance and paired.p_value < gate.alpha
-    sign = "+" if paired.delta >= 0 else "-"
-    spread = f", 95 % CI {_span(metric, paired.interval, True)}" if paired.interval else ""
-    verdict = (f"significantly worse than production (loss > tolerance {tolerance}, "
-               f"p < {gate.alpha:g})" if worse else "not significantly worse than production")
-    how = (f"{verdict}; paired difference vs production's {_fmt(metric, prod_value)}: "
-           f"{sign}{_fmt(metric, abs(paired.delta), True)}{spread}, "
-           f"p = {paired.p_value:.3f} ({paired.method})")
-    return {"promote": not worse, "text": how, "comparison": "paired", "delta": paired.delta,
-            "p_value": paired.p_value,
-            "delta_interval": None if paired.interval is None else list(paired.interval)}
+                "delta": value - prod_value}  # fmt: skip
+    promote = paired.lower_bound > -margin
+    level = f"{100 * (1 - gate.alpha):g} %"
+    figures = (
+        f"candidate − production {_fmt(metric, paired.delta, True, True)}, one-sided {level} "
+        f"lower bound {_fmt(metric, paired.lower_bound, True, True)} "
+        f"{'>' if promote else '≤'} −{shown_margin} (the margin)"
+    )
+    if promote:
+        how = (f"non-inferior to production ({_fmt(metric, prod_value)}): {figures}; "
+               f"{paired.method}")  # fmt: skip
+    else:
+        how = (
+            f"not shown non-inferior to production ({_fmt(metric, prod_value)}): {figures}: "
+            f"a loss of {shown_margin} or more cannot be ruled out; {paired.method}"
+        )
+    examples = None if candidate.per_example is None else len(candidate.per_example.id)
+    return {"promote": promote, "text": how, "comparison": "paired", "delta": paired.delta,
+            "lower_bound": paired.lower_bound, "method": paired.method,
+            "examples": examples}  # fmt: skip
 
 
 def decide(
@@ -110,7 +136,7 @@ def decide(
     Args:
         candidate: The new version's ``metrics.json`` content.
         production: The current production version's, or None if there is none.
-        gate: Metric, threshold, tolerance and significance level.
+        gate: Metric, threshold, margin and one-sided level.
 
     Raises:
         ValueError: the candidate's document has no value for the gate's metric.
@@ -124,8 +150,9 @@ def decide(
     prod_value = None if production is None else production.tuned.get(metric)
     common = {"metric": metric, "candidate": value, "candidate_interval": interval,
               "production": prod_value, "threshold": gate.threshold,
-              "tolerance": gate.tolerance, "alpha": gate.alpha}
-    shown = f"{name} {_fmt(metric, value)} {_span(metric, interval)}".rstrip()
+              "margin": gate.effective_margin, "alpha": gate.alpha}  # fmt: skip
+    n = f" on {candidate.examples} held-out examples" if candidate.examples else ""
+    shown = f"{name} {_fmt(metric, value)} {_span(metric, interval)}".rstrip() + n
     threshold = _fmt(metric, gate.threshold)
     if value < gate.threshold:
         reason = f"{shown} is below the threshold {threshold}"
@@ -133,9 +160,8 @@ def decide(
     passed = f"{shown} >= threshold {threshold}"
     if production is None or prod_value is None:
         why = ("no production version yet" if production is None
-               else f"production's metrics have no {name}: not compared")
+               else f"production's metrics have no {name}: not compared")  # fmt: skip
         return GateDecision(promote=True, reason=f"{passed}; {why}", comparison="none", **common)
     outcome = _versus_production(candidate, production, gate, value, prod_value)
     text = outcome.pop("text")
-    reason = f"{passed}; {text}" if outcome["promote"] else f"{shown}: {text}"
-    return GateDecision(reason=reason, **outcome, **common)
+    return GateDecision(reason=f"{passed}; {text}", **outcome, **common)

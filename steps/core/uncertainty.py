@@ -12,12 +12,21 @@
 
 Resampling uses sacreBLEU's defaults, 1000 resamples and seed 12345 (``SACREBLEU_SEED``), and
 draws the indices the same way, so every figure is reproducible run to run.
+
+Right/wrong figures compared paired (answer accuracy, tuned vs base, per family, candidate vs
+production) use the exact McNemar test instead: the p-value of the discordant pairs and its
+inversion, an exact interval of the difference conditional on them. The quality gate's
+non-inferiority bound (:func:`noninferiority_binary`; :func:`noninferiority_bootstrap` and
+:func:`noninferiority_corpus` with 10,000 paired resamples for the other metrics) is the lower
+end of a one-sided interval; :func:`holm` adjusts the per-family p-values for their number.
 """
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Sequence
+from functools import lru_cache
 from statistics import NormalDist
 
 import numpy as np
@@ -158,3 +167,156 @@ def _around(mean: float | None, half_width: float | None) -> Interval:
     if mean is None or half_width is None:
         return (float("nan"), float("nan"))
     return max(0.0, float(mean - half_width)), float(mean + half_width)
+
+
+# ------------------------------------------------------------- paired proportions, non-inferiority
+
+
+def _binomial_tail(successes: int, n: int, p: float) -> float:
+    """P(X >= successes) for X ~ Binomial(n, p)."""
+    if successes <= 0:
+        return 1.0
+    if p <= 0.0:
+        return 0.0
+    if p >= 1.0:
+        return 1.0
+    logs = [
+        math.lgamma(n + 1) - math.lgamma(k + 1) - math.lgamma(n - k + 1)
+        + k * math.log(p) + (n - k) * math.log1p(-p)
+        for k in range(successes, n + 1)
+    ]  # fmt: skip
+    top = max(logs)
+    return min(1.0, math.exp(top) * sum(math.exp(v - top) for v in logs))
+
+
+@lru_cache(maxsize=65536)
+def clopper_pearson_lower(successes: int, n: int, alpha: float) -> float:
+    """One-sided exact (Clopper-Pearson) lower bound of a proportion: the p at which
+    P(X >= successes) = alpha (0 when there is no success)."""
+    if successes == 0:
+        return 0.0
+    low, high = 0.0, 1.0
+    for _ in range(60):  # bisection: P(X >= s) grows with p
+        mid = (low + high) / 2
+        if _binomial_tail(successes, n, mid) < alpha:
+            low = mid
+        else:
+            high = mid
+    return low
+
+
+def _discordant(baseline: Sequence[bool], candidate: Sequence[bool]) -> tuple[int, int, int]:
+    """``(won, lost, n)``: examples only the candidate gets right, only the baseline does, all."""
+    if len(baseline) == 0 or len(baseline) != len(candidate):
+        raise ValueError(f"need two equally long, non-empty sequences, got {len(baseline)} and "
+                         f"{len(candidate)}")  # fmt: skip
+    won = sum(bool(c) and not bool(b) for b, c in zip(baseline, candidate, strict=True))
+    lost = sum(bool(b) and not bool(c) for b, c in zip(baseline, candidate, strict=True))
+    return won, lost, len(baseline)
+
+
+def mcnemar_lower_bound(won: int, lost: int, n: int, alpha: float = 0.05) -> float:
+    """Exact one-sided (1 - alpha) lower bound of the paired difference of two proportions.
+
+    Conditional on the ``won + lost`` discordant pairs, ``won`` is Binomial(m, π) and the
+    difference is ``(m / n)(2π − 1)``; the bound puts π at its one-sided Clopper-Pearson lower
+    bound (the exact McNemar test inverted). No discordant pair: the difference is exactly 0.
+    """
+    m = won + lost
+    if m == 0:
+        return 0.0
+    return (m / n) * (2 * clopper_pearson_lower(won, m, alpha) - 1)
+
+
+def mcnemar_p_value(won: int, lost: int) -> float:
+    """Two-sided exact McNemar p-value (binomial test of the discordant pairs at 1/2)."""
+    m = won + lost
+    if m == 0:
+        return 1.0
+    return min(1.0, 2 * _binomial_tail(max(won, lost), m, 0.5))
+
+
+def paired_mcnemar(
+    baseline: Sequence[bool], candidate: Sequence[bool], confidence: float = CONFIDENCE
+) -> Paired:
+    """``mean(candidate) - mean(baseline)`` of right/wrong on the same examples: exact McNemar
+    p-value and the exact two-sided interval (each side at (1 - confidence) / 2)."""
+    won, lost, n = _discordant(baseline, candidate)
+    tail = (1 - confidence) / 2
+    low, high = mcnemar_lower_bound(won, lost, n, tail), -mcnemar_lower_bound(lost, won, n, tail)
+    return Paired(
+        delta=(won - lost) / n,
+        p_value=mcnemar_p_value(won, lost),
+        interval=(low, high),
+        method=f"exact McNemar ({won} won, {lost} lost of {n})",
+    )
+
+
+class NonInferiority(BaseModel):
+    """Candidate minus baseline on the same examples, with its one-sided lower bound."""
+
+    delta: float
+    lower_bound: float  # of the one-sided (1 - alpha) interval
+    alpha: float
+    method: str
+    won: int | None = None
+    lost: int | None = None
+
+
+def noninferiority_binary(
+    baseline: Sequence[bool], candidate: Sequence[bool], alpha: float = 0.05
+) -> NonInferiority:
+    """Exact McNemar-based one-sided lower bound of ``candidate - baseline`` (right/wrong)."""
+    won, lost, n = _discordant(baseline, candidate)
+    return NonInferiority(
+        delta=(won - lost) / n, lower_bound=mcnemar_lower_bound(won, lost, n, alpha), alpha=alpha,
+        method=f"exact McNemar bound, {n} paired examples ({won} won, {lost} lost)",
+        won=won, lost=lost,
+    )  # fmt: skip
+
+
+def noninferiority_bootstrap(
+    baseline: Sequence[float], candidate: Sequence[float], alpha: float = 0.05,
+    resamples: int = 10_000,
+) -> NonInferiority:  # fmt: skip
+    """Paired percentile-bootstrap one-sided lower bound of ``mean(candidate - baseline)``."""
+    a, b = np.asarray(baseline, dtype=float), np.asarray(candidate, dtype=float)
+    if a.size == 0 or a.shape != b.shape:
+        raise ValueError(f"need two equally long, non-empty sequences, got {a.size} and {b.size}")
+    deltas = (b - a)[_indices(a.size, resamples)].mean(axis=1)
+    return NonInferiority(
+        delta=float((b - a).mean()), lower_bound=float(np.percentile(deltas, 100 * alpha)),
+        alpha=alpha, method=f"paired bootstrap bound, {resamples} resamples of {a.size} examples",
+    )  # fmt: skip
+
+
+def noninferiority_corpus(
+    metric: str, baseline: Sequence[str], candidate: Sequence[str], references: Sequence[str],
+    alpha: float = 0.05, resamples: int = 10_000,
+) -> NonInferiority:  # fmt: skip
+    """BLEU or chrF: paired bootstrap of the corpus score difference from sacreBLEU's sentence
+    statistics (the same resampled sentences for both systems)."""
+    scorer = BLEU(tokenize="13a") if metric == "bleu" else CHRF()
+    refs = [list(references)]
+    stats = [np.asarray(scorer._extract_corpus_statistics(list(h), refs), dtype=float)
+             for h in (baseline, candidate)]  # fmt: skip
+    scores = [scorer._compute_score_from_stats(list(s.sum(axis=0))).score for s in stats]
+    deltas = [
+        scorer._compute_score_from_stats(list(stats[1][idx].sum(axis=0))).score
+        - scorer._compute_score_from_stats(list(stats[0][idx].sum(axis=0))).score
+        for idx in _indices(len(refs[0]), resamples)
+    ]
+    return NonInferiority(
+        delta=scores[1] - scores[0], lower_bound=float(np.percentile(deltas, 100 * alpha)),
+        alpha=alpha, method=f"paired bootstrap bound of corpus {metric}, {resamples} resamples",
+    )  # fmt: skip
+
+
+def holm(p_values: dict[str, float]) -> dict[str, float]:
+    """Holm-adjusted p-values (family-wise error over all the tests given)."""
+    order = sorted(p_values, key=p_values.get)
+    adjusted, running = {}, 0.0
+    for rank, key in enumerate(order):
+        running = max(running, min(1.0, (len(order) - rank) * p_values[key]))
+        adjusted[key] = running
+    return adjusted

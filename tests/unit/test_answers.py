@@ -1,4 +1,5 @@
-"""Answer accuracy: Azerbaijani normalization, numbers as numbers, units, word answers."""
+"""The grader's parts: Azerbaijani folding, numbers as people write them, the answer in an
+output, strict accuracy, and every shipped example graded against its own target."""
 
 from __future__ import annotations
 
@@ -7,10 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from steps.core.answers import answer_kind, casefold_az, is_correct, normalize, numbers
-from steps.core.examples import read_examples
+from steps.core.answers import answer_text, grade, target_from_reference
+from steps.core.az_text import fold, numbers, words
+from steps.core.examples import EntityTarget, NumberTarget, read_examples
 
 DATA = Path(__file__).resolve().parents[2] / "data" / "nizami.jsonl"
+WELL_FORMED = "<think>12 - 5 = 7.</think>\n\n<answer>Səbətdə 7 alma qaldı.</answer>"
 
 
 @pytest.mark.parametrize(
@@ -18,120 +21,101 @@ DATA = Path(__file__).resolve().parents[2] / "data" / "nizami.jsonl"
     [
         ("İSTANBUL", "istanbul"),  # dotted capital İ -> i, not i + U+0307
         ("ISPARTA", "ısparta"),  # dotless capital I -> ı
-        ("IĞDIR İLİ", "ığdır ili"),
         ("ƏLİ", "əli"),
-        ("Ǝli", "əli"),  # U+018E, a look-alike of Ə, folds to ə
-        ("I\u0307zmir", "izmir"),  # decomposed İ (I + combining dot) is composed first
+        ("Ǝli", "əli"),  # U+018E, a look-alike of Ə
+        ("L\u04d9nk\u04d9ran", "lənkəran"),  # Cyrillic ә (U+04D9)
+        ("\u04d8li", "əli"),  # Cyrillic Ә (U+04D8)
+        ("I\u0307zmir", "izmir"),  # decomposed İ is composed first
     ],
 )
-def test_azerbaijani_casefolding(text: str, folded: str) -> None:
-    assert casefold_az(text) == folded
-    assert "\u0307" not in casefold_az(text)
-
-
-def test_plain_lower_would_get_the_dotted_i_wrong() -> None:
-    assert "İLKİN".lower() != "ilkin"  # why casefold_az exists
-    assert normalize("İLKİN") == normalize("ilkin") == "ilkin"
-    assert normalize("ILIQ") == "ılıq" != normalize("iliq")
+def test_azerbaijani_folding(text: str, folded: str) -> None:
+    assert fold(text) == folded
 
 
 @pytest.mark.parametrize(
     ("text", "values"),
     [
-        ("7", [Decimal(7)]),
-        ("7.0 manat", [Decimal(7)]),
-        ("7,0", [Decimal(7)]),
-        ("Qiymət 7,50 AZN-dir", [Decimal("7.5")]),
-        ("2,5 və 2.5", [Decimal("2.5"), Decimal("2.5")]),
-        ("28\u00a0000 metr", [Decimal(28000)]),  # no-break space groups thousands
-        ("−5 dərəcə", [Decimal(-5)]),
-        ("saat 14-də", [Decimal(14)]),
-        ("3-5", [Decimal(3), Decimal(5)]),
+        ("7,5 km", ["7.5"]),
+        ("7.5", ["7.5"]),
+        ("28 000 metr", ["28000"]),  # a plain space groups thousands
+        ("28\u00a0000", ["28000"]),
+        ("28.000", ["28000"]),  # so does a dot before three digits
+        ("1.500.000", ["1500000"]),
+        ("saat 14:00-da", ["14"]),
+        ("14:30", ["14.5"]),
+        ("1/2", ["0.5"]),
+        ("−5 dərəcə", ["-5"]),
+        ("mənfi 5", ["-5"]),
+        ("yeddi", ["7"]),
+        ("on iki", ["12"]),
+        ("iki yüz otuz beş", ["235"]),
+        ("min iki yüz", ["1200"]),
+        ("iyirmi səkkiz min", ["28000"]),
+        ("yarım saat", ["0.5"]),
+        ("iki yarım", ["2.5"]),
+        ("2 saat yarım", ["2.5"]),
+        ("807-dən", ["807"]),
+        ("üçün onu ona", []),  # "for", "him", "to him": not numbers
         ("heç nə", []),
     ],
 )
-def test_numbers_are_read_as_numbers(text: str, values: list[Decimal]) -> None:
-    assert numbers(text) == values
+def test_numbers_as_azerbaijani_writes_them(text: str, values: list[str]) -> None:
+    assert numbers(text) == [Decimal(v) for v in values]
 
 
 @pytest.mark.parametrize(
-    ("prediction", "reference"),
+    ("output", "answer"),
     [
-        ("7", "Qalıq 7 manatdır."),
-        ("7.0", "Qalıq 7 manatdır."),
-        ("7,0 manat", "Qalıq 7 manatdır."),
-        ("7 AZN", "Qalıq 7 manatdır."),
-        ("Cavab: 7 ₼", "Qalıq 7 manatdır."),
-        ("7,5 km", "Məsafə 7.5 km-dir."),
-        ("Yol 3 saat çəkdi", "Yol 3 saat çəkdi."),
-        ("iclas saat 14-də bitir", "İclas saat 14-də bitir."),
-        ("Əvvəl 5 idi, sonra 3 əlavə olundu: 8", "İndi Əlinin 8 alması var."),
-        ("40%", "Sinifdə 40%-i qızdır: 40"),
+        (WELL_FORMED, "Səbətdə 7 alma qaldı."),
+        ("<think>x</think><answer> 7 ", "7"),  # unclosed answer: still an answer (not strict)
+        ("<think>12 - 5 = 7", None),  # never closed: no answer
+        ("<think>12 - 5 = 7</think>\n\nSəbətdə 7 alma", None),  # no <answer> after thinking
+        ("Səbətdə 7 alma qaldı.", "Səbətdə 7 alma qaldı."),  # no tags at all: read whole
+        ("<answer>7</answer><answer>8</answer>", "7 yaxud 8"),  # two answers: alternatives
     ],
 )
-def test_right_numeric_answers(prediction: str, reference: str) -> None:
-    assert answer_kind(reference) == "number"
-    assert is_correct(prediction, reference)
+def test_answer_text(output: str, answer: str | None) -> None:
+    assert answer_text(output) == answer
 
 
-@pytest.mark.parametrize(
-    ("prediction", "reference"),
-    [
-        ("17", "Qalıq 7 manatdır."),  # shares the digit, not the number
-        ("70 qəpik", "Qalıq 7 manatdır."),
-        ("7,5", "Qalıq 7 manatdır."),
-        ("Qalıq yeddi manatdır.", "Qalıq 7 manatdır."),  # numbers in words are not read
-        ("", "Qalıq 7 manatdır."),
-        ("8, yox, 9", "İndi Əlinin 8 alması var."),  # the last number is the answer
-    ],
-)
-def test_wrong_numeric_answers(prediction: str, reference: str) -> None:
-    assert not is_correct(prediction, reference)
-
-
-@pytest.mark.parametrize(
-    ("prediction", "reference", "right"),
-    [
-        ("3 gün sonra cümə olacaq", "3 gün sonra cümə olacaq.", True),
-        ("3 GÜN SONRA CÜMƏ OLACAQ!", "3 gün sonra cümə olacaq.", True),
-        ("Məncə, 3 gün sonra cümə olacaq.", "3 gün sonra cümə olacaq.", True),
-        ("Cümə", "3 gün sonra cümə olacaq.", False),  # the whole reference must be said
-        ("3 gün sonra cümə axşamı olacaq.", "3 gün sonra cümə olacaq.", False),
-        ("3 gün sonra bazar olacaq.", "3 gün sonra cümə olacaq.", False),
-        ("Ən ağır Turaldır", "Ən ağır Turaldır.", True),
-        ("Ən ağır Tural.", "Ən ağır Turaldır.", True),  # the copula does not count
-        ("Ən ağır Muraddır.", "Ən ağır Turaldır.", False),
-        ("Sahil  şəhəri ,  LƏNKƏRANDIR", "Sahil şəhəri Lənkərandır.", True),
-        ("Sahil şəhəri Şəkidir.", "Sahil şəhəri Lənkərandır.", False),
-    ],
-)
-def test_word_answers_must_contain_the_normalized_reference(
-    prediction: str, reference: str, right: bool
-) -> None:
-    family = "calendar" if "gün" in reference else "ordering"
-    assert is_correct(prediction, reference, family) is right
-
-
-def test_calendar_answers_are_words_although_they_repeat_a_number() -> None:
-    reference = "3 gün sonra cümə olacaq."
-    assert answer_kind(reference) == "number"  # without the family, the number would decide
-    assert answer_kind(reference, "calendar") == "word"
-    assert not is_correct("3 gün sonra bazar olacaq.", reference, "calendar")
+def test_strict_accuracy_needs_the_format_too() -> None:
+    target = NumberTarget(kind="number", value=7, unit="alma")
+    assert grade(WELL_FORMED, target).strict
+    loose = grade("Səbətdə 7 alma qaldı.", target)
+    assert loose.correct and not loose.strict
+    unclosed = grade("<think>x</think><answer>7", target)
+    assert unclosed.correct and not unclosed.strict
+    no_answer = grade("<think>12 - 5 = 7", target)
+    assert (no_answer.correct, no_answer.verdict) == (False, "no answer")
 
 
 def test_every_shipped_reference_is_right_and_a_changed_answer_is_wrong() -> None:
     examples = read_examples(DATA)
-    for example in examples:
-        assert is_correct(example.answer, example.answer, example.family), example.id
-        if answer_kind(example.answer, example.family) == "number":
-            last = numbers(example.answer)[-1]
-            assert not is_correct(f"{last + 1}", example.answer, example.family), example.id
-            assert is_correct(f"Cavab: {last}", example.answer, example.family), example.id
-    words = [e for e in examples if answer_kind(e.answer, e.family) == "word"]
-    assert {e.family for e in words} == {"calendar", "ordering", "geography"}
-    others = {e.answer for e in words}
-    wrong = sum(
-        is_correct(other, e.answer, e.family) for e in words[:20] for other in others
-        if normalize(other) != normalize(e.answer)
+    values: dict[str, set[str]] = {}
+    for e in examples:
+        if isinstance(e.target, EntityTarget):
+            values.setdefault(e.target.type, set()).add(e.target.value)
+    for e in examples:
+        output = f"<think>{e.reasoning}</think>\n\n<answer>{e.answer}</answer>"
+        result = grade(output, e.target)
+        assert result.correct and result.strict, (e.id, result.why)
+        assert grade(e.answer, e.target).correct, e.id  # no tags: read whole
+        if isinstance(e.target, NumberTarget):
+            assert not grade(f"Cavab: {e.target.value + 1}", e.target).correct, e.id
+        elif isinstance(e.target, EntityTarget):
+            for other in values[e.target.type] - {e.target.value, *e.target.given}:
+                assert not grade(other, e.target).correct, (e.id, other)
+        else:
+            loser = next(o for o in e.target.options if o != e.target.who)
+            assert not grade(e.answer.replace(e.target.who, loser), e.target).correct, e.id
+
+
+def test_without_a_target_the_reference_decides() -> None:
+    assert target_from_reference("Qalıq 7 manatdır.") == NumberTarget(
+        kind="number", value=7, unit="manat"
     )
-    assert wrong == 0
+    assert grade("700 qəpik", None, "Qalıq 7 manatdır.").correct
+    assert not grade("8", None, "Qalıq 7 manatdır.").correct
+    assert grade("Məncə, ən ağır Turaldır", None, "Ən ağır Turaldır.").correct
+    assert not grade("Ən ağır Murad", None, "Ən ağır Turaldır.").correct
+    assert words("Ən ağır 7,0 KQ") == ["ən", "ağır", "7", "kq"]

@@ -169,7 +169,7 @@ def _scores(value: float, report: EvalReport) -> ModelScores:
     numbers = {key: value + i for i, key in enumerate(SCORED)}
     return report.tuned.model_copy(update={
         "scores": Scores(**numbers, n=ROWS, **signatures), "format_rate": value / 100,
-        "accuracy": value / 50, "mean_output_tokens": 2 * value,
+        "accuracy": value / 50, "strict_accuracy": value / 100, "mean_output_tokens": 2 * value,
     })
 
 
@@ -197,7 +197,8 @@ def test_metrics_document_delta_is_tuned_minus_base(report) -> None:
     document = metrics_document(scored, "md5", "rev").to_json()
 
     assert document["delta"] == {key: 2.5 for key in SCORED} | {
-        "format_rate": 0.025, "accuracy": 0.05, "mean_output_tokens": 5.0
+        "format_rate": 0.025, "accuracy": 0.05, "strict_accuracy": 0.025,
+        "mean_output_tokens": 5.0,
     }
     assert document["base"]["format_rate"] == 0.1
     assert document["tuned"]["bleu"] == 12.5

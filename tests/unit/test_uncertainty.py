@@ -103,3 +103,44 @@ def test_corpus_test_on_identical_systems_reports_no_difference() -> None:
     result = corpus_paired_test(same, same, REFERENCES)["bleu"]
     assert result.paired.delta == 0.0
     assert result.paired.p_value == 1.0
+
+
+def test_clopper_pearson_lower_bound_matches_its_definition() -> None:
+    from steps.core.uncertainty import _binomial_tail, clopper_pearson_lower
+
+    for successes, n in [(1, 1), (5, 10), (30, 60), (59, 60)]:
+        p = clopper_pearson_lower(successes, n, 0.05)
+        assert _binomial_tail(successes, n, p) == pytest.approx(0.05, abs=1e-6)
+    assert clopper_pearson_lower(0, 10, 0.05) == 0.0
+    # known value: 5 of 10, one-sided 95 % -> 0.2224 (Beta(0.05; 5, 6))
+    assert clopper_pearson_lower(5, 10, 0.05) == pytest.approx(0.2224, abs=1e-4)
+
+
+def test_mcnemar_bound_and_p_value() -> None:
+    from steps.core.uncertainty import (
+        mcnemar_lower_bound,
+        mcnemar_p_value,
+        noninferiority_binary,
+        paired_mcnemar,
+    )
+
+    assert mcnemar_lower_bound(0, 0, 300) == 0.0  # identical answers: exactly no difference
+    assert mcnemar_lower_bound(0, 15, 50) == pytest.approx(-0.3)  # every discordant pair lost
+    # 30 won, 30 lost of 300: the normal approximation gives about -1.645 * sqrt(60) / 300
+    assert mcnemar_lower_bound(30, 30, 300) == pytest.approx(-0.0425, abs=0.005)
+    assert mcnemar_p_value(0, 6) == pytest.approx(2 / 64)  # two-sided exact binomial
+    assert mcnemar_p_value(3, 3) == 1.0
+    base, cand = [True] * 20 + [False] * 30, [False] * 5 + [True] * 25 + [False] * 20
+    test = paired_mcnemar(base, cand)
+    assert test.delta == pytest.approx(0.1) and test.interval[0] < 0.1 < test.interval[1]
+    assert noninferiority_binary(base, cand).lower_bound < 0.1
+    with pytest.raises(ValueError, match="equally long"):
+        paired_mcnemar([True], [True, False])
+
+
+def test_holm_adjusts_for_the_number_of_tests() -> None:
+    from steps.core.uncertainty import holm
+
+    adjusted = holm({"a": 0.01, "b": 0.04, "c": 0.03})
+    assert adjusted == pytest.approx({"a": 0.03, "c": 0.06, "b": 0.06})
+    assert holm({"only": 0.02}) == {"only": 0.02}
