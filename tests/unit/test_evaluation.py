@@ -381,3 +381,43 @@ def test_the_report_shows_accuracy_intervals_and_families(known) -> None:
 )
 def test_generation_dtype(configured: str, model: str, device: str, used: str) -> None:
     assert generation_dtype(EvalConfig(dtype=configured), model, device) == used
+
+
+def test_strict_accuracy_needs_the_format(known) -> None:
+    assert known.base.strict_accuracy == 0.0  # right answers, but never well-formed
+    assert known.tuned.strict_accuracy == 0.8  # right and tagged: 0-24 and 30-44
+    assert known.tuned_vs_base["strict_accuracy"].method.startswith("exact McNemar")
+
+
+def test_families_carry_intervals_holm_and_are_ordered_by_evidence(known) -> None:
+    assert list(known.families) == ["money", "calendar"]  # 30 examples before 20
+    money, calendar = known.families["money"], known.families["calendar"]
+    assert money.delta == 0.5 and money.p_value < 0.001 and money.finding == "improvement"
+    assert calendar.holm_p_value >= calendar.p_value  # adjusted for the two families
+    low, high = calendar.delta_interval
+    assert low < 1.0 <= high + 1e-9
+
+
+def test_a_family_difference_without_evidence_is_not_called_a_regression() -> None:
+    rows = [_row(i, "money", f"Qalıq {i} manatdır.") for i in range(6)]
+    right = Generation(texts=[f"{i} manat" for i in range(6)], output_tokens=[5] * 6, seconds=1)
+    worse = right.model_copy(update={"texts": ["0 manat", "bilmirəm", *right.texts[2:4],
+                                               "bilmirəm", "5 manat"]})  # fmt: skip
+    family = build_report(rows, right, worse).families["money"]
+    assert family.delta < 0 and family.finding == "no evidence of a difference"
+
+
+def test_the_report_shows_target_what_was_read_and_why() -> None:
+    from steps.core.examples import NumberTarget
+
+    row = _row(1, "money", "Qalıq 7 manatdır.").model_copy(
+        update={"target": NumberTarget(kind="number", value=7, unit="manat")}
+    )
+    base = Generation(texts=["7 və ya 8 manat"], output_tokens=[5], seconds=1.0)
+    tuned = Generation(texts=["<think>x</think>\n\n<answer>700 qəpik</answer>"],
+                       output_tokens=[5], seconds=1.0)  # fmt: skip
+    report = build_report([row], base, tuned)
+    page = render_html(report, metrics_document(report, "md5", "rev"))
+    assert "<strong>7 manat</strong>" in page  # the target
+    assert "offers alternatives: 7 / 8 manat" in page  # why the base answer is wrong
+    assert "read: <strong>700 qəpik</strong>" in page and "= target 7 manat" in page
