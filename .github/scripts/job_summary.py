@@ -16,9 +16,10 @@ import json
 import sys
 from pathlib import Path
 
-# (key in metrics.json, label); accuracy and format_rate are fractions, shown in percent.
+# (key in metrics.json, label); the accuracies and format_rate are fractions, shown in percent.
 SCORES = [
     ("accuracy", "answer accuracy"),
+    ("strict_accuracy", "strict accuracy"),
     ("bleu", "BLEU"),
     ("chrf", "chrF"),
     ("rouge1", "ROUGE-1"),
@@ -58,7 +59,7 @@ def metrics_table(metrics: dict) -> list[str]:
     deltas = metrics.get("delta", {})
     lines = ["| metric | base | tuned | Δ (tuned − base) |", "|---|---:|---:|---:|"]
     for key, label in SCORES:
-        percent = key in ("format_rate", "accuracy")
+        percent = key in ("format_rate", "accuracy", "strict_accuracy")
         b, t = base.get(key), tuned.get(key)
         d = deltas.get(key)
         if d is None and all(isinstance(x, int | float) for x in (b, t)):

@@ -154,14 +154,16 @@ def decide(
     n = f" on {candidate.examples} held-out examples" if candidate.examples else ""
     shown = f"{name} {_fmt(metric, value)} {_span(metric, interval)}".rstrip() + n
     threshold = _fmt(metric, gate.threshold)
-    if value < gate.threshold:
-        reason = f"{shown} is below the threshold {threshold}"
-        return GateDecision(promote=False, reason=reason, comparison="none", **common)
-    passed = f"{shown} >= threshold {threshold}"
+    below = value < gate.threshold
+    verdict = f"{shown} is below the threshold {threshold}" if below else (
+        f"{shown} >= threshold {threshold}"
+    )  # fmt: skip
     if production is None or prod_value is None:
         why = ("no production version yet" if production is None
                else f"production's metrics have no {name}: not compared")  # fmt: skip
-        return GateDecision(promote=True, reason=f"{passed}; {why}", comparison="none", **common)
+        return GateDecision(promote=not below, reason=f"{verdict}; {why}", comparison="none",
+                            **common)  # fmt: skip
     outcome = _versus_production(candidate, production, gate, value, prod_value)
     text = outcome.pop("text")
-    return GateDecision(reason=f"{passed}; {text}", **outcome, **common)
+    outcome["promote"] = outcome["promote"] and not below
+    return GateDecision(reason=f"{verdict}; {text}", **outcome, **common)

@@ -127,6 +127,14 @@ def test_below_the_threshold_holds_even_when_better_than_production() -> None:
     assert "is below the threshold 50.0 %" in decision.reason
 
 
+def test_below_the_threshold_still_reports_the_comparison_with_production() -> None:
+    decision = decide(_doc(20), _doc(20), ACCURACY)  # same answers as production, both 40 %
+
+    assert not decision.promote and decision.comparison == "paired"
+    assert decision.lower_bound == 0.0
+    assert "is below the threshold 50.0 %; non-inferior to production (40.0 %)" in decision.reason
+
+
 def test_no_production_version_promotes() -> None:
     decision = decide(_doc(30), None, ACCURACY)
 
