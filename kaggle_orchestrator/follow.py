@@ -4,9 +4,15 @@ The log comes from the client's log stream (``KaggleApi.kernels_logs_stream``: a
 while the session runs, the stored log afterwards), read in a background thread so a line
 reaches the step log as soon as the kernel prints it. The stream replays from the start when it
 reconnects, and the stored log is the same text, so every source is de-duplicated by the number
-of characters already shown: each kernel line appears in the step log exactly once. If the
-stream breaks, the follower reconnects, and after repeated failures falls back to fetching the
-stored log on every status poll.
+of characters already shown: each kernel line appears in the step log exactly once.
+
+The stream also ends without an error while the session has not finished: while it is QUEUED
+(there is no live feed yet, only the empty stored log) and when an idle connection is cut (by
+Kaggle's front end, or by the client's read timeout when the kernel prints nothing for a
+minute). Neither is a failure: the reader connects again (after ``RECONNECT_S``) until the
+follower has seen the session finish. Only errors (5xx, refused connections...) count, and after
+``STREAM_FAILURES`` of them in a row the follower falls back to fetching the stored log on every
+status poll.
 """
 
 from __future__ import annotations
@@ -22,7 +28,8 @@ from kaggle_orchestrator import kernel
 from kaggle_orchestrator.client import KaggleClient
 
 log = logging.getLogger(__name__)
-STREAM_FAILURES = 3  # consecutive stream failures before falling back to polling the log
+STREAM_FAILURES = 3  # consecutive stream errors before falling back to polling the log
+RECONNECT_S = 2.0  # wait before reading again a stream that ended while the session goes on
 
 
 class KernelFailedError(RuntimeError):
@@ -70,33 +77,49 @@ class LogText:
 
 
 class LogStreamReader(threading.Thread):
-    """Reads the log stream of ``ref`` into ``text`` until the stream's end, reconnecting."""
+    """Reads the log stream of ``ref`` into ``text`` until the session has finished."""
 
     def __init__(self, client: KaggleClient, ref: str, text: LogText) -> None:
         super().__init__(daemon=True, name=f"kaggle-log-{ref}")
         self.client, self.ref, self.text = client, ref, text
         self.failed = False  # gave up: the caller polls the stored log instead
+        self.finished = threading.Event()  # set by the follower: the session has ended
         self.done = threading.Event()
         self.errors: queue.Queue[str] = queue.Queue()
+        self.reconnects = 0  # normal ends and idle cut-offs (not errors)
 
     def run(self) -> None:
         failures = 0
-        while not self.done.is_set():
-            position = 0
-            try:
-                for chunk in self.client.log_stream(self.ref):
-                    self.text.offer(chunk, position)
-                    position += len(chunk)
-                    failures = 0
-                self.done.set()  # END_OF_LOG, or the stored log of an ended session
-            except Exception as error:  # a broken stream is not a failed kernel
-                failures += 1
-                self.errors.put(f"{type(error).__name__}: {error}")
-                if failures >= STREAM_FAILURES:
-                    self.failed = True
-                    self.done.set()  # stopped: nobody waits for a stream that is gone
-                    return
-                time.sleep(min(2.0 * failures, 10.0))
+        try:
+            while not self.finished.is_set():
+                position = 0
+                try:
+                    for chunk in self.client.log_stream(self.ref):
+                        self.text.offer(chunk, position)
+                        position += len(chunk)
+                        failures = 0
+                except Exception as error:  # a broken stream is not a failed kernel
+                    if not _idle_cut(error):
+                        failures += 1
+                        self.errors.put(f"{type(error).__name__}: {error}")
+                        if failures >= STREAM_FAILURES:
+                            self.failed = True  # nobody waits for a stream that is gone
+                            return
+                        self.finished.wait(min(2.0 * failures, 10.0))
+                        continue
+                # Ended (END_OF_LOG, the stored log, an idle cut-off): read again unless the
+                # session is over; lines already shown are skipped by their position.
+                self.reconnects += 1
+                self.finished.wait(RECONNECT_S)
+        finally:
+            self.done.set()
+
+
+def _idle_cut(error: BaseException) -> bool:
+    """A stream closed for being idle (read timeout), not a failure of the service."""
+    import requests
+
+    return isinstance(error, requests.Timeout) or "timed out" in str(error).lower()
 
 
 def follow_kernel(client: KaggleClient, slug: str, ref: str, url: str, timeout_s: float,
@@ -161,10 +184,15 @@ def follow_kernel(client: KaggleClient, slug: str, ref: str, url: str, timeout_s
             show()
             wait(max(0.0, next_poll - time.monotonic()))
     except KeyboardInterrupt:
+        reader.finished.set()
         log.warning("interrupted: deleting Kaggle kernel %s", slug)
         client.delete(slug, missing_ok=True)
         raise
-    reader.done.wait(timeout=10)  # the stream ends with the session (at once if it failed)
+    except BaseException:
+        reader.finished.set()
+        raise
+    reader.finished.set()
+    reader.done.wait(timeout=10)  # the reader stops between two reads
     text.offer("".join(_log_chunks(client, ref)), 0)  # whatever the stream missed
     show(final=True)
     log.info("Kaggle kernel %s finished: %s after %.0fs", slug, status,

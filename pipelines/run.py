@@ -9,8 +9,12 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import tempfile
+import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+import yaml
 
 from steps.core.config import ConfigError, load_config, resolve_path
 
@@ -50,6 +54,28 @@ def headline(metrics: MetricsDocument) -> list[str]:
     return lines
 
 
+def load_run_config(path: str | None, no_cache: bool = False) -> dict:
+    """The ZenML run config at ``path`` (or an empty one); ``no_cache`` turns caching off in it
+    everywhere (a run config's ``enable_cache: true`` would otherwise win over ``--no-cache``)."""
+    raw = yaml.safe_load(resolve_path(Path(path)).read_text()) if path else {}
+    raw = raw or {}
+    if no_cache:
+        raw["enable_cache"] = False
+        for step in (raw.get("steps") or {}).values():
+            if isinstance(step, dict):
+                step["enable_cache"] = False
+    return raw
+
+
+def own_run(name_template: str):
+    """The run this command started, found by the unique part of its name (or None)."""
+    from zenml.client import Client
+
+    token = name_template.rsplit("-", 1)[-1]
+    runs = Client().list_pipeline_runs(name=f"contains:{token}", size=2).items
+    return runs[0] if len(runs) == 1 else None
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m pipelines.run", description=__doc__)
     parser.add_argument("--config", default="pipelines/configs/demo.yaml", help="domain config")
@@ -67,13 +93,21 @@ def main(argv: list[str] | None = None) -> int:
     from pipelines.training import training_pipeline
     from steps.core.evaluation import publish_metrics
 
-    options = {"enable_cache": False} if args.no_cache else {}
-    if args.run_config:
-        options["config_path"] = str(resolve_path(Path(args.run_config)))
-    try:
-        run = training_pipeline.with_options(**options)(config_path=args.config)
-    except RuntimeError:
-        run = Client().list_pipeline_runs(sort_by="desc:created", size=1).items[0]
+    run_config = load_run_config(args.run_config, no_cache=args.no_cache)
+    # A name of our own, so that a failed run is found by name, not as "the newest run in the
+    # store" (on a shared server that can be someone else's).
+    run_config.setdefault("run_name", f"nizami_training-{{date}}-{{time}}-{uuid.uuid4().hex[:6]}")
+    with tempfile.TemporaryDirectory(prefix="nizami-run-") as scratch:
+        run_config_file = Path(scratch) / "run.yaml"
+        run_config_file.write_text(yaml.safe_dump(run_config))
+        try:
+            run = training_pipeline.with_options(config_path=str(run_config_file))(
+                config_path=args.config
+            )
+        except RuntimeError:
+            run = own_run(run_config["run_name"])
+            if run is None:
+                raise
     run = Client().get_pipeline_run(run.id)
     print(f"\nZenML run      {run.name}  status={run.status.value}")
     outputs = resolve_path(cfg.output_dir)

@@ -13,9 +13,9 @@ by ``stacks/register.sh``. For each run, :func:`decide` picks, in this order:
    ``wandb.init`` failing the step after 90 s;
 4. otherwise online.
 
-The training pipeline's init hook (:func:`decide_for_this_run`) decides once per run and hands
-the decision to the step processes it starts (a Kaggle step's local entrypoint) through the
-environment; the tracker logs it at each step. Offline runs stay in ``$WANDB_DIR/wandb/`` and
+:func:`current` decides once per run (at its first step, or in the init hook) and hands the
+decision to later steps and to the step processes the run starts (a Kaggle step's local
+entrypoint) through the environment. Offline runs stay in ``$WANDB_DIR/wandb/`` and
 the log prints the ``wandb sync`` command that uploads them.
 """
 
@@ -30,8 +30,8 @@ from dataclasses import dataclass, field
 log = logging.getLogger(__name__)
 
 SECRET = "wandb"
-# The decision of this run, handed to child processes: "<pid>|online|<reason>" where <pid> is
-# the process that decided (a child reuses its parent's; anything else decides afresh).
+# The decision of a run, for its later steps and the processes it starts:
+# "<run id>|online|<reason>" (another run's value is ignored).
 DECISION_ENV = "NIZAMI_WANDB_DECISION"
 DEFAULT_BASE_URL = "https://api.wandb.ai"
 
@@ -105,62 +105,24 @@ def decide(tracker_key: str | None = None, probe: bool = True) -> Decision:
     return Decision(True, source, key)
 
 
-def _handed_down() -> Decision | None:
-    """The decision of the process that started this one, for the same run."""
-    pid, _, rest = os.environ.get(DECISION_ENV, "").partition("|")
-    if not pid.isdigit() or int(pid) != os.getppid():
-        return None
-    mode, _, reason = rest.partition("|")
-    if mode != "online":
-        return Decision(False, reason)
-    key, _ = find_key(None)
-    return Decision(True, reason, key) if key else None
-
-
-def current(tracker_key: str | None = None) -> Decision:
-    """This run's decision: the one made at its start (in this process or its parent), else a
-    new one (a pipeline without the init hook, or a step process on another machine)."""
-    pid, _, rest = os.environ.get(DECISION_ENV, "").partition("|")
-    if pid == str(os.getpid()):
+def current(run_id: object, tracker_key: str | None = None) -> Decision:
+    """The decision of run ``run_id``: made once, by whichever comes first (the tracker at the
+    first step, or the init hook), and reused by later steps and by the step processes the run
+    starts (they inherit the environment). A value left by another run does not count."""
+    recorded_run, _, rest = os.environ.get(DECISION_ENV, "").partition("|")
+    if recorded_run == str(run_id):
         mode, _, reason = rest.partition("|")
         if mode != "online":
             return Decision(False, reason)
         key, _ = find_key(tracker_key)
         if key:
             return Decision(True, reason, key)
-    handed = _handed_down()
-    return handed if handed is not None else _record(decide(tracker_key))
-
-
-def _record(decision: Decision) -> Decision:
-    mode = "online" if decision.online else "offline"
-    os.environ[DECISION_ENV] = f"{os.getpid()}|{mode}|{decision.reason}"
-    return decision
-
-
-def decide_for_this_run() -> None:
-    """Pipeline init hook: decide W&B's mode once for this run and say why (one line; a warning
-    when a key is set but W&B does not answer). Never fails the run."""
-    handed = _handed_down()
-    if handed is not None:  # a step process of a run whose parent decided
-        _record(handed)
-        return
-    try:
-        from zenml.client import Client
-
-        tracker = Client().active_stack.experiment_tracker
-    except Exception as error:  # noqa: BLE001 a probe must never fail the run it protects
-        log.warning("W&B mode not decided: %s", error)
-        return
-    if tracker is None or not hasattr(tracker, "decision"):
-        return
-    decision = _record(decide(getattr(tracker.config, "api_key", None)))
+    decision = decide(tracker_key)
+    os.environ[DECISION_ENV] = (f"{run_id}|{'online' if decision.online else 'offline'}|"
+                                f"{decision.reason}")
     level = logging.WARNING if "does not answer" in decision.reason else logging.INFO
     log.log(level, "%s", decision.describe())
-
-
-# The name earlier run configs and snapshots refer to.
-offline_if_unreachable = decide_for_this_run
+    return decision
 
 
 if __name__ == "__main__":  # what a run started now would do (stacks/register.sh prints it)

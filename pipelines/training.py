@@ -17,9 +17,11 @@ from steps.train import train
 DEFAULT_CONFIG = "pipelines/configs/demo.yaml"
 
 
-# on_init: W&B online or offline for this run, from what is set now (pipelines/tracker.py)
+# Hooks (pipelines/run_hooks.py): W&B online/offline for this run, the process driving it
+# recorded, and this machine's runs that were killed before marked failed.
 @pipeline(
-    name="nizami_training", enable_cache=True, on_init="pipelines.tracker.decide_for_this_run"
+    name="nizami_training", enable_cache=True,
+    on_init="pipelines.run_hooks.driver_started", on_start="pipelines.run_hooks.step_started",
 )
 def training_pipeline(config_path: str = DEFAULT_CONFIG) -> None:
     """Wire the five steps from one validated config (see steps/core/config.py)."""

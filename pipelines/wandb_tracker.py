@@ -30,9 +30,9 @@ class NizamiWandbTracker(WandbExperimentTracker):
         """The component config."""
         return self._config  # type: ignore[return-value]
 
-    def decision(self) -> Decision:
-        """This run's online/offline decision (made once per run, see ``pipelines.tracker``)."""
-        return current(self.config.api_key)
+    def decision(self, info: StepRunInfo) -> Decision:
+        """The online/offline decision of ``info``'s run (made once per run)."""
+        return current(info.run_id, self.config.api_key)
 
     def prepare_step_run(self, info: StepRunInfo) -> None:
         """Open the step's W&B run, online with this run's key or offline."""
@@ -40,8 +40,7 @@ class NizamiWandbTracker(WandbExperimentTracker):
             build_wandb_initialization,
         )
 
-        decision = self.decision()
-        log.info("%s", decision.describe())
+        decision = self.decision(info)
         kwargs = build_wandb_initialization(config=self.config, settings=self.get_settings(info),
                                             info=info)
         kwargs["settings"] = {**kwargs.get("settings", {}),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import shlex
@@ -51,13 +52,34 @@ def _parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="set this variable in every kernel session (repeatable)",
     )  # fmt: skip
     parser.add_argument("--queue-seconds", type=float, default=1.0, help="time spent QUEUED")
+    parser.add_argument(
+        "--fault", action="append", default=[], metavar="JSON",
+        help="inject a fault (repeatable), as for POST /_emulator/faults, e.g. "
+        '\'{"kind": "kernel_stop", "after_log": "checkpoint-2"}\' to rehearse a stopped session '
+        "and its resume, or '{\"kind\": \"http_error\", \"method\": \"SaveKernel\", "
+        "\"status\": 502, \"served\": true}' (kinds: http_error, push_error, kernel_error, "
+        "kernel_hang, slow_response, kernel_cancel, kernel_stop, quota_exhausted, gpu_sessions)",
+    )  # fmt: skip
     parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning"])
     return parser.parse_args(argv)
+
+
+def _faults(specs: list[str]) -> list[dict]:
+    """The ``--fault`` values as JSON objects; a bad one stops the command, named."""
+    faults = []
+    for spec in specs:
+        try:
+            fault = json.loads(spec)
+        except ValueError as error:
+            raise SystemExit(f"--fault {spec!r}: not JSON ({error})") from error
+        faults += fault if isinstance(fault, list) else [fault]
+    return faults
 
 
 def main(argv: list[str] | None = None) -> None:
     """Run the emulator until Ctrl-C."""
     args = _parse_args(argv)
+    faults = _faults(args.fault)
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(message)s")
     if args.prepare_image or not args.python:
         python = str(prepare_image())
@@ -78,6 +100,15 @@ def main(argv: list[str] | None = None) -> None:
         python=args.python or python,
         layout=args.layout,
     )
+    for fault in faults:
+        try:
+            added = emulator.faults.add(fault)
+        except ValueError as error:  # pydantic's: name each field and what is wrong
+            errors = getattr(error, "errors", lambda: [])()
+            said = "; ".join(f"{'.'.join(map(str, e['loc'][1:])) or 'kind'}: {e['msg']}"
+                             for e in errors) or str(error)
+            raise SystemExit(f"--fault {json.dumps(fault)}: {said}") from error
+        print(f"fault injected: {added.model_dump_json(exclude_none=True)}")
 
     def announce(url: str) -> None:
         exports = {

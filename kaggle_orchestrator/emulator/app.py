@@ -51,7 +51,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from kaggle_orchestrator.emulator import datasets, kernels
 from kaggle_orchestrator.emulator.datasets import Redirect
 from kaggle_orchestrator.emulator.faults import DOWNLOAD, LOG_STREAM, UPLOAD, HttpErrorFault
-from kaggle_orchestrator.emulator.sandbox import KernelVersion
+from kaggle_orchestrator.emulator.sandbox import KernelVersion, Status
 from kaggle_orchestrator.emulator.state import ApiError, Call, EmulatorState, Kernel
 
 log = logging.getLogger(__name__)
@@ -310,7 +310,10 @@ def build_app(state: EmulatorState) -> ASGIApp:
             version = state.kernel(owner, slug).version(request.query_params.get("versionLabel"))
         except ApiError as e:
             return _error(e.status, e.message)
-        if not version.active:
+        # Kaggle's endpoint proxies the session's live feed while it runs and serves the stored
+        # log otherwise; a QUEUED version has no session yet, so it gets the (empty) stored log
+        # and the stream ends at once (a client must connect again, not give up).
+        if not version.active or version.status is Status.QUEUED:
             return Response(version.log_text(), media_type="application/json")
         return StreamingResponse(sse_events(version), media_type="text/event-stream")
 

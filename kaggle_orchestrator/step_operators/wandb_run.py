@@ -14,7 +14,6 @@ offline one leaves it there and the step log prints the ``wandb sync`` command.
 from __future__ import annotations
 
 import contextlib
-import logging
 import os
 import shutil
 import signal
@@ -53,9 +52,8 @@ class KernelWandbRun:
         online = mode != "offline" and os.environ.get("WANDB_MODE") != "offline"
         api_key = tracker.config.api_key
         if hasattr(tracker, "decision"):  # the project's tracker: this run's mode and key
-            decision = tracker.decision()
+            decision = tracker.decision(info)
             online, api_key = decision.online, decision.key
-            logging.getLogger(__name__).info("%s", decision.describe())
         return cls(
             id=kwargs.get("id") or uuid.uuid4().hex[:8],
             name=kwargs["name"], project=kwargs.get("project"), entity=kwargs.get("entity"),

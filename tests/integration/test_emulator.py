@@ -576,3 +576,37 @@ def test_the_legacy_layout_mounts_a_dataset_at_its_slug(tmp_path: Path, kaggle_i
         version = emu.wait(f"{USER}/legacy-kernel")
         seen = json.loads((version.working_dir / "env.json").read_text())["inputs"]
         assert seen == ["/kaggle/input/legacy-data/a.txt"], version.log_text()
+
+
+def test_faults_can_be_injected_from_the_command_line(tmp_path: Path) -> None:
+    """``--fault`` (repeatable) puts a fault in place before the first call, so a user can
+    rehearse a stopped session and its resume with the real CLI; a bad one is refused, named."""
+    import subprocess
+    import sys
+
+    import httpx
+
+    command = [sys.executable, "-m", "kaggle_orchestrator.emulator", "--port", "0",
+               "--python", sys.executable, "--root", str(tmp_path / "emu"), "--token", "KGAT_x",
+               "--fault", '{"kind": "kernel_stop", "after_log": "checkpoint-2"}',
+               "--fault", '{"kind": "http_error", "method": "SaveKernel", "status": 502, '
+               '"served": true}']
+    bad = subprocess.run([*command[:-4], "--fault", '{"kind": "kernel_stop"}'],
+                         capture_output=True, text=True, timeout=60)
+    assert bad.returncode != 0 and "afterLog: Field required" in bad.stderr, bad.stderr
+    server = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                              text=True)
+    try:
+        url = None
+        for line in server.stdout:
+            if line.startswith("Kaggle API emulator on "):
+                url = line.split()[4].rstrip(";")
+                break
+        assert url, "the emulator never announced its URL"
+        listed = httpx.get(f"{url}/_emulator/faults", timeout=10,
+                           headers={"Authorization": "Bearer KGAT_x"}).json()
+        kinds = {(f["kind"], f.get("served")) for f in listed["pending"]}
+        assert kinds == {("kernel_stop", None), ("http_error", True)}, listed
+    finally:
+        server.terminate()
+        server.wait(timeout=30)

@@ -255,6 +255,43 @@ def test_log_lines_arrive_live_while_the_kernel_runs_and_each_once(client, emula
     assert emulator.recording.calls("logs_stream")
 
 
+def test_the_log_keeps_streaming_past_queued_and_idle_cut_offs(emulator, tmp_path, caplog):
+    """The stream ends normally while the version is QUEUED (no session yet: the empty stored
+    log) and is cut when the kernel prints nothing for longer than the client's read timeout.
+    Neither is an error: the reader connects again, every line arrives while the session runs,
+    once, and nothing falls back to polling. Before, the reader stopped for good at the first
+    normal end, and the lines came only after the kernel had finished."""
+    import logging
+
+    client = KaggleClient(Credentials(USER, key=KEY), endpoint=emulator.url, timeout_s=2,
+                          max_retries=3, backoff_s=0.1)
+    code = ("import time\nprint('early', flush=True)\ntime.sleep(5)\n"
+            "print('late', flush=True)\ntime.sleep(2)\n")
+    slug = "client-quiet-log"
+    version = client.push(_kernel_dir(tmp_path, slug, code), slug, 600)
+    ref = f"{USER}/{slug}/{version}"
+    arrived: dict[str, str] = {}
+
+    class Watch:
+        level = 0
+
+        def handle(self, record):
+            message = record.getMessage()
+            if "] " in message and "[kaggle " in message:
+                arrived[message.split("] ")[1]] = emulator.kernel_version(
+                    f"{USER}/{slug}").status.value
+
+    watch = logging_handler(Watch())
+    logging.getLogger("kaggle_orchestrator.follow").addHandler(watch)
+    try:
+        with caplog.at_level("INFO", logger="kaggle_orchestrator.follow"):
+            assert follow_kernel(client, slug, ref, "url", 120, 20.0) == "COMPLETE"
+    finally:
+        logging.getLogger("kaggle_orchestrator.follow").removeHandler(watch)
+    assert arrived == {"early": "RUNNING", "late": "RUNNING"}, arrived  # streamed, not polled
+    assert not [r for r in caplog.records if "log stream" in r.getMessage()]  # no error
+
+
 def test_a_broken_log_stream_falls_back_to_polling(client, emulator, tmp_path, caplog):
     emulator.faults.http_error("logs_stream", 500, times=10)
     code = "print('line one')\nprint('line two')\n"

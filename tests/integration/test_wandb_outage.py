@@ -3,7 +3,7 @@
 With ``WANDB_API_KEY`` set (a user with a key: the run would go online), the tiny pipeline runs
 on the local stack with ``WANDB_BASE_URL`` at a loopback port that accepts connections and never
 answers (a W&B behind a dead proxy) and at one that refuses them. Before the init hook
-(``pipelines.tracker.decide_for_this_run``), ``wandb.init`` failed the train step with
+(``pipelines.tracker.current``), ``wandb.init`` failed the train step with
 ``CommError`` after 90 s.
 """
 

@@ -70,19 +70,19 @@ def test_each_decision_follows_the_environment_of_that_moment(wandb_answers, mon
     assert not tracker.decide().online
 
 
-def test_a_step_process_reuses_its_runs_decision_and_nothing_else(wandb_answers, monkeypatch):
-    """The init hook decides once; a Kaggle step's local entrypoint (a child process) takes the
-    same decision without probing again, but a stale value from another process does not count."""
+def test_a_run_decides_once_and_its_step_processes_reuse_it(wandb_answers, monkeypatch):
+    """The first step decides; later steps and a Kaggle step's local entrypoint (a child
+    process) take the same decision without probing again; another run decides afresh."""
     monkeypatch.setenv("WANDB_API_KEY", KEY)
-    assert tracker.current().online  # decided here, recorded for children
-    monkeypatch.setenv("WANDB_BASE_URL", _refused_url())  # a child probing now would go offline
-    child = "from pipelines.tracker import current; d = current(); print(d.online, d.reason)"
-    said = subprocess.run([sys.executable, "-c", child], cwd=ROOT, capture_output=True,
+    assert tracker.current("run-1").online  # decided, recorded for this run
+    monkeypatch.setenv("WANDB_BASE_URL", _refused_url())  # probing now would go offline
+    assert tracker.current("run-1").online
+    child = ("import sys; from pipelines.tracker import current; d = current(sys.argv[1]); "
+             "print(d.online, d.reason)")
+    said = subprocess.run([sys.executable, "-c", child, "run-1"], cwd=ROOT, capture_output=True,
                           text=True, timeout=120, check=True).stdout.strip()
     assert said == "True key from WANDB_API_KEY", said
-    stale = os.environ[tracker.DECISION_ENV].replace(str(os.getpid()), "1", 1)
-    monkeypatch.setenv(tracker.DECISION_ENV, stale)  # decided by some other process
-    said = subprocess.run([sys.executable, "-c", child], cwd=ROOT, capture_output=True,
+    said = subprocess.run([sys.executable, "-c", child, "run-2"], cwd=ROOT, capture_output=True,
                           text=True, timeout=120, check=True).stdout.strip()
     assert said.startswith("False key from WANDB_API_KEY, but W&B at"), said
 
@@ -124,6 +124,7 @@ def test_the_tracker_opens_the_run_in_this_runs_mode_and_leaves_the_users_key(
     project's takes this run's decision and puts the user's own variable back."""
     import datetime
     import uuid
+    from types import SimpleNamespace
 
     from zenml.enums import StackComponentType
     from zenml.integrations.wandb.experiment_trackers import run_initialization
@@ -147,11 +148,10 @@ def test_the_tracker_opens_the_run_in_this_runs_mode_and_leaves_the_users_key(
     monkeypatch.setitem(sys.modules, "wandb", type(sys)("wandb"))
     sys.modules["wandb"].finish = lambda exit_code=0: finished.append(exit_code)
 
-    made.prepare_step_run(None)  # no key: offline
+    made.prepare_step_run(SimpleNamespace(run_id=1))  # no key: offline
     made.cleanup_step_run(None, step_failed=False)
     monkeypatch.setenv("WANDB_API_KEY", KEY)
-    monkeypatch.delenv(tracker.DECISION_ENV)  # a new run
-    made.prepare_step_run(None)
+    made.prepare_step_run(SimpleNamespace(run_id=2))  # the next run
     made.cleanup_step_run(None, step_failed=True)
     assert [kwargs["settings"]["mode"] for kwargs, _ in opened] == ["offline", "online"]
     assert opened[1][1] == KEY and opened[0][0]["settings"]["silent"] is True
