@@ -243,7 +243,8 @@ def paired_mcnemar(
     p-value and the exact two-sided interval (each side at (1 - confidence) / 2)."""
     won, lost, n = _discordant(baseline, candidate)
     tail = (1 - confidence) / 2
-    low, high = mcnemar_lower_bound(won, lost, n, tail), -mcnemar_lower_bound(lost, won, n, tail)
+    low = mcnemar_lower_bound(won, lost, n, tail)
+    high = 0.0 - mcnemar_lower_bound(lost, won, n, tail)  # 0.0 - x: never -0.0
     return Paired(
         delta=(won - lost) / n,
         p_value=mcnemar_p_value(won, lost),
