@@ -13,9 +13,13 @@ Everything else is the production code path.
 from __future__ import annotations
 
 import contextlib
+import importlib
 import io
 import json
 import logging
+import os
+import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -62,10 +66,37 @@ class _TimeoutAdapter(HTTPAdapter):
         return super().send(request, **kwargs)
 
 
+# What ``import kaggle`` reads to authenticate (over the network, with no timeout) at import.
+_IMPORT_TIME_CREDENTIALS = ("KAGGLE_API_TOKEN", "KAGGLE_USERNAME", "KAGGLE_KEY",
+                            "KAGGLE_CONFIG_DIR", "KAGGLE_API_V1_TOKEN_PATH", "HOME")
+
+
 def _import_kaggle_api():
-    """``KaggleApi`` without the package's import-time authentication noise."""
-    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
-        from kaggle.api.kaggle_api_extended import KaggleApi
+    """``KaggleApi``, imported without the package's import-time authentication.
+
+    ``kaggle/__init__.py`` authenticates when first imported: with a token it asks Kaggle who
+    owns it (IntrospectToken) with no timeout, so an unreachable Kaggle or a dead proxy hangs
+    the import for ever, and it prints help text without credentials. The first import
+    therefore sees no credential (an empty HOME and config folder); the client module is then
+    loaded again with the real environment (its class attributes hold the config folder).
+    ``KaggleClient`` passes its credentials explicitly and every later call has a timeout.
+    """
+    if "kaggle" not in sys.modules:
+        saved = {name: os.environ.pop(name, None) for name in _IMPORT_TIME_CREDENTIALS}
+        try:
+            with tempfile.TemporaryDirectory(prefix="nizami-kaggle-import-") as empty:
+                os.environ["HOME"] = os.environ["KAGGLE_CONFIG_DIR"] = empty
+                with contextlib.redirect_stdout(io.StringIO()), \
+                        contextlib.redirect_stderr(io.StringIO()):
+                    import kaggle  # noqa: F401
+        finally:
+            for name, value in saved.items():
+                os.environ.pop(name, None) if value is None else os.environ.__setitem__(
+                    name, value)
+        with contextlib.redirect_stdout(io.StringIO()):
+            importlib.reload(sys.modules["kaggle.api.kaggle_api_extended"])
+    from kaggle.api.kaggle_api_extended import KaggleApi
+
     return KaggleApi
 
 

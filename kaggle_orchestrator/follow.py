@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 
 from kaggle_orchestrator import kernel
 from kaggle_orchestrator.client import KaggleClient
+from kaggle_orchestrator.stopping import delete_kernel
 
 log = logging.getLogger(__name__)
 STREAM_FAILURES = 3  # consecutive stream errors before falling back to polling the log
@@ -34,6 +35,11 @@ RECONNECT_S = 2.0  # wait before reading again a stream that ended while the ses
 
 class KernelFailedError(RuntimeError):
     """The Kaggle kernel ended in ERROR/CANCEL, timed out, or left no outputs."""
+
+
+class KernelStopped(KeyboardInterrupt):
+    """Interrupted while following: the kernel has been deleted already (callers must not
+    delete it again)."""
 
 
 @dataclass
@@ -183,11 +189,10 @@ def follow_kernel(client: KaggleClient, slug: str, ref: str, url: str, timeout_s
                 next_poll = time.monotonic() + interval
             show()
             wait(max(0.0, next_poll - time.monotonic()))
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as interrupt:
         reader.finished.set()
-        log.warning("interrupted: deleting Kaggle kernel %s", slug)
-        client.delete(slug, missing_ok=True)
-        raise
+        delete_kernel(client, slug)
+        raise KernelStopped(str(interrupt) or "interrupted") from interrupt
     except BaseException:
         reader.finished.set()
         raise

@@ -3,7 +3,9 @@
 Standalone mode: ``submit`` starts ZenML's step entrypoint on this machine with
 ``StandaloneEntrypointConfiguration`` (see ``standalone.py``), whose step call runs in a Kaggle
 kernel; ``wait`` follows that process, which streams the kernel log into the step log.
-Ctrl-C is passed on to it, so it deletes the kernel before it exits.
+That process runs in its own session: Ctrl-C (or SIGTERM) reaches only this one, which passes
+one SIGTERM on and waits, deaf to further signals, while the process deletes the kernel
+(``stopping.py``).
 
 Server mode (``mode: server``, see ``server_mode.py``): the kernel runs ZenML's own step
 entrypoint against the ZenML server; each method below hands over to ``server_mode``.
@@ -24,6 +26,7 @@ from zenml.utils import source_utils
 
 from kaggle_orchestrator.flavors import KaggleStepOperatorConfig, KaggleStepOperatorSettings
 from kaggle_orchestrator.step_operators import server_mode
+from kaggle_orchestrator.stopping import signals_held, sigterm_interrupts
 
 if TYPE_CHECKING:
     from zenml.config.build_configuration import BuildConfiguration
@@ -35,6 +38,7 @@ if TYPE_CHECKING:
     )
 
 log = logging.getLogger(__name__)
+CANCEL_WAIT_S = 180  # the deletion's retries (5, backing off) fit well within it
 
 
 class KaggleStepOperator(BaseStepOperator):
@@ -88,7 +92,11 @@ class KaggleStepOperator(BaseStepOperator):
         info.force_write_logs()
         log.info("step %s: running its call in a Kaggle kernel (standalone mode)",
                  info.pipeline_step_name)
-        self._processes[str(info.step_run_id)] = subprocess.Popen(command, env=env, cwd=root)
+        # Its own session: a terminal's Ctrl-C reaches only this process, which passes one
+        # signal on (``cancel``), never a second one during the kernel's deletion.
+        self._processes[str(info.step_run_id)] = subprocess.Popen(
+            command, env=env, cwd=root, start_new_session=True
+        )
 
     def get_status(self, step_run: StepRunResponse) -> ExecutionStatus:
         """RUNNING while the local entrypoint runs; its exit code decides the end state."""
@@ -110,24 +118,30 @@ class KaggleStepOperator(BaseStepOperator):
         if process is None:
             return super().wait(step_run)
         try:
-            process.wait()
+            with sigterm_interrupts():
+                process.wait()
         except KeyboardInterrupt:
             self.cancel(step_run)
             raise
         return self.get_status(step_run)
 
     def cancel(self, step_run: StepRunResponse) -> None:
-        """Interrupt the entrypoint; it deletes the kernel before exiting."""
+        """Stop the entrypoint with one SIGTERM and wait while it deletes the kernel (further
+        signals are held back meanwhile); killed only if it takes over ``CANCEL_WAIT_S``."""
         if server_mode.is_server_submission(step_run):
             return server_mode.cancel(self, step_run)
         process = self._processes.get(str(step_run.id))
         if process is None or process.poll() is not None:
             return
-        process.send_signal(signal.SIGINT)
-        try:
-            process.wait(timeout=120)
-        except subprocess.TimeoutExpired:
-            process.kill()
+        log.warning("stopping step %s: its Kaggle kernel is being deleted", step_run.name)
+        process.send_signal(signal.SIGTERM)
+        with signals_held("the Kaggle kernel is being deleted"):
+            try:
+                process.wait(timeout=CANCEL_WAIT_S)
+            except subprocess.TimeoutExpired:
+                log.error("the step's process did not stop within %d s: killed; check the "
+                          "Kaggle account for a running kernel", CANCEL_WAIT_S)
+                process.kill()
 
     def cleanup_step_submission(self, step_run: StepRunResponse) -> None:
         """Forget the finished process (server mode: delete the bundle dataset)."""

@@ -38,8 +38,9 @@ from kaggle_orchestrator import bundle, kernel
 from kaggle_orchestrator.client import KaggleApiError, KaggleClient
 from kaggle_orchestrator.credentials import resolve_credentials
 from kaggle_orchestrator.flavors import KAGGLE_FLAVOR
-from kaggle_orchestrator.follow import KernelFailedError, follow_kernel
+from kaggle_orchestrator.follow import KernelFailedError, KernelStopped, follow_kernel
 from kaggle_orchestrator.step_operators.wandb_run import KernelWandbRun
+from kaggle_orchestrator.stopping import delete_kernel, sigterm_interrupts
 
 if TYPE_CHECKING:
     from zenml.config.step_configurations import Step
@@ -129,8 +130,14 @@ class KernelStepCall:
             })
         with tempfile.TemporaryDirectory(prefix="nizami-kaggle-") as scratch:
             scratch = Path(scratch)
-            self._upload_bundle(client, names, params, scratch)
-            ref = self._run_attempts(client, names, scratch)
+            try:
+                self._upload_bundle(client, names, params, scratch)
+                ref = self._run_attempts(client, names, scratch)
+            except KernelStopped:  # deleted while it was followed
+                raise
+            except KeyboardInterrupt:  # while uploading or pushing: a version may exist
+                delete_kernel(client, names.kernel)
+                raise
             return self._collect(client, ref, scratch / "output")
 
     def _run_attempts(self, client: KaggleClient, names: kernel.KernelNames,
@@ -357,10 +364,11 @@ class StandaloneEntrypointConfiguration(StepOperatorEntrypointConfiguration):
         stack = Client().active_stack
         input_utils.resolve_step_inputs(step=step, pipeline_run=pipeline_run)
         uris = output_utils.prepare_output_artifact_uris(step_run=step_run, stack=stack, step=step)
-        KernelStepRunner(step=step, stack=stack).run(
-            pipeline_run=pipeline_run, step_run=step_run, input_artifacts=step_run.inputs,
-            output_artifact_uris=uris, step_run_info=info,
-        )
+        with sigterm_interrupts():  # the operator's cancel (SIGTERM) stops it as Ctrl-C does
+            KernelStepRunner(step=step, stack=stack).run(
+                pipeline_run=pipeline_run, step_run=step_run, input_artifacts=step_run.inputs,
+                output_artifact_uris=uris, step_run_info=info,
+            )
 
 
 __all__ = ["KaggleApiError", "KernelFailedError", "KaggleCapacityError",

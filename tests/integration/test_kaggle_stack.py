@@ -267,6 +267,55 @@ def test_a_hanging_kernel_is_deleted_at_the_timeout(kaggle_stack, emulator, tmp_
 
 
 @pytest.mark.usefixtures("secrets_env")
+def test_ctrl_c_twice_in_a_terminal_stops_the_kernel_exactly_once(kaggle_stack, emulator,
+                                                                    tmp_path):
+    """``python -m pipelines.run`` in a terminal: Ctrl-C sends SIGINT to the whole foreground
+    process group, and an impatient user sends it again half a second later, while the first
+    deletion waits to retry a 503. The GPU session is stopped (the kernel deleted) once, the
+    deletion is not cut short, the process exits. Before, the second SIGINT (and the one the
+    operator passed on) interrupted the retry, and the kernel kept running."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from helpers import env
+
+    emulator.faults.kernel_hang(times=1)
+    emulator.faults.http_error("DeleteKernel", 503, times=1, retry_after=2)
+    config = _config(tmp_path, tmp_path / "out", train={"epochs": 2})  # inputs of its own
+    deleted_before = len(emulator.recording.calls("DeleteKernel"))
+    process = subprocess.Popen(
+        [sys.executable, "-m", "pipelines.run", "--config", str(config), "--run-config",
+         str(_run_config(tmp_path, train_cache=False))],
+        cwd=ROOT, env=env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        start_new_session=True,  # its own process group, to signal as a terminal does
+    )
+    try:
+        deadline = time.monotonic() + 600
+        while emulator.state.running_gpu_sessions() == 0:
+            assert process.poll() is None, process.stdout.read()
+            assert time.monotonic() < deadline, "the kernel never started"
+            time.sleep(0.5)
+        os.killpg(process.pid, signal.SIGINT)
+        time.sleep(0.5)
+        os.killpg(process.pid, signal.SIGINT)
+        out, _ = process.communicate(timeout=300)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+    assert process.returncode != 0
+    assert emulator.state.running_gpu_sessions() == 0, out[-3000:]
+    deletes = emulator.recording.calls("DeleteKernel")[deleted_before:]
+    slugs = [d.json().get("kernelSlug") for d in deletes]
+    assert len(slugs) == 2 and len(set(slugs)) == 1, (slugs, out[-3000:])  # the 503, the retry
+    assert slugs[0].startswith("nizami-train-") and emulator.faults.pending() == []
+    assert emulator.deleted_kernels.count(f"{USER}/{slugs[0]}") == 1
+    assert "Kaggle kernel" in out and "deleted" in out, out[-3000:]
+
+
+@pytest.mark.usefixtures("secrets_env")
 def test_exhausted_quota_fails_before_anything_is_pushed(kaggle_stack, emulator, tmp_path):
     pushes = len(emulator.recording.calls("SaveKernel"))
     uploads = len(emulator.recording.calls("CreateDataset"))

@@ -185,3 +185,28 @@ def test_the_retry_policy_honours_both_retry_after_forms_and_is_bounded():
     with pytest.raises(requests.HTTPError):
         call_with_retries("Probe", forbidden, max_retries=5, backoff_s=0.01)
     assert len(calls) == 1  # a 403 will not get better
+
+
+def test_the_kaggle_client_is_imported_without_authenticating_over_the_network(tmp_path):
+    """``import kaggle`` asks Kaggle who owns ``KAGGLE_API_TOKEN`` at import time, with no
+    timeout: behind a proxy that accepts and never answers it hangs for ever. The operator's
+    import of the client does not authenticate at all (it passes credentials per call)."""
+    with socket.socket() as proxy:
+        proxy.bind(("127.0.0.1", 0))
+        proxy.listen(16)  # connections complete in the backlog; nothing ever answers
+        env = {k: v for k, v in os.environ.items() if not k.startswith("KAGGLE_")}
+        env |= {"KAGGLE_API_TOKEN": "KGAT_" + "0" * 32, "HOME": str(tmp_path),
+                "HTTPS_PROXY": f"http://127.0.0.1:{proxy.getsockname()[1]}", "NO_PROXY": ""}
+        with pytest.raises(subprocess.TimeoutExpired):  # the hazard, as the package has it
+            subprocess.run([sys.executable, "-c", "import kaggle"], env=env, timeout=5,
+                           capture_output=True)
+        started = time.monotonic()
+        done = subprocess.run(
+            [sys.executable, "-c", "from kaggle_orchestrator.client import _import_kaggle_api\n"
+             "api = _import_kaggle_api()\nimport os\nprint(api.config_dir, "
+             "os.environ['KAGGLE_API_TOKEN'][:5], os.environ['HOME'])"],
+            env=env, timeout=60, capture_output=True, text=True,
+        )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == [str(tmp_path / ".config" / "kaggle"), "KGAT_", str(tmp_path)]
+    assert time.monotonic() - started < 30
