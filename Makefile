@@ -9,7 +9,7 @@ export ZENML_ANALYTICS_OPT_IN := false
 export HF_HUB_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install serve-env serve image data demo dashboard kaggle-check test test-unit lint bench clean
+.PHONY: install serve-env serve image data demo dashboard kaggle-check kaggle-clean test test-unit lint bench clean
 
 install: $(VENV)/.installed
 
@@ -65,6 +65,11 @@ dashboard: install
 # the pinned requirements; costs no GPU quota. KAGGLE_ENDPOINT=<url> tries it on the emulator.
 kaggle-check: install
 	$(PY) -m kaggle_orchestrator.check $(if $(KAGGLE_ENDPOINT),--endpoint $(KAGGLE_ENDPOINT),)
+
+# This project's kernels and bundle datasets left on the Kaggle account: listed; YES=1 deletes.
+kaggle-clean: install
+	$(PY) -m kaggle_orchestrator.clean $(if $(KAGGLE_ENDPOINT),--endpoint $(KAGGLE_ENDPOINT),) \
+		$(if $(YES),--yes,)
 
 test: install serve-env lint
 	PATH=$(BIN):$$PATH $(PY) -m pytest -q -ra --durations=15

@@ -260,6 +260,18 @@ class KaggleClient:
         if error or (getattr(response, "status", "") or "").lower() not in ("ok", ""):
             raise KaggleApiError(f"Kaggle API CreateDataset {meta['id']} failed: {error}")
 
+    def own_datasets(self, search: str, pages: int = 10) -> list[str]:
+        """Refs (``owner/slug``) of this account's datasets (private ones too) matching
+        ``search``."""
+        refs: list[str] = []
+        for page in range(1, pages + 1):
+            found = self.call("ListDatasets", lambda p=page: self.api.dataset_list(
+                mine=True, search=search, page=p)) or []
+            refs += [d.ref for d in found]
+            if len(found) < 20:
+                break
+        return refs
+
     def download_dataset(self, ref: str, path: Path) -> list[Path]:
         """Download every file of ``owner/slug[/version]`` into ``path``, unzipped."""
         self.call("DownloadDataset", lambda: self.api.dataset_download_files(
@@ -396,6 +408,18 @@ class KaggleClient:
             files += page
             if not token:
                 return files
+
+    def own_kernels(self, search: str, pages: int = 10) -> list[str]:
+        """Refs (``owner/slug``) of this account's kernels (private ones too) matching
+        ``search``."""
+        refs: list[str] = []
+        for page in range(1, pages + 1):
+            found = self.call("ListKernels", lambda p=page: self.api.kernels_list(
+                mine=True, search=search, page=p, page_size=100)) or []
+            refs += [k.ref.removeprefix("/code/") for k in found]
+            if len(found) < 100:
+                break
+        return refs
 
     def delete(self, slug: str, missing_ok: bool = False) -> None:
         """Delete the kernel (Kaggle's only reliable way to stop a session)."""

@@ -85,6 +85,7 @@ HANDLERS: dict[tuple[str, str], Handler] = {
     (DATASETS, "CreateDatasetVersionById"): datasets.create_dataset_version_by_id,
     (DATASETS, "GetDatasetStatus"): datasets.get_dataset_status,
     (DATASETS, "GetDataset"): datasets.get_dataset,
+    (DATASETS, "ListDatasets"): datasets.list_datasets,
     (DATASETS, "GetDatasetMetadata"): datasets.get_dataset_metadata,
     (DATASETS, "ListDatasetFiles"): datasets.list_dataset_files,
     (DATASETS, "DownloadDataset"): datasets.download_dataset,

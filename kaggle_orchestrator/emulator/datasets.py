@@ -231,7 +231,28 @@ def get_dataset_status(state: EmulatorState, call: Call, body: dict[str, Any]) -
 
 def get_dataset(state: EmulatorState, call: Call, body: dict[str, Any]) -> dict[str, Any]:
     """GetDataset: the dataset's summary, with its current version number."""
-    dataset = _dataset_from(state, call, body)
+    return _summary(_dataset_from(state, call, body), call)
+
+
+def list_datasets(state: EmulatorState, call: Call, body: dict[str, Any]) -> dict[str, Any]:
+    """ListDatasets: ``group`` MY (the client's ``mine=True``) lists the caller's own datasets,
+    private ones included; any other group only public ones (of ``user``, if given); ``search``
+    matches the slug or title. 20 per page (``page`` from 1), newest first."""
+    mine = "MY" in str(body.get("group") or "")
+    user, search = (body.get("user") or "").lower(), (body.get("search") or "").lower()
+    with state.lock:
+        found = [
+            d for d in state.datasets.values()
+            if (d.owner.lower() == call.user.lower() if mine else not d.is_private)
+            and (not user or d.owner.lower() == user)
+            and (not search or search in d.slug.lower() or search in d.title.lower())
+        ]  # fmt: skip
+    found.sort(key=lambda d: d.latest.created, reverse=True)
+    page = max(int(body.get("page") or 1), 1)
+    return {"datasets": [_summary(d, call) for d in found[(page - 1) * 20 : page * 20]]}
+
+
+def _summary(dataset: Dataset, call: Call) -> dict[str, Any]:
     latest = dataset.latest
     return {
         "id": dataset.id,

@@ -318,15 +318,18 @@ def get_kernel(state: EmulatorState, call: Call, body: dict[str, Any]) -> dict[s
 def list_kernels(state: EmulatorState, call: Call, body: dict[str, Any]) -> dict[str, Any]:
     """ListKernels, newest run first. ``group: PROFILE`` (the client's ``mine=True``) lists the
     caller's own kernels, private ones included; any other view lists public kernels only, so
-    ``kernels_list(user=me)`` misses one's private kernels, as on Kaggle."""
+    ``kernels_list(user=me)`` misses one's private kernels, as on Kaggle. ``search`` matches
+    the slug or title."""
     user = body.get("user") or ""
     mine = body.get("group") == "PROFILE"
+    search = (body.get("search") or "").lower()
     with state.lock:
         kernels = [
             k for k in state.kernels.values()
             if (k.owner.lower() == call.user.lower() if mine
                 else not k.latest.request.get("isPrivate", True))
             and (not user or k.owner.lower() == user.lower())
+            and (not search or search in k.slug.lower() or search in k.title.lower())
         ]  # fmt: skip
     kernels.sort(key=lambda k: k.latest.started or k.latest.created, reverse=True)
     size = min(int(body.get("pageSize") or PAGE_SIZE), MAX_PAGE_SIZE)

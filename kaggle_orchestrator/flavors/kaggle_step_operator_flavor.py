@@ -90,6 +90,12 @@ class KaggleStepOperatorSettings(BaseSettings):
         "nizami-checkpoint.json", description="The file whose presence under a failed "
         "version's /kaggle/working/checkpoints means there is something to resume from.",
     )
+    keep: bool = Field(
+        False, description="Standalone mode: keep the step's kernel (all its versions) and "
+        "bundle dataset on Kaggle after the step succeeded. By default they are deleted once "
+        "the outputs are safe here; a failed step's are kept for inspection (`make "
+        "kaggle-clean` lists and removes leftovers).",
+    )
     mode: Literal["standalone", "server"] = Field(
         "standalone", description="standalone: ZenML's entrypoint runs here and only the step "
         "function runs on Kaggle (no ZenML server needed). server: the kernel runs ZenML's own "

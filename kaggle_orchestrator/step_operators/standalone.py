@@ -138,7 +138,27 @@ class KernelStepCall:
             except KeyboardInterrupt:  # while uploading or pushing: a version may exist
                 delete_kernel(client, names.kernel)
                 raise
-            return self._collect(client, ref, scratch / "output")
+            outputs = self._collect(client, ref, scratch / "output")
+        self._clean_up(client, names)
+        return outputs
+
+    def _clean_up(self, client: KaggleClient, names: kernel.KernelNames) -> None:
+        """After a success: delete the kernel and the bundle dataset (``keep`` keeps them).
+        Never fails the step: a leftover is named, for ``make kaggle-clean``."""
+        if self.settings.keep:
+            log.info("kept on Kaggle (keep: true): kernel %s, dataset %s/%s", names.kernel,
+                     client.username, names.dataset)
+            return
+        for what, delete in (("kernel", lambda: client.delete(names.kernel, missing_ok=True)),
+                             ("dataset", lambda: client.delete_dataset(
+                                 f"{client.username}/{names.dataset}"))):
+            try:
+                delete()
+            except KaggleApiError as error:
+                log.warning("the step's %s is left on Kaggle (%s); `make kaggle-clean` removes "
+                            "it", what, error)
+        log.info("removed from Kaggle: kernel %s and its bundle dataset (outputs are here)",
+                 names.kernel)
 
     def _run_attempts(self, client: KaggleClient, names: kernel.KernelNames,
                       scratch: Path) -> str:

@@ -455,3 +455,57 @@ def test_make_kaggle_check_reports_what_the_first_gpu_run_needs(emulator, tmp_pa
     carrying = {r.method for r in emulator.recording.requests if TOKEN in r.text}
     assert carrying == {"IntrospectToken"}
     assert not [h for h in emulator.recording.find(TOKEN) if "IntrospectToken" not in h]
+
+
+def test_make_kaggle_clean_lists_then_removes_the_projects_leftovers(client, emulator,
+                                                                      tmp_path):
+    """A failed step's kernel and bundle dataset, a running kernel and someone else's kernel:
+    ``make kaggle-clean`` lists the project's; ``YES=1`` deletes them but stops no running
+    kernel, and leaves what is not the project's."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    names = KernelNames.for_step_run("nizami", "train", uuid.uuid4())
+    done_ref = f"{USER}/{names.kernel}"
+    failed = client.push(_kernel_dir(tmp_path, names.kernel, "raise SystemExit(1)\n"),
+                         names.kernel, 600)
+    assert _until_done(client, f"{done_ref}/{failed}")[0] == "ERROR"
+    running = KernelNames.for_step_run("nizami", "train", uuid.uuid4()).kernel
+    emulator.faults.kernel_hang(times=1, slug=running)
+    client.push(_kernel_dir(tmp_path, running, "print(1)\n"), running, 600)
+    emulator.wait(f"{USER}/{running}", until={"RUNNING"})
+    client.push(_kernel_dir(tmp_path, "someone-elses", "print(1)\n"), "someone-elses", 600)
+    folder = tmp_path / "ds"
+    folder.mkdir()
+    (folder / "bundle.tar.gz").write_bytes(b"")
+    (folder / "dataset-metadata.json").write_text(json.dumps({
+        "title": names.dataset, "id": f"{USER}/{names.dataset}", "licenses": [{"name": "other"}]
+    }))
+    client.create_dataset(folder)
+    root = Path(__file__).resolve().parents[2]
+    env = emulator.client_env(home=tmp_path / "home") | {
+        "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+
+    def clean(*extra: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(["make", "-s", "kaggle-clean", f"KAGGLE_ENDPOINT={emulator.url}",
+                               *extra], cwd=root, env=env, capture_output=True, text=True,
+                              timeout=300)
+
+    listed = clean()
+    assert listed.returncode == 0, listed.stdout + listed.stderr
+    assert f"kernel   {done_ref}  ERROR" in listed.stdout
+    assert f"kernel   {USER}/{running}  RUNNING" in listed.stdout
+    assert f"dataset  {USER}/{names.dataset}" in listed.stdout
+    assert "someone-elses" not in listed.stdout and "--yes" in listed.stdout
+    assert done_ref not in emulator.deleted_kernels  # listing deletes nothing
+    removed = clean("YES=1")
+    assert removed.returncode != 0  # the running kernel is left, and said so
+    assert f"deleted kernel   {done_ref}" in removed.stdout
+    assert f"deleted dataset  {USER}/{names.dataset}" in removed.stdout
+    assert f"{USER}/{running}  RUNNING (running: --include-running stops it)" in removed.stdout
+    assert done_ref in emulator.deleted_kernels
+    assert f"{USER}/{running}" not in emulator.deleted_kernels
+    assert f"{USER}/someone-elses" not in emulator.deleted_kernels
+    client.delete(running)

@@ -35,6 +35,10 @@ KEY = secrets.token_hex(16)  # the emulator's legacy key: the runs never use it
 PLANTED = f"nz-{secrets.token_hex(16)}"
 PLANTED_FILES = {"nizami_api_keys": PLANTED, ".env": f"NIZAMI_API_KEYS={PLANTED}\n",
                  "steps/scratch_notes.txt": f"key {PLANTED}\n"}  # fmt: skip
+# Where else the README puts credentials: the Kaggle config folder (a legacy kaggle.json) and
+# the ZenML store (a secret, as team mode keeps S3/HF/W&B keys).
+PLANTED_KAGGLE_JSON = f"legacy-{secrets.token_hex(16)}"
+PLANTED_ZENML_SECRET = f"zs-{secrets.token_hex(16)}"
 USER = "nizami-ci"
 pytestmark = pytest.mark.e2e
 
@@ -114,8 +118,16 @@ def kaggle_run(kaggle_stack, emulator, tmp_path_factory):
     planted = [ROOT / name for name in PLANTED_FILES if not (ROOT / name).exists()]
     for path in planted:
         path.write_text(PLANTED_FILES[str(path.relative_to(ROOT))])
+    kaggle_dir = tmp / "kaggle-config"
+    kaggle_dir.mkdir()
+    (kaggle_dir / "kaggle.json").write_text(json.dumps({"username": USER,
+                                                         "key": PLANTED_KAGGLE_JSON}))
+    saved["KAGGLE_CONFIG_DIR"] = os.environ.get("KAGGLE_CONFIG_DIR")
+    os.environ["KAGGLE_CONFIG_DIR"] = str(kaggle_dir)
+    kaggle_stack.create_secret("nizami_planted", values={"api_key": PLANTED_ZENML_SECRET})
     try:
-        run = _run(_config(tmp, tmp / "out"), _run_config(tmp))
+        # keep: true: the tests below inspect the kernel on the emulator afterwards
+        run = _run(_config(tmp, tmp / "out"), _run_config(tmp, keep=True))
     finally:
         for path in planted:
             path.unlink()
@@ -213,6 +225,8 @@ def test_no_secret_reaches_kaggle_or_the_logs(kaggle_run, emulator, kaggle_stack
     """Plain, base64 or inside an archive: nothing the emulator received holds a secret."""
     run, _ = kaggle_run
     assert len(PLANTED_FILES) == 3 and emulator.recording.find(PLANTED) == []
+    assert emulator.recording.find(PLANTED_KAGGLE_JSON) == []  # ~/.kaggle/kaggle.json
+    assert emulator.recording.find(PLANTED_ZENML_SECRET) == []  # a ZenML secret
     bundles = [b for b in emulator.recording.blobs if b.name.endswith(".tar.gz")]
     assert bundles  # the code went up, only without the planted files
     for name, value in SECRETS.items():
@@ -360,7 +374,7 @@ def test_a_kernel_stopped_after_a_checkpoint_resumes_in_a_new_version(kaggle_sta
     raw["train"]["checkpoint_every_steps"] = 1  # not an optimisation setting: same run
     config = tmp_path / "tiny-resume.yaml"
     config.write_text(yaml.safe_dump(raw, allow_unicode=True))
-    run = _run(config, _run_config(tmp_path, train_cache=False))
+    run = _run(config, _run_config(tmp_path, train_cache=False, keep=True))
     assert run.status.value == "completed", {n: s.status for n, s in run.steps.items()}
     meta = run.steps["train"].run_metadata
     attempts = meta["kaggle"]["attempts"]
@@ -404,3 +418,7 @@ def test_evaluate_can_run_in_a_kernel_too(kaggle_stack, emulator, kaggle_run, tm
     assert isinstance(metrics, MetricsDocument)  # the typed document, made in the kernel
     assert 0.0 <= metrics.tuned.accuracy <= 1.0 and metrics.intervals.tuned["accuracy"]
     assert metrics.examples == len(metrics.per_example.tuned.correct) == len(metrics.per_example.id)
+    # Retention: a step that succeeded without keep: true leaves nothing on the account.
+    slug = meta["kaggle"]["kernel_slug"]
+    assert f"{USER}/{slug}" in emulator.deleted_kernels
+    assert not [d for d in emulator.state.datasets if d[1] == f"{slug}-bundle"]
