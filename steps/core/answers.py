@@ -82,15 +82,11 @@ def _number_verdict(
     skipped = f" (skipped: {'; '.join(notes)})" if notes else ""
     if not asserted:
         return "wrong", "", f"asserts no number{skipped}"
-    distinct = {(a.value, a.unit) for a in asserted}
     if alternatives and len({in_unit(a.value, a.unit, unit) for a in asserted}) > 1:
         shown = " / ".join(a.text for a in asserted)
         return "hedge", shown, f"offers alternatives: {shown}"
-    best = max(a.strong for a in asserted)
-    top = [a for a in asserted if a.strong == best]
-    chosen = top[-1]
-    if best == 0 and len(distinct) > 1:
-        chosen = asserted[-1]
+    best = max(a.strong for a in asserted)  # after "Cavab:", else the last one
+    chosen = [a for a in asserted if a.strong == best][-1]
     converted = in_unit(chosen.value, chosen.unit, unit)
     target = f"{_show(value)}{f' {unit}' if unit else ''}"
     if not convertible and chosen.unit and unit and not same_unit(chosen.unit, unit):

@@ -39,7 +39,7 @@ def _fmt(metric: str, value: float, points: bool = False, signed: bool = False) 
     """A value of ``metric`` as text; a difference of fractions in percentage points."""
     sign = "+" if signed else ""
     if metric in FRACTION_METRICS:
-        return f"{100 * value:{sign}.1f} {'pp' if points else '%'}"
+        return f"{100 * value:{sign}.1f} {'pp' if points else '%'}".replace("-", "−")
     return f"{value:{sign}.2f}"
 
 
