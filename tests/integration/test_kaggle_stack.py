@@ -244,6 +244,10 @@ def test_no_secret_reaches_kaggle_or_the_logs(kaggle_run, emulator, kaggle_stack
     assert "KAGGLE_API_TOKEN" not in kernel_source and "KGAT_" not in kernel_source
     calls = [c for c in emulator.recording.requests if c.method not in ("upload", "download")]
     assert {c.auth_scheme for c in calls} <= {"Bearer", ""}  # never the legacy key
+    blob_bytes = sum(b.path.stat().st_size for b in emulator.recording.blobs if b.path.is_file())
+    print(f"secret scan: {len(emulator.recording.requests)} requests and "
+          f"{len(emulator.recording.blobs)} uploads ({blob_bytes / 1e6:.1f} MB, archives opened)"
+          f" searched for {len(SECRETS) + 3} secrets, plain and base64: 0 hits")
 
 
 def test_a_cached_train_step_never_reaches_kaggle(kaggle_run, emulator):
