@@ -166,7 +166,9 @@ class KernelStepCall:
         checkpoint is resumed by the next (``max_attempts``). Returns the completed ref."""
         url = client.kernel_url(names.kernel)
         attempts: list[dict[str, Any]] = []
-        for attempt in range(1, self.settings.max_attempts + 1):
+        attempt = 0
+        while True:  # returns the completed version, or raises the last failure
+            attempt += 1
             resume = [f"{client.username}/{names.kernel}"] if attempt > 1 else []
             version = self._push(client, names, scratch / f"kernel-{attempt}", resume)
             ref = f"{client.username}/{names.kernel}/{version}"
@@ -189,7 +191,6 @@ class KernelStepCall:
             record |= {"status": "completed", "minutes": _minutes(started)}
             self._log_kernel(client, names, version, url, attempts)
             return ref
-        raise AssertionError("max_attempts >= 1")  # the loop returns or raises
 
     def _resumable(self, client: KaggleClient, ref: str) -> bool:
         """Whether the failed version ``ref`` left a complete checkpoint in its output."""

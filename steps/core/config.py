@@ -1,8 +1,10 @@
 """The pipeline's configuration: one typed model, validated before ZenML is touched.
 
 Domain YAML files in ``pipelines/configs/`` say *what* to train; ZenML run configs in
-``stacks/`` say *where*. This module only knows the former. It is also the one place that reads
-environment variables (see :func:`project_root` and :func:`cache_dir`).
+``stacks/`` say *where*. This module only knows the former. The project's own settings from
+the environment are read here (:func:`project_root`, :func:`cache_dir`); the launcher's
+(``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``) are read where the processes use them, in
+``training.py`` and ``distributed.py``, and ``SACREBLEU_SEED`` in ``uncertainty.py``.
 """
 
 from __future__ import annotations
