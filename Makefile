@@ -71,6 +71,19 @@ kaggle-clean: install
 	$(PY) -m kaggle_orchestrator.clean $(if $(KAGGLE_ENDPOINT),--endpoint $(KAGGLE_ENDPOINT),) \
 		$(if $(YES),--yes,)
 
+# Team mode on this machine: a ZenML server (with its dashboard), an S3 server (moto) and the
+# Kaggle emulator on 127.0.0.1, the `team` stack registered against them; prints the dashboard
+# URL and the command that runs the tiny pipeline there. State (pids, ports, credentials, the
+# runner's ZENML_CONFIG_PATH) in $(TEAM_STATE); `make team-down` stops it all and deletes it.
+# Ports: TEAM_ZENML_PORT (8238), TEAM_S3_PORT (8239), TEAM_KAGGLE_PORT (8240).
+.PHONY: team-up team-down
+export TEAM_STATE ?= .team-local
+team-up: install
+	$(PY) stacks/team_local.py up
+
+team-down:
+	$(PY) stacks/team_local.py down
+
 test: install serve-env lint
 	PATH=$(BIN):$$PATH $(PY) -m pytest -q -ra --durations=15
 
