@@ -64,6 +64,9 @@ TUNING = {
 }
 
 
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -92,12 +95,26 @@ def running(command: list[str], env: dict[str, str], health: str, log: Path):
         else:
             raise RuntimeError(f"{health} not ready:\n{log.read_text()[-3000:]}")
         yield time.monotonic() - started
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
+    finally:  # also after Ctrl-C or SIGTERM; a second signal cannot cut the clean-up short
+        held = {sig: signal.signal(sig, signal.SIG_IGN) for sig in STOP_SIGNALS}
         try:
-            proc.wait(timeout=120)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
+            os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(timeout=120)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+        finally:
+            for sig, handler in held.items():
+                signal.signal(sig, handler)
+
+
+def stop_on_sigterm() -> None:
+    """SIGTERM stops the benchmark as Ctrl-C does: the servers it started are stopped too."""
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt(signal.Signals(signum).name)
+
+    signal.signal(signal.SIGTERM, interrupt)
 
 
 async def one_request(http: httpx.AsyncClient, arm: str, prompt: str, max_tokens: int) -> dict:
@@ -338,6 +355,7 @@ def main() -> None:
     parser.add_argument("--settings", help="--tune: only these settings (comma-separated names)")
     parser.add_argument("--json", type=Path, help="also write the results here")
     cli = parser.parse_args()
+    stop_on_sigterm()
     levels, arms = [int(c) for c in cli.levels.split(",")], cli.arms.split(",")
     extra = {k: json.loads(v) for k, v in (a.split("=", 1) for a in cli.engine_arg)}
     model = model_dir(cli)
