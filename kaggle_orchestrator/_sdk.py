@@ -3,16 +3,25 @@
 kaggle 2.2.5 has no endpoint setting and no HTTP timeouts, so two internals are needed: the
 table mapping kagglesdk's environments to base URLs (to point ``--local`` at a
 Kaggle-compatible server), and the ``requests`` session a ``KaggleHttpClient`` creates lazily
-(to mount an adapter with a timeout). ``tests/unit/test_kaggle_sdk.py`` checks that both are
-still where this module expects them, so a kagglesdk upgrade that moves them fails loudly there
-instead of silently dropping timeouts or talking to the wrong server.
+(to mount an adapter with a timeout). And the package authenticates when it is first imported,
+so it is imported here with no credential in sight (:func:`import_kaggle_api`).
+``tests/unit/test_kaggle_sdk.py`` checks that the internals are still where this module expects
+them, so a kagglesdk upgrade that moves them fails loudly there instead of silently dropping
+timeouts or talking to the wrong server.
 """
 
 from __future__ import annotations
 
+import contextlib
+import importlib
+import io
+import os
+import sys
+import tempfile
 from typing import Any
 
 import requests
+from requests.adapters import HTTPAdapter
 
 
 def set_local_endpoint(url: str) -> str:
@@ -29,3 +38,50 @@ def http_session(kaggle_client: Any) -> requests.Session:
     http = kaggle_client.http_client()
     http._init_session()
     return http._session
+
+
+class TimeoutAdapter(HTTPAdapter):
+    """Gives every request a timeout unless the caller set one."""
+
+    def __init__(self, timeout: float) -> None:
+        super().__init__()
+        self.timeout = timeout
+
+    def send(self, request, **kwargs):  # noqa: ANN001 - requests' signature
+        if kwargs.get("timeout") is None:
+            kwargs["timeout"] = self.timeout
+        return super().send(request, **kwargs)
+
+
+# What ``import kaggle`` reads to authenticate (over the network, with no timeout) at import.
+_IMPORT_TIME_CREDENTIALS = ("KAGGLE_API_TOKEN", "KAGGLE_USERNAME", "KAGGLE_KEY",
+                            "KAGGLE_CONFIG_DIR", "KAGGLE_API_V1_TOKEN_PATH", "HOME")
+
+
+def import_kaggle_api():
+    """``KaggleApi``, imported without the package's import-time authentication.
+
+    ``kaggle/__init__.py`` authenticates when first imported: with a token it asks Kaggle who
+    owns it (IntrospectToken) with no timeout, so an unreachable Kaggle or a dead proxy hangs
+    the import for ever, and it prints help text without credentials. The first import
+    therefore sees no credential (an empty HOME and config folder); the client module is then
+    loaded again with the real environment (its class attributes hold the config folder).
+    ``KaggleClient`` passes its credentials explicitly and every later call has a timeout.
+    """
+    if "kaggle" not in sys.modules:
+        saved = {name: os.environ.pop(name, None) for name in _IMPORT_TIME_CREDENTIALS}
+        try:
+            with tempfile.TemporaryDirectory(prefix="nizami-kaggle-import-") as empty:
+                os.environ["HOME"] = os.environ["KAGGLE_CONFIG_DIR"] = empty
+                with contextlib.redirect_stdout(io.StringIO()), \
+                        contextlib.redirect_stderr(io.StringIO()):
+                    import kaggle  # noqa: F401
+        finally:
+            for name, value in saved.items():
+                os.environ.pop(name, None) if value is None else os.environ.__setitem__(
+                    name, value)
+        with contextlib.redirect_stdout(io.StringIO()):
+            importlib.reload(sys.modules["kaggle.api.kaggle_api_extended"])
+    from kaggle.api.kaggle_api_extended import KaggleApi
+
+    return KaggleApi

@@ -13,20 +13,14 @@ Everything else is the production code path.
 from __future__ import annotations
 
 import contextlib
-import importlib
 import io
 import json
 import logging
-import os
-import sys
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TypeVar
-
-from requests.adapters import HTTPAdapter
 
 from kaggle_orchestrator import _sdk
 from kaggle_orchestrator.credentials import Credentials, KaggleAuthError
@@ -53,53 +47,6 @@ def is_missing(error: BaseException) -> bool:
     return isinstance(cause, ValueError) and "was denied" in str(cause)
 
 
-class _TimeoutAdapter(HTTPAdapter):
-    """Gives every request a timeout unless the caller set one."""
-
-    def __init__(self, timeout: float) -> None:
-        super().__init__()
-        self.timeout = timeout
-
-    def send(self, request, **kwargs):  # noqa: ANN001 - requests' signature
-        if kwargs.get("timeout") is None:
-            kwargs["timeout"] = self.timeout
-        return super().send(request, **kwargs)
-
-
-# What ``import kaggle`` reads to authenticate (over the network, with no timeout) at import.
-_IMPORT_TIME_CREDENTIALS = ("KAGGLE_API_TOKEN", "KAGGLE_USERNAME", "KAGGLE_KEY",
-                            "KAGGLE_CONFIG_DIR", "KAGGLE_API_V1_TOKEN_PATH", "HOME")
-
-
-def _import_kaggle_api():
-    """``KaggleApi``, imported without the package's import-time authentication.
-
-    ``kaggle/__init__.py`` authenticates when first imported: with a token it asks Kaggle who
-    owns it (IntrospectToken) with no timeout, so an unreachable Kaggle or a dead proxy hangs
-    the import for ever, and it prints help text without credentials. The first import
-    therefore sees no credential (an empty HOME and config folder); the client module is then
-    loaded again with the real environment (its class attributes hold the config folder).
-    ``KaggleClient`` passes its credentials explicitly and every later call has a timeout.
-    """
-    if "kaggle" not in sys.modules:
-        saved = {name: os.environ.pop(name, None) for name in _IMPORT_TIME_CREDENTIALS}
-        try:
-            with tempfile.TemporaryDirectory(prefix="nizami-kaggle-import-") as empty:
-                os.environ["HOME"] = os.environ["KAGGLE_CONFIG_DIR"] = empty
-                with contextlib.redirect_stdout(io.StringIO()), \
-                        contextlib.redirect_stderr(io.StringIO()):
-                    import kaggle  # noqa: F401
-        finally:
-            for name, value in saved.items():
-                os.environ.pop(name, None) if value is None else os.environ.__setitem__(
-                    name, value)
-        with contextlib.redirect_stdout(io.StringIO()):
-            importlib.reload(sys.modules["kaggle.api.kaggle_api_extended"])
-    from kaggle.api.kaggle_api_extended import KaggleApi
-
-    return KaggleApi
-
-
 class KaggleClient:
     """The calls the step operator makes, each bounded in time and retried when transient.
 
@@ -123,8 +70,8 @@ class KaggleClient:
         max_retries: int = 5,
         backoff_s: float = 2.0,
     ) -> None:
-        kaggle_api = _import_kaggle_api()
-        adapter = _TimeoutAdapter(timeout_s)
+        kaggle_api = _sdk.import_kaggle_api()
+        adapter = _sdk.TimeoutAdapter(timeout_s)
 
         class _Api(kaggle_api):  # one subclass per client: its sessions get the timeout adapter
             def build_kaggle_client(self):

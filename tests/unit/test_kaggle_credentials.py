@@ -202,8 +202,8 @@ def test_the_kaggle_client_is_imported_without_authenticating_over_the_network(t
                            capture_output=True)
         started = time.monotonic()
         done = subprocess.run(
-            [sys.executable, "-c", "from kaggle_orchestrator.client import _import_kaggle_api\n"
-             "api = _import_kaggle_api()\nimport os\nprint(api.config_dir, "
+            [sys.executable, "-c", "from kaggle_orchestrator._sdk import import_kaggle_api\n"
+             "api = import_kaggle_api()\nimport os\nprint(api.config_dir, "
              "os.environ['KAGGLE_API_TOKEN'][:5], os.environ['HOME'])"],
             env=env, timeout=60, capture_output=True, text=True,
         )
