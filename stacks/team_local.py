@@ -161,7 +161,10 @@ def _log_tail(path: Path, lines: int = 30) -> str:
 
 
 def _port_free(port: int) -> bool:
+    """Nothing listens on 127.0.0.1:``port`` (connections in TIME_WAIT do not count: the servers
+    bind with SO_REUSEADDR, as this probe does)."""
     with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind(("127.0.0.1", port))
         except OSError:
