@@ -81,7 +81,8 @@ def sync() -> None:
 
 def held_out(tokenizer, n: int):
     data = DataConfig()
-    _, rows = split_examples(read_examples(ROOT / data.path), held_out=n, seed=data.seed)
+    examples = read_examples(ROOT / data.path)
+    _, rows = split_examples(examples, held_out=n, seed=data.seed, stratify=data.stratify)
     return [render(e, tokenizer).prompt for e in rows], rows
 
 
@@ -287,7 +288,9 @@ def main() -> None:
     parser.add_argument("--model", choices=["demo", "tiny", "smollm2-135m", "qwen3-1.7b"],
                         default="demo")
     parser.add_argument("--mode", choices=["ratio", "timing"], default="ratio")
-    parser.add_argument("--examples", type=int, default=50)
+    parser.add_argument(
+        "--examples", type=int, default=50, help="held-out prompts (production evaluates 308)"
+    )
     parser.add_argument("--batch-size", type=int, default=25, help="ratio mode's candidate")
     parser.add_argument("--max-new-tokens", type=int, default=64, help="ratio mode")
     parser.add_argument("--dtypes", type=lambda s: s.split(","), default=[])
