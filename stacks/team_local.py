@@ -132,19 +132,23 @@ def is_running(pid: int, started: int | None = None) -> bool:
     return ticks is not None and (started is None or ticks == started)
 
 
-def _stop(pid: int, started: int | None, title: str, grace_s: float = 20.0) -> str:
-    """SIGTERM the process group led by ``pid``, SIGKILL it after ``grace_s``; what happened."""
+def _stop(
+    pid: int, started: int | None, title: str, grace_s: float = 20.0, group: bool = True
+) -> str:
+    """SIGTERM the process group led by ``pid`` (or only ``pid``), SIGKILL it after ``grace_s``;
+    what happened."""
+    send = os.killpg if group else os.kill
     if not is_running(pid, started):
         return f"{title} (pid {pid}) was not running"
     with contextlib.suppress(ProcessLookupError):
-        os.killpg(pid, signal.SIGTERM)
+        send(pid, signal.SIGTERM)
     deadline = time.monotonic() + grace_s
     while time.monotonic() < deadline and is_running(pid, started):
         time.sleep(0.2)
     if not is_running(pid, started):
         return f"stopped {title} (pid {pid})"
     with contextlib.suppress(ProcessLookupError):
-        os.killpg(pid, signal.SIGKILL)
+        send(pid, signal.SIGKILL)
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline and is_running(pid, started):
         time.sleep(0.2)
@@ -597,21 +601,17 @@ def _bring_up(args: argparse.Namespace) -> None:
     )
 
 
-def _kernel_sessions(data: dict, creds: dict) -> list[int]:
-    """Pids of the emulator's kernel sessions that still run (asked before it stops)."""
-    kaggle = data.get("services", {}).get("kaggle")
-    if not kaggle or not creds.get("kaggle_api_token"):
-        return []
-    try:
-        answer = httpx.get(
-            kaggle["url"] + "/_emulator/kernels",
-            timeout=10,
-            headers={"Authorization": f"Bearer {creds['kaggle_api_token']}"},
-        )
-        kernels = answer.json()["kernels"]
-    except (httpx.HTTPError, ValueError, KeyError):
-        return []
-    return [v["pid"] for k in kernels for v in k["versions"] if v.get("pid")]
+def _leftovers(state: Path) -> list[int]:
+    """Pids of processes still working in the emulator's folder (kernel sessions and their
+    children: their command lines name their sandbox under it), other than this one."""
+    marker = str(state / "kaggle") + os.sep
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and int(entry.name) != os.getpid():
+            with contextlib.suppress(OSError):
+                if marker in (entry / "cmdline").read_bytes().decode(errors="replace"):
+                    found.append(int(entry.name))
+    return found
 
 
 def down(args: argparse.Namespace) -> None:
@@ -622,21 +622,17 @@ def down(args: argparse.Namespace) -> None:
         if state.exists():
             shutil.rmtree(state)
         return
-    creds_file = state / "credentials.json"
-    creds = json.loads(creds_file.read_text()) if creds_file.is_file() else {}
-    sessions = _kernel_sessions(data, creds)
     services = data.get("services", {})
     # The emulator first (it kills its running kernels), the ZenML server last.
     for name in ("kaggle", "s3", "zenml"):
         if name in services:
             record = services[name]
-            print(
-                f"team-down: {_stop(record['pid'], record.get('started'), record['title'])}",
-                flush=True,
-            )
-    for pid in sessions:  # a kernel session the emulator could not stop
-        if is_running(pid):
-            print(f"team-down: {_stop(pid, None, 'kernel session')}", flush=True)
+            said = _stop(record["pid"], record.get("started"), record["title"])
+            print(f"team-down: {said}", flush=True)
+    for pid in _leftovers(state):  # a kernel session the emulator could not stop
+        started = _start_ticks(pid)
+        if started is not None:
+            print(f"team-down: {_stop(pid, started, 'kernel session', group=False)}", flush=True)
     shutil.rmtree(state)
     print(
         f"team-down: removed {state} (the server's database, credentials, logs); "

@@ -54,6 +54,20 @@ def _alive(pid: int, started: int | None) -> bool:
     return fields[0] not in ("Z", "X") and (started is None or int(fields[19]) == started)
 
 
+def _processes_naming(folder: Path) -> list[tuple[int, str]]:
+    """(pid, command line) of every process whose command line names ``folder``."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and int(entry.name) != os.getpid():
+            try:
+                cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+            except (OSError, UnicodeDecodeError):
+                continue
+            if str(folder) in cmdline:
+                found.append((int(entry.name), cmdline))
+    return found
+
+
 def _output(done: subprocess.CompletedProcess) -> str:
     return done.stdout + done.stderr
 
@@ -174,16 +188,6 @@ def test_team_up_runs_the_pipeline_caches_it_and_team_down_leaves_nothing(
         assert CACHED in said
         assert received()["requests"] == calls  # no Kaggle call at all, not even a quota check
 
-        sessions = [
-            v["pid"]
-            for k in httpx.get(
-                f"{kaggle_url}/_emulator/kernels",
-                timeout=30,
-                headers={"Authorization": f"Bearer {credentials['kaggle_api_token']}"},
-            ).json()["kernels"]
-            for v in k["versions"]
-            if v.get("pid")
-        ]
         down = subprocess.run(
             ["make", "team-down"],
             cwd=ROOT,
@@ -193,14 +197,16 @@ def test_team_up_runs_the_pipeline_caches_it_and_team_down_leaves_nothing(
             timeout=300,
         )
         assert down.returncode == 0, _output(down)
+        assert "killed" not in down.stdout, down.stdout  # each stopped on SIGTERM
         lap("team-down")
-        print(f"seconds: {took}")  # shown with -s or -rP
+        print(f"seconds: {took}\n{down.stdout}")  # shown with -s or -rP
         left = [
             f"{r['title']} (pid {r['pid']})"
             for r in services.values()
             if _alive(r["pid"], r.get("started"))
         ]
-        left += [f"kernel session (pid {pid})" for pid in sessions if _alive(pid, None)]
+        # Kernel sessions and anything else started there name the state folder.
+        left += [f"pid {pid}: {cmd[:200]}" for pid, cmd in _processes_naming(state_dir)]
         assert left == [], left
         assert not state_dir.exists()  # the server's database with it: nothing registered
         assert all(
