@@ -421,3 +421,13 @@ def test_the_report_shows_target_what_was_read_and_why() -> None:
     assert "<strong>7 manat</strong>" in page  # the target
     assert "offers alternatives: 7 / 8 manat" in page  # why the base answer is wrong
     assert "read: <strong>700 qəpik</strong>" in page and "= target 7 manat" in page
+
+
+def test_the_summary_says_when_fewer_examples_than_production_are_evaluated(known) -> None:
+    from steps.core.eval_report import summary_lines
+
+    lines = summary_lines(metrics_document(known, "md5", "rev"))
+    assert lines[0].startswith("held-out examples: 50 (fewer than the production default 308")
+    assert any(line.startswith("strict accuracy: base 0.0 %") for line in lines)
+    full = metrics_document(known, "md5", "rev").model_copy(update={"examples": 308})
+    assert summary_lines(full)[0] == "held-out examples: 308"
