@@ -23,7 +23,8 @@ if TYPE_CHECKING:
 
 
 def headline(metrics: MetricsDocument) -> list[str]:
-    """The evaluation in three lines: answer accuracy with 95 % intervals, format, BLEU/chrF."""
+    """The evaluation in a few lines: answer accuracy and strict accuracy with 95 % intervals,
+    format, BLEU/chrF."""
     from steps.core.eval_report import fmt, fmt_interval
 
     base, tuned = metrics.base, metrics.tuned
@@ -42,6 +43,11 @@ def headline(metrics: MetricsDocument) -> list[str]:
             f"accuracy       base {figure('accuracy', 'base')} -> tuned "
             f"{figure('accuracy', 'tuned')}{p('accuracy')}"
         )
+        if base.strict_accuracy is not None:  # right and well-formed
+            lines.append(
+                f"strict acc.    base {figure('strict_accuracy', 'base')} -> tuned "
+                f"{figure('strict_accuracy', 'tuned')}{p('strict_accuracy')}"
+            )
         lines.append(
             f"format rate    base {figure('format_rate', 'base')} -> tuned "
             f"{figure('format_rate', 'tuned')}; mean output tokens "
