@@ -210,7 +210,7 @@ def _wait_healthy(service: Service, state: Path, data: dict, timeout_s: float) -
                 say(f"{service.title} answers ({time.monotonic() - started:.0f} s)")
                 return
         log = Path(record["log"])
-        if not is_running(record["pid"], record.get("started")):
+        if not record.get("started") or not is_running(record["pid"], record["started"]):
             raise TeamLocalError(
                 f"{service.title} exited before answering on {service.url}; the end of "
                 f"{log}:\n{_log_tail(log)}"
@@ -218,8 +218,8 @@ def _wait_healthy(service: Service, state: Path, data: dict, timeout_s: float) -
         if time.monotonic() - started > timeout_s:
             raise TeamLocalError(
                 f"{service.title} did not answer on {service.url}{service.health_path} within "
-                f"{timeout_s:.0f} s (--timeout to wait longer); the end of {log}:\n"
-                f"{_log_tail(log)}"
+                f"{timeout_s:.0f} s (TEAM_TIMEOUT=<s> or --timeout to wait longer); the end of "
+                f"{log}:\n{_log_tail(log)}"
             )
         time.sleep(0.5)
 
@@ -434,7 +434,7 @@ def _check_not_up(state: Path) -> None:
     alive = [
         f"{s['title']} (pid {s['pid']})"
         for s in data.get("services", {}).values()
-        if is_running(s["pid"], s.get("started"))
+        if s.get("started") and is_running(s["pid"], s["started"])
     ]
     if alive:
         raise TeamLocalError(
@@ -627,7 +627,9 @@ def down(args: argparse.Namespace) -> None:
     for name in ("kaggle", "s3", "zenml"):
         if name in services:
             record = services[name]
-            said = _stop(record["pid"], record.get("started"), record["title"])
+            if record.get("started") is None:  # it had exited as it started: its pid is free
+                continue
+            said = _stop(record["pid"], record["started"], record["title"])
             print(f"team-down: {said}", flush=True)
     for pid in _leftovers(state):  # a kernel session the emulator could not stop
         started = _start_ticks(pid)
