@@ -79,10 +79,10 @@ kaggle-clean: install
 .PHONY: team-up team-down
 export TEAM_STATE ?= .team-local
 team-up: install
-	$(PY) stacks/team_local.py up
+	$(PY) -m pipelines.team_local up
 
 team-down:
-	$(PY) stacks/team_local.py down
+	$(PY) -m pipelines.team_local down
 
 test: install serve-env lint
 	PATH=$(BIN):$$PATH $(PY) -m pytest -q -ra --durations=15

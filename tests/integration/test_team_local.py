@@ -24,7 +24,7 @@ import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
-SCRIPT = ROOT / "stacks" / "team_local.py"
+SCRIPT = ["-m", "pipelines.team_local"]
 CACHED = "cached steps   load_data, train, evaluate, register"
 
 
@@ -89,7 +89,7 @@ def _force_down(state_dir: Path) -> None:
     if not state_file.is_file():
         return
     subprocess.run(
-        [sys.executable, str(SCRIPT), "down", "--state", str(state_dir)],
+        [sys.executable, *SCRIPT, "down", "--state", str(state_dir)],
         cwd=ROOT,
         capture_output=True,
         timeout=120,
@@ -234,7 +234,7 @@ def test_team_up_refuses_a_port_in_use_and_starts_nothing(team_env: dict[str, st
         port = taken.getsockname()[1]
         env = team_env | {"TEAM_S3_PORT": str(port)}
         done = subprocess.run(
-            [sys.executable, str(SCRIPT), "up"],
+            [sys.executable, *SCRIPT, "up"],
             cwd=ROOT,
             env=env,
             capture_output=True,

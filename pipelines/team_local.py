@@ -21,338 +21,60 @@ the emulator's sandboxes and each server's log. ``down`` stops every process it 
 any kernel session still running), by process id, and deletes the folder: nothing keeps
 running, nothing stays registered.
 
-    python stacks/team_local.py up   [--state DIR] [--zenml-port N] [--s3-port N] [--kaggle-port N]
-    python stacks/team_local.py down [--state DIR]
+    python -m pipelines.team_local up|down [--state DIR] [--zenml-port N] [--s3-port N] ...
 
-This file needs only the standard library, ``httpx`` and ``boto3`` (moto's dependency); ZenML
-is only ever used in subprocesses, with the state folder's configuration.
+Helpers: ``local_services.py`` (start, watch, stop the servers), ``team_setup.py`` (the
+runner's environment, the servers' set-up). ZenML runs only in subprocesses, configured there.
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import secrets
 import shlex
 import shutil
-import signal
-import socket
-import subprocess
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
+from pipelines.local_services import (
+    Service,
+    TeamLocalError,
+    _leftovers,
+    _load_state,
+    _port_free,
+    _run,
+    _save_state,
+    _start,
+    _start_ticks,
+    _state_file,
+    _stop,
+    _wait_healthy,
+    _write_private,
+    is_running,
+    say,
+)
+from pipelines.team_setup import (
+    CREATE_SECRET,
+    EMULATOR,
+    POINT_AT_LOCAL_SERVERS,
+    _activate_server,
+    _clean_env,
+    _runner_env,
+    _write_env_file,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 DEFAULT_STATE = ROOT / ".team-local"
 KAGGLE_USER = "nizami-team"
 BUCKET = "nizami-team-artifacts"
-SERVICE_ACCOUNT = "nizami-runner"
 RUN_COMMAND = (
     "{venv}/python -m pipelines.run --config pipelines/configs/tiny.yaml "
     "--run-config stacks/run-configs/team.yaml"
 )
-# Variables of the caller that must not leak into the servers or the runner.
-FOREIGN_PREFIXES = ("ZENML_", "KAGGLE_", "AWS_")
-FOREIGN_NAMES = ("WANDB_API_KEY", "HF_TOKEN", "HUGGING_FACE_HUB_TOKEN")
-
-
-class TeamLocalError(RuntimeError):
-    """Something the user can act on; printed without a traceback."""
-
-
-@dataclass(frozen=True)
-class Service:
-    """One server process: how to start it and how to tell it answers."""
-
-    name: str
-    title: str
-    port: int
-    command: list[str]
-    env: dict[str, str]
-    health_path: str
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-
-def say(message: str) -> None:
-    print(f"team-up: {message}", flush=True)
-
-
-# --- state ------------------------------------------------------------------------------------
-
-
-def _state_file(state: Path) -> Path:
-    return state / "state.json"
-
-
-def _load_state(state: Path) -> dict:
-    path = _state_file(state)
-    return json.loads(path.read_text()) if path.is_file() else {}
-
-
-def _save_state(state: Path, data: dict) -> None:
-    path = _state_file(state)
-    path.write_text(json.dumps(data, indent=2))
-
-
-def _write_private(path: Path, text: str) -> None:
-    """Write ``text`` readable by this user only (it holds credentials)."""
-    path.touch(mode=0o600, exist_ok=True)
-    path.chmod(0o600)
-    path.write_text(text)
-
-
-# --- processes --------------------------------------------------------------------------------
-
-
-def _start_ticks(pid: int) -> int | None:
-    """When ``pid`` started (clock ticks since boot), or None when it is gone or a zombie.
-
-    A pid with the recorded start time is the process team-up started, not a reused pid.
-    """
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    fields = stat.rsplit(")", 1)[1].split()  # after "pid (comm)": state is field 3
-    return None if fields[0] in ("Z", "X") else int(fields[19])
-
-
-def is_running(pid: int, started: int | None = None) -> bool:
-    """Whether ``pid`` is alive and (when ``started`` is given) is the process started then."""
-    ticks = _start_ticks(pid)
-    return ticks is not None and (started is None or ticks == started)
-
-
-def _stop(
-    pid: int, started: int | None, title: str, grace_s: float = 20.0, group: bool = True
-) -> str:
-    """SIGTERM the process group led by ``pid`` (or only ``pid``), SIGKILL it after ``grace_s``;
-    what happened."""
-    send = os.killpg if group else os.kill
-    if not is_running(pid, started):
-        return f"{title} (pid {pid}) was not running"
-    with contextlib.suppress(ProcessLookupError):
-        send(pid, signal.SIGTERM)
-    deadline = time.monotonic() + grace_s
-    while time.monotonic() < deadline and is_running(pid, started):
-        time.sleep(0.2)
-    if not is_running(pid, started):
-        return f"stopped {title} (pid {pid})"
-    with contextlib.suppress(ProcessLookupError):
-        send(pid, signal.SIGKILL)
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline and is_running(pid, started):
-        time.sleep(0.2)
-    if is_running(pid, started):
-        raise TeamLocalError(f"{title} (pid {pid}) survived SIGKILL; stop it yourself")
-    return f"killed {title} (pid {pid}; it ignored SIGTERM for {grace_s:.0f} s)"
-
-
-def _log_tail(path: Path, lines: int = 30) -> str:
-    if not path.is_file():
-        return "(no log)"
-    text = path.read_text(errors="replace").splitlines()[-lines:]
-    return "\n".join(f"    {line}" for line in text) or "    (empty log)"
-
-
-def _port_free(port: int) -> bool:
-    """Nothing listens on 127.0.0.1:``port`` (connections in TIME_WAIT do not count: the servers
-    bind with SO_REUSEADDR, as this probe does)."""
-    with socket.socket() as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            probe.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
-
-
-def _start(service: Service, state: Path, data: dict) -> None:
-    log = state / "logs" / f"{service.name}.log"
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            service.command,
-            env=service.env,
-            cwd=log.parent,
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,  # its own group: down stops it all
-        )
-    data["services"][service.name] = {
-        "title": service.title,
-        "pid": process.pid,
-        "port": service.port,
-        "url": service.url,
-        "command": service.command,
-        "started": _start_ticks(process.pid),
-        "log": str(log),
-    }
-    _save_state(state, data)  # recorded at once: a failed `up` is cleaned by `down`
-    say(f"started {service.title} on {service.url} (pid {process.pid}, log {log})")
-
-
-def _wait_healthy(service: Service, state: Path, data: dict, timeout_s: float) -> None:
-    record = data["services"][service.name]
-    started = time.monotonic()
-    while True:
-        with contextlib.suppress(httpx.HTTPError):
-            if httpx.get(service.url + service.health_path, timeout=5).status_code < 500:
-                say(f"{service.title} answers ({time.monotonic() - started:.0f} s)")
-                return
-        log = Path(record["log"])
-        if not record.get("started") or not is_running(record["pid"], record["started"]):
-            raise TeamLocalError(
-                f"{service.title} exited before answering on {service.url}; the end of "
-                f"{log}:\n{_log_tail(log)}"
-            )
-        if time.monotonic() - started > timeout_s:
-            raise TeamLocalError(
-                f"{service.title} did not answer on {service.url}{service.health_path} within "
-                f"{timeout_s:.0f} s (TEAM_TIMEOUT=<s> or --timeout to wait longer); the end of "
-                f"{log}:\n{_log_tail(log)}"
-            )
-        time.sleep(0.5)
-
-
-# --- environments -----------------------------------------------------------------------------
-
-
-def _clean_env() -> dict[str, str]:
-    """This environment without ZenML's, Kaggle's, AWS's or other credential variables."""
-    return {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(FOREIGN_PREFIXES) and k not in FOREIGN_NAMES
-    }
-
-
-def _runner_env(state: Path, data: dict, creds: dict) -> dict[str, str]:
-    """What a pipeline run against the local team servers needs (also written to env.sh)."""
-    return {
-        "ZENML_CONFIG_PATH": str(state / "runner"),
-        "ZENML_STORE_URL": data["services"]["zenml"]["url"],
-        "ZENML_STORE_API_KEY": creds["zenml_api_key"],
-        "ZENML_ANALYTICS_OPT_IN": "false",
-        # the repository's .zen/config.yaml is shared with other stores; this wins over it
-        **({"ZENML_ACTIVE_STACK_ID": data["stack_id"]} if data.get("stack_id") else {}),
-        "KAGGLE_API_TOKEN": creds["kaggle_api_token"],
-        "WANDB_MODE": "offline",  # no W&B here: the tracker's runs stay offline
-        "HF_HUB_OFFLINE": "1",
-        "TOKENIZERS_PARALLELISM": "false",
-        "PATH": f"{BIN}:{os.environ.get('PATH', '')}",
-    }
-
-
-def _write_env_file(state: Path, env: dict[str, str]) -> Path:
-    lines = [
-        "# The local team servers' runner environment: `. <this file>` (written by team-up)",
-        *(f"unset {name}" for name in ("KAGGLE_USERNAME", "KAGGLE_KEY", "WANDB_API_KEY")),
-    ]
-    lines += [f"export {k}={shlex.quote(v)}" for k, v in env.items() if k != "PATH"]
-    lines.append(f'export PATH={shlex.quote(str(BIN))}:"$PATH"')
-    path = state / "env.sh"
-    _write_private(path, "\n".join(lines) + "\n")
-    return path
-
-
-def _run(
-    args: list[str],
-    env: dict[str, str],
-    what: str,
-    timeout_s: float = 300,
-    stdin: str | None = None,
-) -> str:
-    """Run a setup command; its output on success, a TeamLocalError with its tail otherwise."""
-    try:
-        done = subprocess.run(
-            args, cwd=ROOT, env=env, input=stdin, capture_output=True, text=True, timeout=timeout_s
-        )
-    except subprocess.TimeoutExpired as error:
-        raise TeamLocalError(f"{what}: no answer after {timeout_s:.0f} s") from error
-    if done.returncode != 0:
-        tail = "\n".join((done.stdout + done.stderr).splitlines()[-30:])
-        raise TeamLocalError(f"{what} failed (exit {done.returncode}):\n{tail}")
-    return done.stdout
-
-
-# --- the ZenML server -------------------------------------------------------------------------
-
-
-def _activate_server(url: str, admin_password: str) -> str:
-    """Activate the fresh server with ``admin``; a service account's API key for the runner."""
-
-    def call(method: str, path: str, token: str | None = None, **kwargs) -> dict:
-        headers = {"Authorization": f"Bearer {token}"} if token else {}
-        answer = httpx.request(method, url + path, headers=headers, timeout=60, **kwargs)
-        if answer.status_code >= 400:
-            raise TeamLocalError(
-                f"ZenML server: {method} {path} answered {answer.status_code}: {answer.text[:500]}"
-            )
-        return answer.json()
-
-    call(
-        "PUT",
-        "/api/v1/activate",
-        json={"admin_username": "admin", "admin_password": admin_password},
-    )
-    token = call("POST", "/api/v1/login", data={"username": "admin", "password": admin_password})[
-        "access_token"
-    ]
-    account = call(
-        "POST", "/api/v1/service_accounts", token, json={"name": SERVICE_ACCOUNT, "active": True}
-    )
-    key = call(
-        "POST",
-        f"/api/v1/service_accounts/{account['id']}/api_keys",
-        token,
-        json={"name": "team-local"},
-    )
-    return key["body"]["key"]
-
-
-# The secret's values come in on stdin, never on a command line.
-CREATE_SECRET = """
-import json, sys
-from zenml.client import Client
-values = json.load(sys.stdin)
-Client().create_secret("s3", values=values)
-"""
-
-POINT_AT_LOCAL_SERVERS = """
-import sys
-from zenml.client import Client
-from zenml.enums import StackComponentType as T
-s3_url, kaggle_url, bucket = sys.argv[1:4]
-c = Client()
-c.update_stack_component("nizami_s3", T.ARTIFACT_STORE, configuration={
-    "path": f"s3://{bucket}",
-    "client_kwargs": {"endpoint_url": s3_url, "region_name": "us-east-1"}})
-c.update_stack_component("kaggle_server", T.STEP_OPERATOR, configuration={
-    "api_endpoint": kaggle_url})
-# The Hugging Face Hub registry needs the internet: off this stack (ZenML Model versions stay).
-c.update_stack("team", component_updates={T.MODEL_REGISTRY: []})
-print("STACK_ID", c.get_stack("team").id)
-"""
-
-
-# `python -m kaggle_orchestrator.emulator` with its key and token taken from the environment,
-# so that they are not on a command line (`ps` shows those to every user of the machine).
-EMULATOR = """
-import os, sys
-from kaggle_orchestrator.emulator.__main__ import main
-key, token = os.environ.pop("TEAM_KAGGLE_KEY"), os.environ.pop("TEAM_KAGGLE_TOKEN")
-main(sys.argv[1:] + ["--key", key, "--token", token])
-"""
 
 
 # --- up / down --------------------------------------------------------------------------------
@@ -601,19 +323,6 @@ def _bring_up(args: argparse.Namespace) -> None:
     )
 
 
-def _leftovers(state: Path) -> list[int]:
-    """Pids of processes still working in the emulator's folder (kernel sessions and their
-    children: their command lines name their sandbox under it), other than this one."""
-    marker = str(state / "kaggle") + os.sep
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit() and int(entry.name) != os.getpid():
-            with contextlib.suppress(OSError):
-                if marker in (entry / "cmdline").read_bytes().decode(errors="replace"):
-                    found.append(int(entry.name))
-    return found
-
-
 def down(args: argparse.Namespace) -> None:
     state: Path = args.state
     data = _load_state(state)
@@ -645,7 +354,7 @@ def down(args: argparse.Namespace) -> None:
 
 def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        prog="stacks/team_local.py",
+        prog="python -m pipelines.team_local",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
