@@ -163,8 +163,20 @@ def main(argv: list[str] | None = None) -> int:
     print(f"latest copies  {outputs}/: metrics.json eval_report.html registration.json …")
     cached = [name for name, s in steps.items() if s.status.value == "cached"]
     print(f"cached steps   {', '.join(cached) or 'none'}")
-    print("dashboard      make dashboard  (then open the run above)")
+    print(f"dashboard      {dashboard_line(run)}")
     return 0
+
+
+def dashboard_line(run) -> str:
+    """Where to see the run: its page on the ZenML server the run went to, or, with the local
+    store, how to start the local dashboard."""
+    from zenml.utils.dashboard_utils import get_run_url
+
+    try:
+        url = get_run_url(run)
+    except Exception:  # noqa: BLE001 only a hint: never fail the summary for it
+        url = None
+    return url or "make dashboard  (then open the run above)"
 
 
 def print_images(package_metadata: dict) -> None:
