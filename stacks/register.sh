@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Register the stack described by stacks/<name>.yaml (once) and make it the active stack.
-# Idempotent: safe to run before every pipeline run. Usage: stacks/register.sh [name]
+# Idempotent, in any order: safe to run before every pipeline run. Usage: stacks/register.sh [name]
 set -euo pipefail
 name=${1:-local}
 cd "$(dirname "$0")/.."
@@ -10,11 +10,9 @@ export ZENML_ANALYTICS_OPT_IN=${ZENML_ANALYTICS_OPT_IN:-false}
 # The project's own flavors (pipelines/flavors.py), registered before any stack import needs
 # them; one registered from an older source path is registered again from the current one.
 python -m pipelines.flavors
-if zenml stack describe "$name" >/dev/null 2>&1; then
-  echo "stack '$name' already registered"
-else
-  zenml stack import "$name" -f "stacks/$name.yaml"
-fi
+# Components that exist are used as they are (you may have pointed them at your bucket or
+# cluster); missing ones are created; a flavor conflict is named with the command that fixes it.
+python -m pipelines.stack_import "$name"
 # Refuse a stack that cannot work before it becomes active: a kaggle step operator in server
 # mode needs a remote artifact store and a ZenML server (the message says what to do instead).
 python -m kaggle_orchestrator.stack_check "$name"
