@@ -309,6 +309,9 @@ def test_ctrl_c_twice_in_a_terminal_stops_the_kernel_exactly_once(kaggle_stack, 
          str(_run_config(tmp_path, train_cache=False))],
         cwd=ROOT, env=env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         start_new_session=True,  # its own process group, to signal as a terminal does
+        # A terminal's foreground job takes Ctrl-C; a job started in the background by a
+        # non-interactive shell (CI) inherits SIGINT ignored: undo that, as a terminal has it.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     try:
         deadline = time.monotonic() + 600

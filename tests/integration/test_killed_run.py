@@ -43,7 +43,9 @@ def test_a_killed_run_is_marked_failed_by_the_next_run(tmp_path):
     from zenml.client import Client
 
     Client().activate_stack("local")
-    long = write_config(tmp_path / "long.yaml", model_name="nizami-killed-test",
+    # Inputs of its own (max_train_examples), so that no later module finds its steps cached.
+    data = {"max_train_examples": 56}
+    long = write_config(tmp_path / "long.yaml", model_name="nizami-killed-test", data=data,
                         output_dir=str(tmp_path / "out"), train={"epochs": 500})
     process = subprocess.Popen(
         [sys.executable, "-m", "pipelines.run", "--config", str(long)], cwd=ROOT, env=env(),
@@ -56,7 +58,7 @@ def test_a_killed_run_is_marked_failed_by_the_next_run(tmp_path):
         process.wait(timeout=60)
     assert Client().get_pipeline_run(killed.id).status.value == "running"  # nobody marks it
 
-    quick = write_config(tmp_path / "quick.yaml", model_name="nizami-killed-test",
+    quick = write_config(tmp_path / "quick.yaml", model_name="nizami-killed-test", data=data,
                          output_dir=str(tmp_path / "out2"))
     assert run_pipeline(quick).status.value == "completed"
     after = Client().get_pipeline_run(killed.id)
