@@ -76,7 +76,7 @@ def test_past_the_limit_429_with_retry_after_at_once_and_disconnects_free_the_en
         async with httpx.AsyncClient(base_url=served.base, timeout=120) as http:
             held = []
             for _ in range(LIMIT):  # streams that would run for minutes: in flight until closed
-                stream = http.stream("POST", CHAT, json=_long_stream(4000))
+                stream = http.stream("POST", CHAT, json=_long_stream(3000))
                 reply = await stream.__aenter__()
                 assert reply.status_code == 200
                 held.append((stream, reply.aiter_lines()))  # one reader each, kept to the end
