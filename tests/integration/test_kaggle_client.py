@@ -226,27 +226,9 @@ def test_log_lines_arrive_live_while_the_kernel_runs_and_each_once(client, emula
     slug = "client-live-log"
     version = client.push(_kernel_dir(tmp_path, slug, code), slug, 600)
     ref = f"{USER}/{slug}/{version}"
-    arrived: dict[str, float] = {}
-
-    class Watch:  # when each line reached the step log, and the kernel's status then
-        def __init__(self):
-            self.level = 0
-
-        def handle(self, record):
-            message = record.getMessage()
-            if "tick" in message:
-                arrived[message.split("] ")[1]] = emulator.kernel_version(
-                    f"{USER}/{slug}").status.value
-
-    watch = logging_handler(Watch())
-    import logging
-
-    logging.getLogger("kaggle_orchestrator.follow").addHandler(watch)
-    try:
-        with caplog.at_level("INFO", logger="kaggle_orchestrator.follow"):
-            assert follow_kernel(client, slug, ref, "url", 120, 5.0) == "COMPLETE"
-    finally:
-        logging.getLogger("kaggle_orchestrator.follow").removeHandler(watch)
+    with caplog.at_level("INFO", logger="kaggle_orchestrator.follow"):
+        arrived = _follow_watching(client, emulator, slug, ref, 5.0)
+    arrived = {line: status for line, status in arrived.items() if "tick" in line}
     assert list(arrived) == [f"tick {i}" for i in range(4)]
     # The poll interval is 5 s, so these came from the stream, while the session ran.
     assert arrived["tick 0"] == "RUNNING" and arrived["tick 2"] == "RUNNING", arrived
@@ -261,8 +243,6 @@ def test_the_log_keeps_streaming_past_queued_and_idle_cut_offs(emulator, tmp_pat
     Neither is an error: the reader connects again, every line arrives while the session runs,
     once, and nothing falls back to polling. Before, the reader stopped for good at the first
     normal end, and the lines came only after the kernel had finished."""
-    import logging
-
     client = KaggleClient(Credentials(USER, key=KEY), endpoint=emulator.url, timeout_s=2,
                           max_retries=3, backoff_s=0.1)
     code = ("import time\nprint('early', flush=True)\ntime.sleep(5)\n"
@@ -270,24 +250,8 @@ def test_the_log_keeps_streaming_past_queued_and_idle_cut_offs(emulator, tmp_pat
     slug = "client-quiet-log"
     version = client.push(_kernel_dir(tmp_path, slug, code), slug, 600)
     ref = f"{USER}/{slug}/{version}"
-    arrived: dict[str, str] = {}
-
-    class Watch:
-        level = 0
-
-        def handle(self, record):
-            message = record.getMessage()
-            if "] " in message and "[kaggle " in message:
-                arrived[message.split("] ")[1]] = emulator.kernel_version(
-                    f"{USER}/{slug}").status.value
-
-    watch = logging_handler(Watch())
-    logging.getLogger("kaggle_orchestrator.follow").addHandler(watch)
-    try:
-        with caplog.at_level("INFO", logger="kaggle_orchestrator.follow"):
-            assert follow_kernel(client, slug, ref, "url", 120, 20.0) == "COMPLETE"
-    finally:
-        logging.getLogger("kaggle_orchestrator.follow").removeHandler(watch)
+    with caplog.at_level("INFO", logger="kaggle_orchestrator.follow"):
+        arrived = _follow_watching(client, emulator, slug, ref, 20.0)
     assert arrived == {"early": "RUNNING", "late": "RUNNING"}, arrived  # streamed, not polled
     assert not [r for r in caplog.records if "log stream" in r.getMessage()]  # no error
 
@@ -376,14 +340,27 @@ def test_token_credentials_and_a_token_of_another_user(emulator):
         KaggleClient(Credentials(None, token="KGAT_revoked"), endpoint=emulator.url)
 
 
-def logging_handler(target):
+def _follow_watching(client, emulator, slug: str, ref: str, poll_s: float) -> dict[str, str]:
+    """Follow ``ref`` to COMPLETE; each kernel line shown, with the kernel's status at the
+    moment it reached the step log (RUNNING: it came from the stream, not a later poll)."""
     import logging
 
-    class _Handler(logging.Handler):
-        def emit(self, record):
-            target.handle(record)
+    arrived: dict[str, str] = {}
 
-    return _Handler()
+    class Watch(logging.Handler):
+        def emit(self, record):
+            message = record.getMessage()
+            if "] " in message and "[kaggle " in message:
+                arrived[message.split("] ")[1]] = emulator.kernel_version(
+                    f"{USER}/{slug}").status.value
+
+    watch = Watch()
+    logging.getLogger("kaggle_orchestrator.follow").addHandler(watch)
+    try:
+        assert follow_kernel(client, slug, ref, "url", 120, poll_s) == "COMPLETE"
+    finally:
+        logging.getLogger("kaggle_orchestrator.follow").removeHandler(watch)
+    return arrived
 
 
 def _dataset(client, tmp_path, slug: str, files: dict[str, str]) -> str:
