@@ -6,9 +6,14 @@ tests/ on ``sys.path`` to import tests/conftest.py.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import socket
 import subprocess
 import sys
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -68,3 +73,31 @@ def run_pipeline(config: Path, run_config: Path = LOCAL_RUN_CONFIG, allow_failur
 def registration(run):
     """The ``registration`` artifact (a ``Registration``) of a run's register step."""
     return run.steps["register"].outputs["registration"][0].load()
+
+
+@contextlib.contextmanager
+def answering_server(status: int = 200) -> Iterator[str]:
+    """A loopback HTTP server answering every GET with ``status`` (a service that is there);
+    yields its base URL."""
+
+    class Answers(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802
+            self.send_response(status)
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Answers)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+
+
+def refused_port() -> int:
+    """A loopback port nothing listens on: connections are refused."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]  # closed again

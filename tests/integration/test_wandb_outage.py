@@ -12,26 +12,15 @@ from __future__ import annotations
 import logging
 import os
 import socket
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-from helpers import register_stack, run_pipeline, write_config
+from helpers import answering_server, refused_port, register_stack, run_pipeline, write_config
 
 from pipelines.tracker import DECISION_ENV, wandb_unreachable
 
 pytestmark = pytest.mark.e2e
-
-
-class _Answers(BaseHTTPRequestHandler):
-    def do_GET(self) -> None:  # noqa: N802
-        self.send_response(404)
-        self.end_headers()
-
-    def log_message(self, *args) -> None:
-        pass
 
 
 def _silent() -> socket.socket:
@@ -42,24 +31,14 @@ def _silent() -> socket.socket:
     return listener
 
 
-def _refused_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]  # closed again: connections are refused
-
-
 def test_the_probe_tells_silent_refusing_and_answering_apart():
     with _silent() as silent:
         started = time.monotonic()
         reason = wandb_unreachable(f"http://127.0.0.1:{silent.getsockname()[1]}", timeout_s=1)
         assert reason and "Timeout" in reason and time.monotonic() - started < 5
-    assert "ConnectError" in (wandb_unreachable(f"http://127.0.0.1:{_refused_port()}", 1) or "")
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Answers)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        assert wandb_unreachable(f"http://127.0.0.1:{server.server_address[1]}", 1) is None
-    finally:
-        server.shutdown()
+    assert "ConnectError" in (wandb_unreachable(f"http://127.0.0.1:{refused_port()}", 1) or "")
+    with answering_server(404) as url:  # any answer at all: W&B is there
+        assert wandb_unreachable(url, 1) is None
 
 
 @pytest.fixture(scope="module")
@@ -87,7 +66,7 @@ def test_the_pipeline_runs_on_offline_when_wandb_does_not_answer(
     # disable loggers that exist at that moment; this test reads this one's records.
     logging.getLogger("pipelines.tracker").disabled = False
     with _silent() as silent:
-        port = silent.getsockname()[1] if wandb_server != "refuses" else _refused_port()
+        port = silent.getsockname()[1] if wandb_server != "refuses" else refused_port()
         monkeypatch.setenv("WANDB_BASE_URL", f"http://127.0.0.1:{port}")
         monkeypatch.delenv("WANDB_MODE", raising=False)
         wandb_dir = Path(os.environ["WANDB_DIR"]) / "wandb"

@@ -10,14 +10,12 @@ for "W&B answers", a closed port for "W&B does not".
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+from helpers import answering_server, refused_port
 
 from pipelines import tracker
 
@@ -25,30 +23,17 @@ ROOT = Path(__file__).resolve().parents[2]
 KEY = "wandb-key-made-up-for-this-test-" + os.urandom(4).hex()
 
 
-class _Answers(BaseHTTPRequestHandler):
-    def do_GET(self) -> None:  # noqa: N802
-        self.send_response(200)
-        self.end_headers()
-
-    def log_message(self, *args) -> None:
-        pass
-
-
 @pytest.fixture
 def wandb_answers(monkeypatch):
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Answers)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    monkeypatch.setenv("WANDB_BASE_URL", f"http://127.0.0.1:{server.server_address[1]}")
-    for name in ("WANDB_API_KEY", "WANDB_MODE", tracker.DECISION_ENV):
-        monkeypatch.delenv(name, raising=False)
-    yield
-    server.shutdown()
+    with answering_server() as url:
+        monkeypatch.setenv("WANDB_BASE_URL", url)
+        for name in ("WANDB_API_KEY", "WANDB_MODE", tracker.DECISION_ENV):
+            monkeypatch.delenv(name, raising=False)
+        yield
 
 
 def _refused_url() -> str:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return f"http://127.0.0.1:{sock.getsockname()[1]}"
+    return f"http://127.0.0.1:{refused_port()}"
 
 
 def test_each_decision_follows_the_environment_of_that_moment(wandb_answers, monkeypatch):
