@@ -1,11 +1,17 @@
 """Step: a new model version with its metrics; promoted to production by the quality gate.
 
 The step speaks ZenML's model-registry API only (``get_latest_model_version``,
-``load_model_version``, ``register_model_version``, ``update_model_version``), as ZenML's own
-MLflow registry step does; what a registry makes of it is its flavor's business (the
-``huggingface`` flavor, ``hf_registry``: a Hub commit tagged ``vX.Y``, ``prod`` on promotion).
-With a model registry on the stack the gate compares with the registry's production version;
-without one, with the ZenML Model's, and only the ZenML Model version is recorded.
+``register_model_version``, ``update_model_version``), as ZenML's own MLflow registry step
+does, and works with any registry flavor. What the gate needs travels with the model version
+through that API: the version's ``metadata`` (``ModelRegistryModelMetadata``) names the ZenML
+Model version that registered it (``zenml_model``, ``zenml_model_version``), whose
+``registration`` artifact holds the complete metrics. The ``huggingface`` flavor (``hf_registry``:
+a Hub commit tagged ``vX.Y``, ``prod`` on promotion) also keeps ``metrics.json`` in the version
+itself, which the gate reads first there (the Hub is its source of truth). ``metrics``, ``card``
+and ``bump`` are extras for ``register_model_version`` that other flavors ignore.
+With a model registry on the stack the gate compares with the registry's production version
+and fails, saying why, if that version carries neither; without a registry, with the ZenML
+Model's production version, and only the ZenML Model version is recorded.
 """
 
 import logging
@@ -22,6 +28,7 @@ from zenml.model_registries.base_model_registry import (
     ModelRegistryModelMetadata,
     ModelVersionStage,
 )
+from zenml.models import ModelVersionResponse
 
 from steps.core.config import GateConfig, LoraSettings, ModelConfig, RegistryConfig, TrainConfig
 from steps.core.documents import (
@@ -66,36 +73,86 @@ def register(
     return record
 
 
+HF_FLAVOR = "huggingface"  # the registry that keeps metrics.json in each version
+
+
+class RegistryMetricsError(RuntimeError):
+    """The registry's production version carries no metrics the quality gate can use."""
+
+
 def production_metrics(registry: BaseModelRegistry | None, name: str) -> MetricsDocument | None:
-    """The metrics document of the production version: the registry's (its ``metrics.json``)
-    with a model registry on the stack, else the ZenML Model's; None when there is none."""
+    """The metrics document of the production version: the registry's with a model registry on
+    the stack, else the ZenML Model's; None when there is no production version.
+
+    Raises:
+        RegistryMetricsError: The registry has a production version whose metrics cannot be
+            found (its metadata names no ZenML Model version of this store).
+    """
     if registry is None:
         return _zenml_production_metrics(name)
     production = registry.get_latest_model_version(name, ModelVersionStage.PRODUCTION)
     if production is None:
         return None
-    with tempfile.TemporaryDirectory(prefix="nizami-production-") as cache:
-        folder = registry.load_model_version(
-            name, production.version, cache_dir=cache, allow_patterns=[METRICS_FILE]
+    if registry.flavor == HF_FLAVOR:
+        found = _version_metrics_file(registry, name, production.version)
+        if found is not None:
+            return found
+    attributes = production.metadata.custom_attributes if production.metadata else {}
+    found = _zenml_version_metrics(attributes.get("zenml_model"),
+                                   attributes.get("zenml_model_version"))
+    if found is None:
+        raise RegistryMetricsError(
+            f"model registry '{registry.name}' (flavor {registry.flavor}): the production "
+            f"version {production.version} of {name!r} carries no metrics the quality gate can "
+            f"compare with: its metadata names no ZenML Model version of this ZenML store "
+            f"(zenml_model={attributes.get('zenml_model')!r}, zenml_model_version="
+            f"{attributes.get('zenml_model_version')!r}); the register step writes them when it "
+            "registers a version. Promote a version this pipeline registered, or take the "
+            "production stage off this one in the registry."
         )
+    return found
+
+
+def _version_metrics_file(registry: BaseModelRegistry, name: str,
+                          version: str) -> MetricsDocument | None:
+    """``metrics.json`` of a huggingface-registry version (its load returns a folder)."""
+    with tempfile.TemporaryDirectory(prefix="nizami-production-") as cache:
+        folder = registry.load_model_version(name, version, cache_dir=cache,
+                                             allow_patterns=[METRICS_FILE])
         path = Path(folder) / METRICS_FILE
         return MetricsDocument.read(path) if path.is_file() else None
 
 
+def _zenml_version_metrics(model: str | None, number: str | None) -> MetricsDocument | None:
+    """The metrics the register step recorded on ZenML Model version ``model`` ``number``."""
+    if not model or not number or not number.isdigit():
+        return None
+    try:
+        version = Client().get_model_version(model, int(number))
+    except KeyError:
+        return None
+    return _recorded_metrics(version)
+
+
 def _zenml_production_metrics(name: str) -> MetricsDocument | None:
-    """From the production version's ``registration`` artifact (complete, answers included),
-    else from its metadata (which has no texts)."""
+    """The ZenML Model's production version's metrics."""
     try:
         production = Client().get_model_version(name, ModelStages.PRODUCTION)
     except KeyError:  # no production version yet
         return None
-    artifact = production.get_artifact("registration")
+    return _recorded_metrics(production)
+
+
+def _recorded_metrics(version: ModelVersionResponse) -> MetricsDocument | None:
+    """From the version's ``registration`` artifact (complete, answers included), else from
+    its metadata (which has no texts)."""
+    artifact = version.get_artifact("registration")
     if artifact is not None:
         loaded = artifact.load()
         if isinstance(loaded, Registration):
             return loaded.metrics
         return MetricsDocument.model_validate(loaded["metrics"])  # a record from before the type
-    metadata = production.run_metadata.get("metrics")
+    metadata = version.run_metadata.get("metrics")
     return None if metadata is None else MetricsDocument.model_validate(metadata)
 
 
@@ -147,7 +204,8 @@ def publish(
     return RegisteredVersion(
         repo_id=registered.registered_model.name,
         version_tag=registered.version,
-        revision=getattr(registered.metadata, "revision", None),
+        revision=(registered.metadata.custom_attributes.get("revision")
+                  if registered.metadata else None),
         url=registered.model_source_uri,
     )
 
