@@ -28,10 +28,8 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
 import threading
@@ -43,7 +41,7 @@ from pathlib import Path
 from typing import IO, Any, Literal
 
 from kaggle_orchestrator.emulator.faults import KernelErrorFault, KernelFault, KernelHangFault
-from kaggle_orchestrator.emulator.isolation import sandbox_env, session_command
+from kaggle_orchestrator.emulator.isolation import kill_session, sandbox_env, session_command
 from kaggle_orchestrator.emulator.session_faults import fault_script, start_fault
 
 log = logging.getLogger(__name__)
@@ -88,14 +86,6 @@ def notebook_to_script(notebook_json: str) -> str:
             )
         sources.append(source)
     return "\n\n".join(sources) + "\n"
-
-
-def kill_group(pid: int) -> None:
-    """SIGKILL the process group ``pid`` leads (a session and everything it started)."""
-    try:
-        os.killpg(pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
 
 
 @dataclass
@@ -169,7 +159,7 @@ class KernelVersion:
                 self.status = Status.CANCEL_ACKNOWLEDGED
                 self.ended = time.time()
         if process is not None and process.poll() is None:
-            kill_group(process.pid)
+            kill_session(process.pid, self.dir)
             process.wait(timeout=30)
 
     def _append(self, stream: str, data: str) -> None:
@@ -327,7 +317,8 @@ def _wait(version: KernelVersion, timeout: float | None, fault: KernelFault | No
         process.wait(timeout=timeout)
     except subprocess.TimeoutExpired:
         timed_out = True
-    kill_group(process.pid)  # the session ends with its script: nothing it started outlives it
+    # the session ends with its script: nothing it started outlives it
+    kill_session(process.pid, version.dir)
     process.wait()
     for pump in pumps:
         pump.join(timeout=10)

@@ -18,6 +18,7 @@ from kaggle_orchestrator.emulator.faults import (
     KernelHangFault,
     KernelStopFault,
 )
+from kaggle_orchestrator.emulator.isolation import kill_session
 
 if TYPE_CHECKING:
     from kaggle_orchestrator.emulator.sandbox import KernelVersion
@@ -68,8 +69,6 @@ def _cancel_later(version: KernelVersion, fault: KernelCancelFault) -> None:
 
 def _stop_on_log(version: KernelVersion, fault: KernelStopFault) -> None:
     """Kaggle stops the session (ERROR, its files kept) once its log shows ``after_log``."""
-    from kaggle_orchestrator.emulator.sandbox import kill_group
-
     while version.active:
         with version.lock:
             seen = "".join(r["data"] for r in version.records)
@@ -78,6 +77,6 @@ def _stop_on_log(version: KernelVersion, fault: KernelStopFault) -> None:
                 version.failure_message = fault.message
             process = version.process
             if process is not None and process.poll() is None:
-                kill_group(process.pid)
+                kill_session(process.pid, version.dir)
             return
         time.sleep(0.1)
