@@ -131,6 +131,13 @@ class KaggleStepOperatorConfig(BaseStepOperatorConfig, KaggleStepOperatorSetting
         "this user.",
     )
     key: str | None = SecretField(default=None, description="Legacy Kaggle API key.")
+    kernel_api_key: str | None = SecretField(
+        default=None, description="Server mode: API key of a dedicated ZenML service account "
+        "for the kernels (one that owns no private secret). The kernel's token is minted for "
+        "it, scoped to the run, expiring timeout_s + 15 min after the push. Use a private "
+        "secret of the runner's account: {{kaggle_kernel.api_key}} (docs/secrets.md). Unset, "
+        "the kernel's token is the runner's account's.",
+    )
     api_endpoint: str | None = Field(
         None, description="Base URL of a Kaggle-compatible API; null is Kaggle. Point it at "
         "`python -m kaggle_orchestrator.emulator` to dry-run without spending quota.",

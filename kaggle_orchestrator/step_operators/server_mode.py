@@ -6,24 +6,25 @@ artifact store and the entrypoint in the kernel downloads it. ``submit`` pushes 
 whose source is ``kernel_entry.py`` (finds the bundle, pip-installs the pinned requirements
 that Kaggle's image lacks, runs ``entrypoint_command``); ``wait`` follows it with live logs;
 the kernel's ZenML loads the inputs from the artifact store, runs the step, stores and publishes
-the outputs itself. HF, W&B and artifact-store credentials are ZenML secrets that the kernel
-resolves from the server.
+the outputs itself. The artifact store's credentials are a ZenML secret the kernel resolves from
+the server; secrets private to the runner's account (HF, W&B) it cannot read.
 
-**The one credential that travels** is the API token ZenML mints for the step
-(``ZENML_STORE_API_TOKEN`` in ``environment``): a workload token scoped to the pipeline run,
-which the server stops accepting once the run has finished (after the server's
-``ZENML_WORKLOAD_TOKEN_EXPIRATION_LEEWAY``). ``submit`` checks its claims and refuses any other
-kind. It is not written into the kernel source, which Kaggle keeps with every version
-forever, but into ``environment.json`` of the step's private bundle dataset. The trade-off: for
-as long as that dataset exists, anyone with access to the Kaggle account can read a token
-valid while the run lasts; the operator deletes the dataset when the step ends (completed,
-failed, timed out or interrupted), and the kernel deletes its unpacked copy before the step
-starts. Variables that look like other credentials are refused rather than shipped.
+**The one credential that travels** is a ZenML API token (``ZENML_STORE_API_TOKEN`` in
+``environment``), minted in ``kernel_token.py``: for the operator's dedicated service account
+(``kernel_api_key``; else the runner's account, as ZenML mints it), scoped to the pipeline run
+(the server stops accepting it once the run has finished, after its
+``ZENML_WORKLOAD_TOKEN_EXPIRATION_LEEWAY``) and expiring ``timeout_s`` + 15 min after the push.
+``submit`` checks its claims and refuses any other kind. It is not written into the kernel
+source, which Kaggle keeps with every version forever, but into ``environment.json`` of the
+step's private bundle dataset. The trade-off: for as long as that dataset exists, anyone with
+access to the Kaggle account can read a token valid while the run lasts; the operator deletes
+the dataset when the step ends (completed, failed, timed out or interrupted), and the kernel
+deletes its unpacked copy before the step starts. Variables that look like other credentials
+are refused rather than shipped.
 """
 
 from __future__ import annotations
 
-import base64
 import json
 import logging
 import re
@@ -46,6 +47,7 @@ from zenml.utils import exception_utils
 
 from kaggle_orchestrator import kernel
 from kaggle_orchestrator.flavors.kaggle_step_operator_flavor import SERVER
+from kaggle_orchestrator.step_operators import kernel_token
 
 if TYPE_CHECKING:  # the Kaggle client is imported where it is used: the kernel's ZenML
     # instantiates this operator too, and has neither the kaggle client nor tenacity
@@ -167,10 +169,25 @@ def kernel_requirements(docker_settings: DockerSettings, stack: Stack,
 def token_claims(token: str) -> dict[str, Any]:
     """The claims of a ZenML API token (a JWT), read without verifying it."""
     try:
-        payload = token.split(".")[1]
-        return json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
-    except (IndexError, ValueError) as error:
-        raise ServerModeError("the ZenML API token for the step is not a JWT") from error
+        return kernel_token.token_claims(token)
+    except kernel_token.KernelTokenError as error:
+        raise ServerModeError(str(error)) from error
+
+
+def _kernel_token(operator: KaggleStepOperator, run_id: UUID, runner_token: str | None,
+                  timeout_s: float) -> str:
+    """The kernel's token (``kernel_token.py``): the dedicated account's if configured."""
+    store = Client().zen_store
+    api_key = operator.config.kernel_api_key
+    if not api_key:
+        log.warning("the step operator '%s' has no kernel_api_key: the kernel's ZenML token is "
+                    "the runner's account's, which can read that account's private secrets "
+                    "too (docs/secrets.md, 'The kernel's ZenML token')", operator.name)
+    try:
+        return kernel_token.kernel_token(store.url, run_id, int(timeout_s) + kernel_token.MARGIN_S,
+                                         runner_token, api_key, store.config.verify_ssl)
+    except kernel_token.KernelTokenError as error:
+        raise ServerModeError(f"the kernel's ZenML token: {error}") from error
 
 
 def kernel_environment(environment: dict[str, str], run_id: UUID) -> dict[str, str]:
@@ -225,6 +242,8 @@ def submit(operator: KaggleStepOperator, info: StepRunInfo, entrypoint_command: 
             "reach the ZenML server and the artifact store): set enable_internet: true"
         )
     env = kernel_environment(environment, info.run_id)
+    if TOKEN in env or operator.config.kernel_api_key:
+        env[TOKEN] = _kernel_token(operator, info.run_id, env.get(TOKEN), settings.timeout_s)
     requirements = kernel_requirements(info.config.docker_settings, Client().active_stack,
                                        settings)
     client = _client(operator)

@@ -15,7 +15,6 @@ config dirs, and every ZenML call goes through a subprocess.
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import json
 import os
@@ -26,7 +25,7 @@ import subprocess
 import sys
 import tarfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -34,6 +33,7 @@ import pytest
 import yaml
 
 from kaggle_orchestrator.emulator import KaggleEmulator
+from kaggle_orchestrator.step_operators.kernel_token import MARGIN_S, token_claims
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -50,6 +50,7 @@ SECRETS = {
     "KAGGLE_API_TOKEN": f"KGAT_{secrets.token_hex(16)}",
 }
 STEPS = ["load_data", "train", "evaluate", "register", "package"]
+KERNEL_ACCOUNT = "nizami-kaggle-kernel"
 pytestmark = pytest.mark.e2e
 
 QUERY = """
@@ -61,7 +62,7 @@ run = client.get_pipeline_run(sys.argv[1]) if len(sys.argv) > 1 else \\
 steps = {}
 for name, step in run.steps.items():
     steps[name] = {
-        "status": step.status.value, "metadata": step.run_metadata,
+        "status": step.status.value, "metadata": step.run_metadata, "cache_key": step.cache_key,
         "exception": step.exception_info.message if step.exception_info else None,
         "outputs": {k: [{"id": str(a.id), "uri": a.uri} for a in v]
                     for k, v in step.outputs.items()},
@@ -113,7 +114,10 @@ class Team:
     def __init__(self, tmp: Path, zenml_url: str, s3_url: str, kaggle: KaggleEmulator) -> None:
         self.tmp, self.zenml_url, self.s3_url, self.kaggle = tmp, zenml_url, s3_url, kaggle
         self.api_key = ""
+        self.kernel_api_key = ""  # the kernels' dedicated service account's
         self.env: dict[str, str] = {}
+        self.secret_ids: dict[str, str] = {}
+        self.probes: dict[str, dict] = {}  # what tokens could reach during the run
 
     def zenml(self, *args: str, env: dict[str, str] | None = None, check: bool = True,
               timeout: float = 300) -> subprocess.CompletedProcess:
@@ -136,19 +140,22 @@ class Team:
                             aws_secret_access_key=SECRETS["AWS_SECRET_ACCESS_KEY"])
 
 
-def _activate(url: str) -> str:
-    """Activate the server with an admin; returns a service account's API key."""
+def _activate(url: str) -> tuple[str, str]:
+    """Activate the server with an admin; API keys of the runner's and the kernels' accounts."""
     answer = httpx.put(f"{url}/api/v1/activate", timeout=60, json={
         "admin_username": "admin", "admin_password": SECRETS["ZENML_ADMIN_PASSWORD"]})
     answer.raise_for_status()
     login = httpx.post(f"{url}/api/v1/login", timeout=60, data={
         "username": "admin", "password": SECRETS["ZENML_ADMIN_PASSWORD"]})
     headers = {"Authorization": f"Bearer {login.json()['access_token']}"}
-    account = httpx.post(f"{url}/api/v1/service_accounts", headers=headers, timeout=60,
-                         json={"name": "nizami-ci", "active": True}).json()
-    key = httpx.post(f"{url}/api/v1/service_accounts/{account['id']}/api_keys",
-                     headers=headers, timeout=60, json={"name": "ci"}).json()
-    return key["body"]["key"]
+    keys = []
+    for name in ("nizami-ci", KERNEL_ACCOUNT):
+        account = httpx.post(f"{url}/api/v1/service_accounts", headers=headers, timeout=60,
+                             json={"name": name, "active": True}).json()
+        key = httpx.post(f"{url}/api/v1/service_accounts/{account['id']}/api_keys",
+                         headers=headers, timeout=60, json={"name": "ci"}).json()
+        keys.append(key["body"]["key"])
+    return keys[0], keys[1]
 
 
 @pytest.fixture(scope="module")
@@ -179,7 +186,7 @@ def team(tmp_path_factory, kaggle_image) -> Iterator[Team]:
                        extra_env={"PIP_CACHE_DIR": str(pip_cache)}) as kaggle,
     ):
         team = Team(tmp, zenml_url, s3_url, kaggle)
-        team.api_key = _activate(zenml_url)
+        team.api_key, team.kernel_api_key = _activate(zenml_url)
         team.env = _clean_env() | {
             "ZENML_CONFIG_PATH": str(tmp / "runner"),
             "ZENML_STORE_URL": zenml_url,
@@ -195,16 +202,23 @@ def team(tmp_path_factory, kaggle_image) -> Iterator[Team]:
 @pytest.fixture(scope="module")
 def team_stack(team: Team) -> Team:
     """The real `stacks/register.sh team` on the server, then pointed at the local servers."""
+    # s3 is public: the kernel needs it. The others are private to the runner's account (the
+    # kernel's account cannot read them), kaggle_kernel holds the kernels' account's API key.
     setup = (
-        "import os\nfrom zenml.client import Client\nc = Client()\n"
+        "import json, os\nfrom zenml.client import Client\nc = Client()\n"
         "c.create_secret('s3', values={'aws_access_key_id': os.environ['S3_KEY'],"
         " 'aws_secret_access_key': os.environ['S3_SECRET']})\n"
-        "c.create_secret('huggingface', values={'token': os.environ['HF_TOKEN']})\n"
-        "c.create_secret('wandb', values={'api_key': os.environ['WANDB_API_KEY']})\n"
+        "c.create_secret('huggingface', values={'token': os.environ['HF_TOKEN']}, private=True)\n"
+        "c.create_secret('wandb', values={'api_key': os.environ['WANDB_API_KEY']}, private=True)\n"
+        "c.create_secret('kaggle_kernel', values={'api_key': os.environ['KERNEL_KEY']},"
+        " private=True)\n"
+        "print('IDS' + json.dumps({s.name: str(s.id) for s in c.list_secrets(size=50).items}))\n"
     )
-    team.zenml(sys.executable, "-c", setup, env=team.env | {
+    made = team.zenml(sys.executable, "-c", setup, env=team.env | {
         "S3_KEY": SECRETS["AWS_ACCESS_KEY_ID"], "S3_SECRET": SECRETS["AWS_SECRET_ACCESS_KEY"],
-        "HF_TOKEN": SECRETS["HF_TOKEN"], "WANDB_API_KEY": SECRETS["WANDB_API_KEY"]})
+        "HF_TOKEN": SECRETS["HF_TOKEN"], "WANDB_API_KEY": SECRETS["WANDB_API_KEY"],
+        "KERNEL_KEY": team.kernel_api_key})
+    team.secret_ids = json.loads(made.stdout.split("IDS", 1)[1])
     out = team.zenml("bash", "stacks/register.sh", "team").stdout
     assert "active stack: team" in out and "offline" in out, out
     # The Kubernetes variant shares the components; imported before they are pointed elsewhere.
@@ -216,7 +230,8 @@ def team_stack(team: Team) -> Team:
         "'path': 's3://" + BUCKET + "', 'client_kwargs': {'endpoint_url': sys.argv[1],"
         " 'region_name': 'us-east-1'}})\n"
         "c.update_stack_component('kaggle_server', T.STEP_OPERATOR, configuration={"
-        "'api_endpoint': sys.argv[2], 'max_retries': 3})\n"
+        "'api_endpoint': sys.argv[2], 'max_retries': 3,"
+        " 'kernel_api_key': '{{kaggle_kernel.api_key}}'})\n"
         "c.update_stack('team', component_updates={T.MODEL_REGISTRY: []})\n"
     )
     team.zenml(sys.executable, "-c", update, team.s3_url, team.kaggle.url)
@@ -236,14 +251,74 @@ def _run_files(team: Team, name: str, **settings) -> tuple[Path, Path]:
 
 
 def _pipeline(team: Team, name: str, env: dict[str, str] | None = None,
-              **settings) -> subprocess.CompletedProcess:
+              during: Callable[[], bool] | None = None, **settings) -> subprocess.CompletedProcess:
+    """Run the pipeline; ``during`` is called every 0.5 s while it runs, until it returns True."""
     config, run_config = _run_files(team, name, **settings)
     env = (env or team.env) | {
         "KAGGLE_API_TOKEN": SECRETS["KAGGLE_API_TOKEN"],  # on the runner only
         "HF_TOKEN": SECRETS["HF_TOKEN"], "WANDB_API_KEY": SECRETS["WANDB_API_KEY"],
     }
-    return team.zenml(sys.executable, "-m", "pipelines.run", "--config", str(config),
-                      "--run-config", str(run_config), env=env, check=False, timeout=1200)
+    command = [sys.executable, "-m", "pipelines.run", "--config", str(config),
+               "--run-config", str(run_config)]
+    if during is None:
+        return team.zenml(*command, env=env, check=False, timeout=1200)
+    out, err = team.tmp / f"{name}.stdout", team.tmp / f"{name}.stderr"
+    with out.open("w") as stdout, err.open("w") as stderr:
+        process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=stdout, stderr=stderr,
+                                   text=True)
+        done_watching = False
+        while process.poll() is None:
+            done_watching = done_watching or during()
+            time.sleep(0.5)
+        process.wait(timeout=1200)
+    return subprocess.CompletedProcess(command, process.returncode, out.read_text(),
+                                       err.read_text())
+
+
+def _probe(team: Team, token: str) -> dict[str, dict]:
+    """What ``token`` reaches on the server: status, and secret values or listed names."""
+    def get(path: str) -> httpx.Response:
+        return httpx.get(f"{team.zenml_url}/api/v1/{path}", timeout=30,
+                         headers={"Authorization": f"Bearer {token}"})
+
+    found = {}
+    for name, path in {"current-user": "current-user", "secrets": "secrets?size=50",
+                       "runs": "runs", "stacks": "stacks", "users": "users",
+                       **{f"secret {n}": f"secrets/{i}" for n, i in team.secret_ids.items()}
+                       }.items():
+        answer = get(path)
+        record = {"status": answer.status_code}
+        if answer.status_code == 200:
+            body = answer.json()
+            if name == "current-user":
+                record["name"] = body["name"]
+            elif name.startswith("secret "):
+                record["values"] = body["body"].get("values") or {}
+            elif "items" in body:
+                record["names"] = sorted(item.get("name", "") for item in body["items"])
+        found[name] = record
+    return found
+
+
+def _watch_the_kernels_token(team: Team) -> Callable[[], bool]:
+    """While the run lasts: once the bundle reached Kaggle, probe its token and, for the
+    comparison, the token ZenML itself mints for the run (the runner's account's)."""
+    def during() -> bool:
+        token = _bundle_token(team.kaggle, missing_ok=True)
+        if token is None:
+            return False
+        run_id = token_claims(token)["pipeline_run_id"]
+        team.probes["kernel"] = _probe(team, token)
+        login = httpx.post(f"{team.zenml_url}/api/v1/login", timeout=30, data={
+            "grant_type": "zenml-api-key", "password": team.api_key}).json()["access_token"]
+        runners = httpx.get(f"{team.zenml_url}/api/v1/api_token", timeout=30,
+                            params={"token_type": "workload", "pipeline_run_id": run_id},
+                            headers={"Authorization": f"Bearer {login}"}).json()
+        team.probes["zenml_default"] = _probe(team, runners)
+        team.probes["zenml_default_token"] = {"token": runners}
+        return True
+
+    return during
 
 
 @pytest.fixture(scope="module")
@@ -251,7 +326,7 @@ def team_run(team_stack: Team) -> tuple[dict, subprocess.CompletedProcess]:
     """One run, with transient faults on the way: a 429 on a status poll, a 500 on the push."""
     team_stack.kaggle.faults.rate_limit("GetKernelSessionStatus", times=1, retry_after=1)
     team_stack.kaggle.faults.http_error("SaveKernel", status=500, times=1)
-    done = _pipeline(team_stack, "team")
+    done = _pipeline(team_stack, "team", during=_watch_the_kernels_token(team_stack))
     run = team_stack.query()
     return run, done
 
@@ -309,30 +384,32 @@ def test_run_steps_and_metadata_are_on_the_server(team_run, team_stack):
     assert train["metadata"]["run_metadata"]["kaggle"]["mode"] == "server"
 
 
-def _bundle_token(kaggle: KaggleEmulator) -> str:
-    """The run-scoped token, from the bundle's environment.json (the only place it is sent)."""
-    for blob in kaggle.recording.blobs:
-        with contextlib.suppress(tarfile.TarError, OSError), tarfile.open(blob.path) as tar:
+def _bundle_token(kaggle: KaggleEmulator, missing_ok: bool = False) -> str | None:
+    """The kernel's token, from the bundle's environment.json (the only place it is sent)."""
+    for blob in list(kaggle.recording.blobs):
+        with (contextlib.suppress(tarfile.TarError, OSError, EOFError),
+              tarfile.open(blob.path) as tar):
             member = next((m for m in tar.getmembers() if m.name.endswith("environment.json")),
                           None)
             if member is not None:
                 return json.loads(tar.extractfile(member).read())["ZENML_STORE_API_TOKEN"]
+    if missing_ok:
+        return None
     raise AssertionError("no bundle with environment.json reached the emulator")
 
 
 def test_only_the_run_scoped_token_reaches_kaggle(team_run, team_stack):
     run, _ = team_run
     kaggle = team_stack.kaggle
-    long_lived = SECRETS | {"ZENML_STORE_API_KEY": team_stack.api_key}
+    long_lived = SECRETS | {"ZENML_STORE_API_KEY": team_stack.api_key,
+                            "kernel_api_key": team_stack.kernel_api_key}
     for name, value in long_lived.items():
         # The Kaggle token goes where the protocol puts it: the Authorization header (not
         # recorded) and IntrospectToken's body.
         hits = [h for h in kaggle.recording.find(value) if "IntrospectToken" not in h]
         assert hits == [], f"{name} reached the emulator: {hits}"
     token = _bundle_token(kaggle)
-    payload = token.split(".")[1]
-    claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
-    assert claims["pipeline_run_id"] == run["id"]
+    assert token_claims(token)["pipeline_run_id"] == run["id"]
     hits = kaggle.recording.find(token)
     assert hits and all(h.startswith("blob ") and "environment.json" in h for h in hits), hits
     version = _kernel(team_stack, run)
@@ -348,13 +425,55 @@ def test_only_the_run_scoped_token_reaches_kaggle(team_run, team_stack):
                 assert value.encode() not in data, f"{name} in {path}"
     slug = run["steps"]["train"]["metadata"]["kaggle"]["kernel_slug"]
     assert (USER.lower(), f"{slug}-bundle") not in kaggle.state.datasets  # deleted at the end
-    # ... and the server stops accepting the token once the run has finished.
-    deadline, status = time.monotonic() + 120, 200
-    while status == 200 and time.monotonic() < deadline:
-        status = httpx.get(f"{team_stack.zenml_url}/api/v1/current-user", timeout=30,
-                           headers={"Authorization": f"Bearer {token}"}).status_code
+
+
+def _refused_after_the_run(team: Team, token: str) -> dict[str, dict]:
+    """Probe ``token`` until the server refuses it (it caches a run's status for 30 s)."""
+    deadline = time.monotonic() + 120
+    while True:
+        found = _probe(team, token)
+        if found["current-user"]["status"] != 200 or time.monotonic() > deadline:
+            return found
         time.sleep(2)
-    assert status == 401
+
+
+def test_the_kernels_token_is_its_own_accounts_and_ends_with_the_run(team_run, team_stack):
+    """Issue 22 item 3: what the kernel's token reaches during the run and after it, against
+    what ZenML's own token for the run (the runner's account's) reaches."""
+    run, done = team_run
+    assert run["status"] == "completed", done.stdout[-4000:] + done.stderr[-4000:]
+    token = _bundle_token(team_stack.kaggle)
+    claims = token_claims(token)
+    record = run["steps"]["train"]["metadata"]["kaggle"]
+    assert claims["pipeline_run_id"] == run["id"]
+    # It expires by itself too: timeout_s + the margin after the push (and the run's end).
+    timeout_s = yaml.safe_load((ROOT / "stacks" / "run-configs" / "team.yaml").read_text())[
+        "steps"]["train"]["settings"]["step_operator"].get("timeout_s", 43200)
+    assert 0 < claims["exp"] - time.time() <= timeout_s + MARGIN_S, (claims, record)
+    kernel, default = team_stack.probes["kernel"], team_stack.probes["zenml_default"]
+    (team_stack.tmp / "probes.json").write_text(json.dumps(team_stack.probes, indent=1))
+    # During the run: the kernel's token is the dedicated account's ...
+    assert kernel["current-user"] == {"status": 200, "name": KERNEL_ACCOUNT}
+    assert default["current-user"] == {"status": 200, "name": "nizami-ci"}
+    # ... it reads the one secret the kernel needs (the artifact store's), with its values ...
+    assert kernel["secret s3"]["values"] == {
+        "aws_access_key_id": SECRETS["AWS_ACCESS_KEY_ID"],
+        "aws_secret_access_key": SECRETS["AWS_SECRET_ACCESS_KEY"]}
+    # ... and neither reads nor lists the runner's private ones; ZenML's own token did both.
+    for name in ("huggingface", "wandb", "kaggle_kernel"):
+        assert kernel[f"secret {name}"]["status"] == 404, kernel
+        assert default[f"secret {name}"]["status"] == 200 and default[f"secret {name}"]["values"]
+    assert kernel["secrets"]["names"] == ["s3"]
+    assert default["secrets"]["names"] == ["huggingface", "kaggle_kernel", "s3", "wandb"]
+    # ZenML OSS has no RBAC: during the run both list every run, stack and account.
+    for probe in (kernel, default):
+        assert run["name"] in probe["runs"]["names"] and "team" in probe["stacks"]["names"]
+        assert probe["users"]["status"] == 200
+    # After the run (leeway 0): both are refused, on every endpoint, the secrets' included.
+    for name, tok in (("kernel", token),
+                      ("zenml_default", team_stack.probes["zenml_default_token"]["token"])):
+        after = _refused_after_the_run(team_stack, tok)
+        assert {k: v["status"] for k, v in after.items()} == dict.fromkeys(after, 401), name
 
 
 def test_an_unchanged_rerun_is_a_cache_hit_that_never_reaches_kaggle(team_run, team_stack):
@@ -366,8 +485,10 @@ def test_an_unchanged_rerun_is_a_cache_hit_that_never_reaches_kaggle(team_run, t
     run = team_stack.query()
     assert run["status"] == "completed", done.stdout[-3000:] + done.stderr[-3000:]
     statuses = {name: step["status"] for name, step in run["steps"].items()}
+    keys = {n: (s["cache_key"], team_run[0]["steps"][n]["cache_key"])
+            for n, s in run["steps"].items()}
     assert statuses == {"load_data": "cached", "train": "cached", "evaluate": "cached",
-                        "register": "cached", "package": "completed"}
+                        "register": "cached", "package": "completed"}, (keys, done.stdout[-3000:])
     assert len(team_stack.kaggle.recording.requests) == calls  # not even a quota call
     # What the CI job summary and artifact upload read, though evaluate did not run.
     assert json.loads((out / "steps.json").read_text())["steps"] == statuses
