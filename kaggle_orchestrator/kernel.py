@@ -13,6 +13,8 @@ from importlib import metadata
 from pathlib import Path
 from uuid import UUID
 
+from kaggle_orchestrator.checkpoint_contract import KERNEL_CHECKPOINTS, KERNEL_ENV
+
 BUNDLE_FILE = "bundle.tar.gz"
 BUNDLE_SUFFIX = "-bundle"
 REPORT_FILE = "kernel-report.json"  # what the kernel found and installed (no secrets)
@@ -23,10 +25,6 @@ MAX_SLUG = 50  # Kaggle's limit for dataset slugs; the bundle's slug is the kern
 FINISHED = {"COMPLETE", "ERROR", "CANCEL_ACKNOWLEDGED"}
 FAILED = FINISHED - {"COMPLETE"}
 MAX_SOURCE_BYTES = 1_000_000  # Kaggle rejects kernel sources of 1 MB or more
-# Where the step keeps resumable checkpoints in the kernel, and where it looks for earlier ones
-# (a previous version's output is attached under /kaggle/input; found by search, not by path).
-CHECKPOINTS = "/kaggle/working/checkpoints"
-KERNEL_ENV = {"NIZAMI_CHECKPOINTS": CHECKPOINTS, "NIZAMI_RESUME_FROM": "/kaggle/input"}
 
 
 @dataclass(frozen=True)
@@ -124,7 +122,7 @@ def kernel_script(
         "report_file": REPORT_FILE,
         "requirements": list(requirements),
         "env": KERNEL_ENV | (env or {}),
-        "checkpoints": CHECKPOINTS,
+        "checkpoints": KERNEL_CHECKPOINTS,
         "check_only": check_imports is not None,
         "check_imports": list(check_imports or []),
         "command": list(command or []),

@@ -19,6 +19,8 @@ from zenml.config.base_settings import BaseSettings
 from zenml.step_operators import BaseStepOperatorConfig, BaseStepOperatorFlavor
 from zenml.utils.secret_utils import SecretField
 
+from kaggle_orchestrator.checkpoint_contract import MARKER
+
 if TYPE_CHECKING:
     from kaggle_orchestrator.step_operators.kaggle_step_operator import KaggleStepOperator
 
@@ -87,7 +89,7 @@ class KaggleStepOperatorSettings(BaseSettings):
         "attaches its output and resumes from it.",
     )
     resume_marker: str = Field(
-        "nizami-checkpoint.json", description="The file whose presence under a failed "
+        MARKER, description="The file whose presence under a failed "
         "version's /kaggle/working/checkpoints means there is something to resume from.",
     )
     keep: bool = Field(

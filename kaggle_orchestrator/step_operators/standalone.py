@@ -35,6 +35,7 @@ from zenml.step_operators.step_operator_entrypoint_configuration import (
 from zenml.utils import pydantic_utils, source_utils
 
 from kaggle_orchestrator import bundle, kernel
+from kaggle_orchestrator.checkpoint_contract import has_checkpoint
 from kaggle_orchestrator.client import KaggleApiError, KaggleClient
 from kaggle_orchestrator.credentials import resolve_credentials
 from kaggle_orchestrator.flavors import KAGGLE_FLAVOR
@@ -199,9 +200,7 @@ class KernelStepCall:
         except KaggleApiError as error:  # its output is gone (deleted at a timeout...)
             log.warning("no output of %s to resume from: %s", ref, error)
             return False
-        prefix = kernel.CHECKPOINTS.removeprefix("/kaggle/working/")
-        return any(f.startswith(prefix + "/") and f.endswith(self.settings.resume_marker)
-                   for f in files)
+        return has_checkpoint(files, self.settings.resume_marker)
 
     def _log_kernel(self, client: KaggleClient, names: kernel.KernelNames, version: int,
                     url: str, attempts: list[dict[str, Any]]) -> None:
