@@ -13,6 +13,9 @@ python -m pipelines.flavors
 # Components that exist are used as they are (you may have pointed them at your bucket or
 # cluster); missing ones are created; a flavor conflict is named with the command that fixes it.
 python -m pipelines.stack_import "$name"
+# What the stack's components need and this environment lacks (ZenML's requirements: e.g. the
+# `kubernetes` client for team-k8s), installed with every installed package held at its version.
+python -m pipelines.stack_requirements "$name"
 # Refuse a stack that cannot work before it becomes active: a kaggle step operator in server
 # mode needs a remote artifact store and a ZenML server (the message says what to do instead).
 python -m kaggle_orchestrator.stack_check "$name"

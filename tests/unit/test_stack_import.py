@@ -41,6 +41,11 @@ def test_stacks_register_in_any_order_and_again(tmp_path):
     assert "artifact_store nizami_s3: exists, used as it is (configured here, not as the " \
            "file: path)" in k8s.stdout
     assert "orchestrator nizami_k8s: created" in k8s.stdout
+    # its requirements (ZenML's: the kubernetes client, <26) install with it, pins held
+    needs = _py(env, "-m", "pipelines.stack_requirements", "team-k8s")
+    assert needs.returncode == 0, needs.stdout + needs.stderr
+    client = _py(env, "-c", "import kubernetes; print(kubernetes.__version__)")
+    assert client.returncode == 0 and int(client.stdout.split(".")[0]) < 26, client.stderr
     drop = _py(env, "-c", "from zenml.client import Client; Client().update_stack('team', "
                "component_updates={'model_registry': []})")
     assert drop.returncode == 0, drop.stderr
@@ -68,3 +73,15 @@ def test_a_flavor_conflict_changes_nothing_and_says_how_to_resolve_it(tmp_path):
     stacks = _py(env, "-c", "from zenml.client import Client; "
                  "print([s.name for s in Client().list_stacks().items])")
     assert "'local'" not in stacks.stdout
+
+
+def test_stack_requirements_are_checked_and_installed_without_moving_a_pin():
+    from pipelines.stack_requirements import install, missing
+
+    assert missing(["pytest", "PyYAML>=5"]) == []
+    assert missing(["pytest<1", "no-such-package-nizami"]) == ["pytest<1", "no-such-package-nizami"]
+    moved = install(["pytest<9"])  # the project pins pytest 9.2.0: held, so pip refuses
+    assert moved.returncode != 0 and "pytest" in moved.stderr
+    from importlib import metadata
+
+    assert metadata.version("pytest") == "9.2.0"
