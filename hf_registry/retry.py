@@ -10,9 +10,8 @@ info, commits, whoami) it sends once. :func:`call` puts each of them under one p
   landed, and repeating it would make a second one (``huggingface_hub`` makes the same choice);
 - bounded: ``MAX_RETRIES`` retries, waits doubling from ``BACKOFF_S`` up to 30 s with jitter,
   unless the answer says how long to wait: ``Retry-After`` in either of its forms (seconds, or
-  an HTTP date), capped at 5 minutes. That rule is the Kaggle client's
-  (:mod:`kaggle_orchestrator.retry`), imported rather than written twice: one ``Retry-After``
-  rule for every HTTP boundary of the project.
+  an HTTP date), capped at 5 minutes: :mod:`http_backoff`, the one ``Retry-After`` rule of
+  every HTTP boundary of the project (the Kaggle client's too), which belongs to neither.
 
 Races with another writer (a commit whose parent moved, a version tag taken meanwhile) are not
 transient errors: :func:`after_race` recomputes what lost the race, at once and a bounded
@@ -29,7 +28,7 @@ import httpx2  # the HTTP client huggingface_hub speaks through
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt
 from tenacity.wait import wait_exponential_jitter
 
-from kaggle_orchestrator.retry import retry_after_s, status_of, wait_retry_after
+from http_backoff import retry_after_s, status_of, wait_retry_after
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

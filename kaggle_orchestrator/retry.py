@@ -3,32 +3,27 @@
 Retried: HTTP 429 and 5xx answers, connection errors and timeouts. Not retried: anything else
 (a 401, 403, 404 or a 400 will not get better). Bounded: ``max_retries`` retries, waits
 doubling from ``backoff_s`` up to 60 s with a little jitter, unless the answer says how long to
-wait: ``Retry-After`` in either of its forms (seconds, or an HTTP date), capped at 5 minutes.
+wait: ``Retry-After`` in either of its forms, capped at 5 minutes (the rule every HTTP boundary
+shares, :mod:`http_backoff`).
 Each retry is logged with what failed and how long it waits.
 """
 
 from __future__ import annotations
 
-import email.utils
 import logging
-import time
 from collections.abc import Callable
 from typing import TypeVar
 
 import requests
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt
-from tenacity.wait import wait_base, wait_exponential_jitter
+from tenacity.wait import wait_exponential_jitter
+
+from http_backoff import status_of, wait_retry_after
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+__all__ = ["call_with_retries", "is_transient", "retrying", "status_of"]
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
-MAX_RETRY_AFTER_S = 300.0
-
-
-def status_of(error: BaseException) -> int | None:
-    """The HTTP status of a ``requests`` error, if it has an answer."""
-    response = getattr(error, "response", None)
-    return getattr(response, "status_code", None)
 
 
 def is_transient(error: BaseException) -> bool:
@@ -36,35 +31,6 @@ def is_transient(error: BaseException) -> bool:
     if isinstance(error, requests.ConnectionError | requests.Timeout):
         return True
     return status_of(error) in RETRY_STATUSES
-
-
-def retry_after_s(error: BaseException | None) -> float | None:
-    """``Retry-After`` of the failed answer, in seconds (both forms), or None."""
-    response = getattr(error, "response", None)
-    header = response.headers.get("Retry-After") if response is not None else None
-    if not header:
-        return None
-    try:
-        seconds = float(header)
-    except ValueError:
-        try:
-            seconds = email.utils.parsedate_to_datetime(header).timestamp() - time.time()
-        except (TypeError, ValueError):
-            return None
-    return min(max(0.0, seconds), MAX_RETRY_AFTER_S)
-
-
-class wait_retry_after(wait_base):  # noqa: N801 - tenacity's naming
-    """``Retry-After`` when the answer has one, else ``fallback``."""
-
-    def __init__(self, fallback: wait_base) -> None:
-        self.fallback = fallback
-
-    def __call__(self, retry_state: RetryCallState) -> float:
-        outcome = retry_state.outcome
-        error = outcome.exception() if outcome is not None else None
-        told = retry_after_s(error)
-        return self.fallback(retry_state) if told is None else told
 
 
 def retrying(

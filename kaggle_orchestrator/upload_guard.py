@@ -21,7 +21,8 @@ from pathlib import Path
 
 # The project's packages (pyproject.toml's [tool.setuptools.packages.find] include) and its
 # metadata: what a step running in a kernel imports. A test keeps this equal to pyproject's list.
-CODE_PATHS = ("pyproject.toml", "pipelines", "steps", "bento", "kaggle_orchestrator", "hf_registry")
+CODE_PATHS = ("pyproject.toml", "pipelines", "steps", "bento", "kaggle_orchestrator", "hf_registry",
+              "http_backoff")
 CODE_SUFFIXES = {".py", ".toml", ".yaml", ".yml", ".json", ".md", ".j2", ".txt", ".cfg", ".sh"}
 SECRET_ENV = (
     "WANDB_API_KEY",

@@ -149,7 +149,8 @@ def test_the_retry_policy_honours_both_retry_after_forms_and_is_bounded():
 
     import requests
 
-    from kaggle_orchestrator.retry import call_with_retries, retry_after_s
+    from http_backoff import retry_after_s
+    from kaggle_orchestrator.retry import call_with_retries
 
     assert retry_after_s(_http_error(429, "7")) == 7.0
     in_20s = email.utils.formatdate(time.time() + 20, usegmt=True)
