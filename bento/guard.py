@@ -14,7 +14,17 @@ before BentoML's handlers and its reverse proxy to vLLM:
    in flight, streaming included; one more gets a 429 with ``Retry-After`` at once instead of
    waiting in an unbounded queue.
 4. **Draining.** Once :meth:`Gate.drain` is called (SIGTERM), new model requests get a 503 with
-   ``Retry-After`` and ``Connection: close`` while the ones in flight finish.
+   ``Retry-After`` and ``Connection: close`` while the ones in flight finish; :meth:`Gate.end`
+   ends those still in flight (the grace period is over, the engine died): each client gets an
+   OpenAI error, or an error event if it streams (:mod:`relay`).
+5. **Start-up.** BentoML starts the engine inside the app's start-up (``lifespan``), and uvicorn
+   answers nothing until that is over though the port accepts connections: requests would hang
+   while the engine loads. The guard runs that start-up in the background and answers 503 with
+   ``Retry-After`` until it is complete; if it fails, the worker exits 3, as uvicorn's does.
+6. **Clients that go away.** A model request whose client disconnects is cancelled at once,
+   streamed or not: the connection to vLLM closes and vLLM frees the sequence (BentoML's proxy
+   only notices for streams). Bodies that are not a JSON object get a 400 here; error answers
+   reach clients in OpenAI's shape (:class:`relay.Exchange`).
 
 Why not the stock facilities: BentoML's ``traffic.max_concurrency`` answers 429 without
 ``Retry-After`` and not in the OpenAI error shape; vLLM's ``--api-key`` covers only vLLM's own
@@ -25,16 +35,22 @@ routes (not ``/generate`` or ``/metrics``, which BentoML serves) and its
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import hmac
-import json
 import logging
 import os
 from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+import psutil
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+if __package__:  # the repository, where bento/ is a package
+    from .relay import Ending, Exchange, not_a_json_object, openai_error
+else:  # inside the bento, src/ is the import root
+    from relay import Ending, Exchange, not_a_json_object, openai_error
 
 log = logging.getLogger("bentoml.service.nizami")
 
@@ -130,6 +146,9 @@ class Gate:
     def __init__(self) -> None:
         self.in_flight = 0
         self.draining = False
+        self.starting = False  # the application's start-up (the engine's) is running
+        self.ending: Ending | None = None
+        self._enders: set[asyncio.Future[Ending]] = set()
         self._idle = asyncio.Event()
         self._idle.set()
 
@@ -150,22 +169,23 @@ class Gate:
         """Return once no model request is in flight."""
         await self._idle.wait()
 
+    def end(self, ending: Ending) -> None:
+        """End every model request in flight now, telling each client ``ending``."""
+        self.ending = ending
+        for waiter in self._enders:
+            if not waiter.done():
+                waiter.set_result(ending)
 
-def openai_error(
-    status: int, message: str, kind: str, code: str | None, headers: Mapping[str, str] | None = None
-) -> Callable[[Send], Awaitable[None]]:
-    """An ASGI response sender for ``{"error": {message, type, param, code}}`` (OpenAI's shape)."""
-    body = json.dumps(
-        {"error": {"message": message, "type": kind, "param": None, "code": code}}
-    ).encode()
-    head = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
-    head += [(k.lower().encode(), v.encode()) for k, v in (headers or {}).items()]
-
-    async def respond(send: Send) -> None:
-        await send({"type": "http.response.start", "status": status, "headers": head})
-        await send({"type": "http.response.body", "body": body})
-
-    return respond
+    async def wait_ended(self) -> Ending:
+        """Return once :meth:`end` is called, with its ending."""
+        if self.ending is not None:
+            return self.ending
+        waiter = asyncio.get_running_loop().create_future()
+        self._enders.add(waiter)
+        try:
+            return await waiter
+        finally:
+            self._enders.discard(waiter)
 
 
 def _digest(key: str | bytes) -> bytes:
@@ -217,6 +237,13 @@ class Guard:
         return any([hmac.compare_digest(presented, key) for key in self._keys])
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            return await self._lifespan(scope, receive, send)
+        if scope["type"] == "http" and self.gate.starting:
+            return await openai_error(
+                503, "The model is still loading; retry in a few seconds.", "server_error",
+                "model_loading", {"Retry-After": "5"},
+            )(send)  # fmt: skip
         if scope["type"] == "websocket" and self._keys and not self._authorized(scope):
             return await send({"type": "websocket.close", "code": 1008})  # the server says 403
         if scope["type"] != "http":
@@ -234,6 +261,33 @@ class Guard:
         if not (scope["method"] == "POST" and path.startswith(("/v1/", "/generate"))):
             return await self.app(scope, receive, send)
         return await self._model_request(scope, receive, send)
+
+    async def _lifespan(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """The app's start-up in the background (see the module docstring), its shutdown as is."""
+        events: asyncio.Queue[Message] = asyncio.Queue()
+        outcome: asyncio.Future[Message] = asyncio.get_running_loop().create_future()
+
+        async def app_send(message: Message) -> None:
+            if message["type"].startswith("lifespan.startup"):
+                self.gate.starting = False
+                outcome.set_result(message)
+            else:
+                await send(message)  # the shutdown's outcome
+
+        await events.put(await receive())  # lifespan.startup
+        self.gate.starting = True
+        app = asyncio.ensure_future(self.app(scope, events.get, app_send))
+        app.add_done_callback(lambda _: outcome.done() or outcome.set_result({"type": "none"}))
+        await send({"type": "lifespan.startup.complete"})
+        outcome.add_done_callback(_exit_if_failed)
+        message = await receive()  # lifespan.shutdown
+        if not outcome.done():  # stopped while starting: nothing to drain
+            log.warning("stopping during start-up: the engine's start is abandoned")
+            app.cancel()
+            _kill_children()
+            return await send({"type": "lifespan.shutdown.complete"})
+        await events.put(message)
+        await app
 
     async def _model_request(self, scope: Scope, receive: Receive, send: Send) -> None:
         retry = {"Retry-After": "1"}
@@ -256,9 +310,38 @@ class Guard:
                     413, f"Request body over {self.settings.max_body_bytes} bytes.",
                     "invalid_request_error", "request_too_large",
                 )(send)  # fmt: skip
-            await self.app(scope, _replay(body, receive), send)
+            if (problem := not_a_json_object(body)) is not None:
+                return await openai_error(
+                    400, problem, "invalid_request_error", "invalid_json"
+                )(send)  # fmt: skip
+            await self._relay(scope, body, receive, send)
         finally:
             self.gate.leave()
+
+    async def _relay(self, scope: Scope, body: bytes, receive: Receive, send: Send) -> None:
+        """The app answers; a client that goes away or :meth:`Gate.end` cancels its work."""
+        exchange, gone = Exchange(send), asyncio.Event()
+        app = asyncio.ensure_future(self.app(scope, _replay(body, gone.wait), exchange))
+        left = asyncio.ensure_future(receive())  # after the body, only a disconnect comes
+        ended = asyncio.ensure_future(self.gate.wait_ended())
+        try:
+            await asyncio.wait({app, left, ended}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            client_gone, ending = left.done(), ended.result() if ended.done() else None
+            for task in (left, ended, app) if not app.done() else (left, ended):
+                task.cancel()
+        gone.set()
+        with contextlib.suppress(asyncio.CancelledError):
+            await app  # cancelled: BentoML's proxy closes its connection, vLLM aborts
+        failure = None if app.cancelled() else app.exception()
+        if failure is not None:
+            log.error("model request %s failed: %r", scope["path"], failure)
+        if ending is not None and not client_gone:
+            await exchange.fail(ending)
+        elif failure is not None and not client_gone:
+            what = type(failure).__name__
+            await exchange.fail(Ending(500, f"The request failed inside the server ({what}); "
+                                       "retry it.", "server_error", None, 1))  # fmt: skip
 
     async def _read_body(self, scope: Scope, receive: Receive) -> bytes | None:
         """The whole body, or None as soon as it is known to be over the limit."""
@@ -281,8 +364,8 @@ class Guard:
         return b"".join(chunks)
 
 
-def _replay(body: bytes, receive: Receive) -> Receive:
-    """A ``receive`` that gives the buffered body once, then the client's own events."""
+def _replay(body: bytes, gone: Callable[[], Awaitable[Any]]) -> Receive:
+    """A ``receive`` that gives the buffered body once, then a disconnect once ``gone()``."""
     sent = False
 
     async def replayed() -> Message:
@@ -290,6 +373,27 @@ def _replay(body: bytes, receive: Receive) -> Receive:
         if not sent:
             sent = True
             return {"type": "http.request", "body": body, "more_body": False}
-        return await receive()
+        await gone()
+        return {"type": "http.disconnect"}
 
     return replayed
+
+
+def _exit_if_failed(outcome: asyncio.Future[Message]) -> None:
+    """Exit with status 3 (uvicorn's) when the application's start-up failed."""
+    message = outcome.result()
+    if message["type"] != "lifespan.startup.complete":
+        log.error("start-up failed (%s): exiting with status 3", message.get("message") or
+                  "the application stopped")  # fmt: skip
+        _kill_children()
+        logging.shutdown()
+        os._exit(3)
+
+
+def _kill_children() -> None:
+    """SIGKILL this process's children and their process groups (the engine's, see service)."""
+    for child in psutil.Process().children():
+        with contextlib.suppress(ProcessLookupError, PermissionError, psutil.Error):
+            if os.getpgid(child.pid) == child.pid:
+                os.killpg(child.pid, 9)
+            child.kill()

@@ -15,19 +15,18 @@ With the Qwen3 reasoning parser on (``reasoning_parser=true``) the ``<think>`` t
 in ``choices[0].message.reasoning`` (``delta.reasoning`` when streaming) and the answer in
 ``content``; with it off the ``<think>`` block stays inside ``content``.
 
-Engine settings are build arguments (``BentoArgs``), validated when the bento is built or
-served; API keys, limits and the drain grace period are run-time ``NIZAMI_*`` environment
-variables (``guard.ServeSettings``), read by the serving process and never stored in the bento.
-Nothing here imports vLLM: the engine runs as a child process, so ``bentoml build`` works in
-the training environment, which has no vLLM.
+Engine settings are build arguments (``BentoArgs``); API keys, limits and the drain grace period
+are run-time ``NIZAMI_*`` environment variables (``guard.ServeSettings``), never stored in the
+bento. Nothing here imports vLLM (the engine is a child process): ``bentoml build`` works in
+the training environment.
 
 Lifecycle, for an orchestrator (docker, Kubernetes):
 
 - **SIGTERM** (``docker stop``, a rollout): readiness turns false, new model requests get a 503
   with ``Retry-After``, the requests in flight run to completion for up to
-  ``NIZAMI_DRAIN_SECONDS`` (vLLM drains with the same ``--shutdown-timeout``), then the server,
-  the engine and its process group exit. Give the container that long plus ~15 s
-  (``docker run --stop-timeout``, ``terminationGracePeriodSeconds``).
+  ``NIZAMI_DRAIN_SECONDS``; those still running then get an OpenAI error (an error event in a
+  stream), and the server, the engine and its process group exit. Give the container that long
+  plus ~45 s (``docker run --stop-timeout``, ``terminationGracePeriodSeconds``).
 - **Engine death** (killed, out of memory): the worker notices within a few seconds (the engine
   process exits, or its ``/health`` fails three times), kills the engine's process group and
   exits with status 1. In the image (``BENTOML_CONTAINERIZED``) BentoML's supervisor does not
@@ -50,12 +49,15 @@ from typing import Annotated, Any, Literal, NoReturn
 
 import bentoml
 import httpx
+import psutil
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 if __package__:  # the repository, where bento/ is a package
     from .guard import Gate, Guard, ServeSettings
+    from .relay import ENGINE_GONE, SHUTTING_DOWN
 else:  # inside the bento, src/ is the import root
     from guard import Gate, Guard, ServeSettings
+    from relay import ENGINE_GONE, SHUTTING_DOWN
 
 log = logging.getLogger("bentoml.service.nizami")
 
@@ -64,6 +66,7 @@ AMX_SITE_DIR = Path(__file__).resolve().parent / "cpu"
 # The engine is checked this often; three definite /health failures in a row count as death.
 ENGINE_CHECK_S = 2.0
 ENGINE_FAILURES = 3
+ENDING_S = 10  # for the requests ended (grace period over, engine dead) to be gone
 
 
 class BentoArgs(BaseModel):
@@ -210,6 +213,30 @@ def _engine_port() -> int:
     return int(os.environ.get("NIZAMI_ENGINE_PORT", args.engine_port))
 
 
+def exit_description(returncode: int) -> str:
+    """What a process's return code says happened, in words (negative: killed by a signal)."""
+    if returncode < 0:
+        with contextlib.suppress(ValueError):
+            return f"was killed by {signal.Signals(-returncode).name}"
+        return f"was killed by signal {-returncode}"
+    return f"exited with status {returncode}"
+
+
+def _engine_cores(pid: int) -> list[psutil.Process]:
+    """vLLM's engine core processes under its server ``pid`` (``VLLM::EngineCore``)."""
+    with contextlib.suppress(psutil.Error):
+        return [p for p in psutil.Process(pid).children(recursive=True)
+                if "EngineCor" in p.name()]  # fmt: skip
+    return []
+
+
+def _gone(process: psutil.Process) -> bool:
+    try:
+        return process.status() == psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return True
+
+
 def _kill_group(pgid: int) -> None:
     """SIGKILL what is left of the engine's process group (see :func:`engine_command`)."""
     with contextlib.suppress(ProcessLookupError, PermissionError):
@@ -259,23 +286,32 @@ class Nizami:
         try:
             await asyncio.wait_for(GATE.wait_idle(), grace)
         except TimeoutError:
-            log.warning("grace period over with %d request(s) in flight", GATE.in_flight)
+            log.warning("grace period over with %d request(s) in flight: ending them with an "
+                        "error (streams: an error event)", GATE.in_flight)  # fmt: skip
+            GATE.end(SHUTTING_DOWN)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(GATE.wait_idle(), ENDING_S)
         asyncio.get_running_loop().remove_signal_handler(signal.SIGTERM)
         signal.signal(signal.SIGTERM, previous)
         signal.raise_signal(signal.SIGTERM)  # now the server itself stops
 
     async def _watch_engine(self) -> None:
-        failures = 0
+        failures, cores = 0, []
         while True:
             await asyncio.sleep(ENGINE_CHECK_S)
             proc = Nizami.context.state.get("proc")
             if proc is None or GATE.draining:
                 continue  # not started yet, or stopping on purpose
+            cores = cores or _engine_cores(proc.pid)
+            for core in cores:  # first: its server then exits with status 0 on its own
+                if _gone(core):
+                    await self._engine_died(f"core (process {core.pid}) died, killed or crashed "
+                                            "(vLLM's log above may say why)", proc.pid)  # fmt: skip
             if proc.returncode is not None:
-                self._engine_died(f"exited with status {proc.returncode}", proc.pid)
+                await self._engine_died(f"server {exit_description(proc.returncode)}", proc.pid)
             failures = failures + 1 if await self._engine_failed() else 0
             if failures >= ENGINE_FAILURES:
-                self._engine_died(f"failed /health {failures} times in a row", proc.pid)
+                await self._engine_died(f"failed /health {failures} times in a row", proc.pid)
 
     async def _engine_failed(self) -> bool:
         """A definite failure: an error status or a refused connection (a slow answer is not)."""
@@ -286,10 +322,14 @@ class Nizami:
         except httpx.HTTPError:
             return True
 
-    def _engine_died(self, why: str, pgid: int) -> NoReturn:
-        log.error("the vLLM engine %s: exiting with status 1 so that the restart policy starts "
-                  "a fresh service (docker run --restart on-failure, Kubernetes)", why)  # fmt: skip
+    async def _engine_died(self, why: str, pgid: int) -> NoReturn:
+        log.error("the vLLM engine %s: ending the %d request(s) in flight, then exiting with "
+                  "status 1 so that the service is restarted (outside a container BentoML "
+                  "respawns it; in one, the restart policy)", why, GATE.in_flight)  # fmt: skip
         _kill_group(pgid)
+        GATE.end(ENGINE_GONE)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(GATE.wait_idle(), ENDING_S)
         logging.shutdown()
         os._exit(1)
 
@@ -333,17 +373,21 @@ class Nizami:
         """The seed's endpoint: ``POST /generate {"prompt"} -> {"text"}`` (greedy, one turn).
 
         Bad input (empty prompt, ``max_tokens`` < 1, too long for ``max_model_len``) is a 400
-        with vLLM's or pydantic's message.
+        with vLLM's or pydantic's message, in OpenAI's error shape (the guard's relay).
         """
-        reply = await self._engine.post(
-            "/v1/chat/completions",
-            json={
-                "model": args.served_model_name,
-                "messages": [{"role": "user", "content": prompt}],
-                "max_tokens": max_tokens or args.generate_max_tokens,
-                "temperature": 0.0,
-            },
-        )
+        try:
+            reply = await self._engine.post(
+                "/v1/chat/completions",
+                json={
+                    "model": args.served_model_name,
+                    "messages": [{"role": "user", "content": prompt}],
+                    "max_tokens": max_tokens or args.generate_max_tokens,
+                    "temperature": 0.0,
+                },
+            )
+        except httpx.TransportError as e:
+            log.error("/generate: the engine did not answer: %r", e)
+            raise bentoml.exceptions.ServiceUnavailable(ENGINE_GONE.message) from None
         if reply.status_code >= 400:
             message = reply.json().get("error", {}).get("message", reply.text)
             if reply.status_code < 500:

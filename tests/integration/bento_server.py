@@ -13,7 +13,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
@@ -38,6 +38,7 @@ class Served:
     base: str
     proc: subprocess.Popen
     log_path: Path
+    starting: list[str] = field(default_factory=list)  # what probes got before it was ready
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
@@ -59,15 +60,31 @@ class Served:
         return sum(values)
 
 
-def _wait_ready(served: Served, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
+def _answer(call) -> str:
+    """``"<status> retry-after=<value>"`` of an answer, or the name of the error instead."""
+    try:
+        reply = call()
+    except httpx.HTTPError as e:
+        return type(e).__name__
+    return f"{reply.status_code} retry-after={reply.headers.get('retry-after')}"
+
+
+def wait_ready(served: Served, timeout: float) -> list[str]:
+    """Probe ``/readyz`` and send a chat request until ready; what each got before is returned.
+
+    Each call may take 20 s: an answer that takes longer is a hang (``ReadTimeout``).
+    """
+    deadline, answers = time.monotonic() + timeout, []
+    chat = {"model": MODEL, "messages": [{"role": "user", "content": "x"}], "max_tokens": 1}
     while time.monotonic() < deadline:
         if served.proc.poll() is not None:
             pytest.fail(f"bentoml serve exited ({served.proc.returncode}):\n{served.log()[-4000:]}")
-        with contextlib.suppress(httpx.HTTPError):
-            if httpx.get(f"{served.base}/readyz", timeout=10).status_code == 200:
-                return
-        time.sleep(2)
+        probe = _answer(lambda: httpx.get(f"{served.base}/readyz", timeout=20))
+        if probe.startswith("200"):
+            return answers
+        post = lambda: httpx.post(f"{served.base}/v1/chat/completions", json=chat, timeout=20)  # noqa: E731
+        answers += [f"GET /readyz: {probe}", f"POST /v1/chat/completions: {_answer(post)}"]
+        time.sleep(1)
     pytest.fail(f"not ready after {timeout:.0f} s:\n{served.log()[-4000:]}")
 
 
@@ -110,7 +127,7 @@ def serve_bento(tag: str, log_path: Path, **env: str) -> Iterator[Served]:
         )  # fmt: skip
     served = Served(f"http://127.0.0.1:{port}", proc, log_path)
     try:
-        _wait_ready(served, timeout=600)
+        served.starting = wait_ready(served, timeout=600)
         yield served
     finally:
         stop(served)

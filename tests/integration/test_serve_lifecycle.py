@@ -17,7 +17,7 @@ import time
 import httpx
 import psutil
 import pytest
-from bento_server import MODEL, needs_serve_venv, serve_bento
+from bento_server import MODEL, needs_serve_venv, serve_bento, wait_ready
 
 LIMIT = 3
 DRAIN_S = 60
@@ -129,13 +129,119 @@ def test_a_burst_gets_answers_or_429s_and_never_a_5xx(served):
             assert reply.json()["choices"][0]["finish_reason"] in {"length", "stop"}
 
 
+def _is_openai_error(body: dict, code: str | None = None) -> None:
+    """``{"error": {message, type, param, code}}`` with a message a user can act on."""
+    assert set(body) == {"error"} and set(body["error"]) == {"message", "type", "param", "code"}
+    message = body["error"]["message"]
+    assert message and "stack trace" not in message and "<dict of" not in message, message
+    assert code is None or body["error"]["code"] == code, body
+
+
+def test_while_starting_probes_and_requests_get_503_with_retry_after_at_once(served):
+    """The fixture probed ``/readyz`` and sent a chat request every second until ready."""
+    assert served.starting, "ready at the first probe: nothing seen of the start-up"
+    hung = [answer for answer in served.starting if "Timeout" in answer]
+    assert not hung, served.starting
+    assert all(a.endswith(("503 retry-after=5", "ConnectError")) for a in served.starting), (
+        served.starting
+    )
+
+
+def test_an_abandoned_non_streamed_request_frees_its_sequences(served):
+    """A client that times out on a long non-streamed request: vLLM stops generating for it."""
+    body = _chat(3000, ignore_eos=True, n=16)  # 48,000 tokens: minutes for the tiny model
+    with pytest.raises(httpx.ReadTimeout):
+        reply = httpx.post(f"{served.base}{CHAT}", json=body, timeout=3)
+        pytest.fail(f"answered before the client's timeout: {reply.status_code} {reply.text}")
+    _wait_for(lambda: served.metric("vllm:num_requests_running") == 0, 20, "sequences freed")
+    generated = served.metric("vllm:generation_tokens_total")
+    time.sleep(1.5)
+    assert served.metric("vllm:generation_tokens_total") == generated  # nothing runs on
+
+
+BAD = {
+    "malformed json": (CHAT, b'{"model": "nizami-1.7b", "messages": [', 400, "JSON"),
+    "not an object": (CHAT, b"[1, 2]", 400, "JSON object"),
+    "generate: malformed json": ("/generate", b'{"prompt": ', 400, "JSON"),
+    "generate: empty prompt": ("/generate", b'{"prompt": ""}', 400, "prompt"),
+    "generate: over max_model_len": (
+        "/generate", json.dumps({"prompt": "Bak\u0131 " * 6000, "max_tokens": 4}).encode(), 400,
+        "maximum context length",
+    ),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("case", list(BAD))
+def test_errors_are_openai_shaped_and_say_what_to_do(served, case):
+    path, content, status, says = BAD[case]
+    headers = {"Content-Type": "application/json"}
+    reply = httpx.post(f"{served.base}{path}", content=content, headers=headers, timeout=120)
+    assert reply.status_code == status, reply.text
+    _is_openai_error(reply.json())
+    assert says.lower() in reply.json()["error"]["message"].lower(), reply.text
+
+
+KILLED: dict = {}
+
+
+def _chat_in_thread(base: str, body: dict, out: dict) -> threading.Thread:
+    def run() -> None:
+        try:
+            with httpx.stream("POST", f"{base}{CHAT}", json=body, timeout=120) as reply:
+                out["status"] = reply.status_code
+                out["lines"] = [line for line in reply.iter_lines() if line]
+        except httpx.HTTPError as e:
+            out["error"] = repr(e)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    return thread
+
+
+def test_a_killed_engine_gives_clients_an_error_they_can_act_on(served):
+    """SIGKILL the engine (the OOM killer) under a streamed and a non-streamed request."""
+    plain, streamed = {}, {}
+    threads = [
+        _chat_in_thread(served.base, _chat(3000, ignore_eos=True, n=8), plain),
+        _chat_in_thread(served.base, _long_stream(3000), streamed),
+    ]
+    # n=8: vLLM counts each of the 8 sequences as a request
+    _wait_for(lambda: served.metric("vllm:num_requests_running") >= 9, 30, "9 running requests")
+    KILLED["engine"] = served.engine_core().pid
+    served.engine_core().kill()
+    for thread in threads:
+        thread.join(timeout=120)
+    # Outside a container the supervisor respawns the worker: probe it until it is ready again.
+    KILLED["respawn"] = wait_ready(served, timeout=600)
+    assert plain.get("status") == 503, plain
+    _is_openai_error(json.loads(plain["lines"][0]), "engine_unavailable")
+    assert streamed.get("status") == 200, streamed
+    last_event = [line for line in streamed["lines"] if line != "data: [DONE]"][-1]
+    _is_openai_error(json.loads(last_event.removeprefix("data: ")), "engine_unavailable")
+
+
+def test_the_log_says_truly_how_the_engine_ended(served):
+    assert KILLED, "runs after test_a_killed_engine_gives_clients_an_error_they_can_act_on"
+    log = served.log()
+    assert "the vLLM engine exited with status 0" not in log, log[-3000:]
+    assert f"the vLLM engine core (process {KILLED['engine']}) died" in log, log[-3000:]
+
+
+def test_while_respawning_probes_and_requests_get_503_with_retry_after_at_once(served):
+    assert KILLED.get("respawn"), "the respawn was not seen"
+    assert not [answer for answer in KILLED["respawn"] if "Timeout" in answer], KILLED["respawn"]
+    assert any(a.endswith("503 retry-after=5") for a in KILLED["respawn"]), KILLED["respawn"]
+
+
 def _stream_to_the_end(base: str, max_tokens: int, out: dict, first: threading.Event) -> None:
     try:
         with httpx.stream("POST", f"{base}{CHAT}", json=_long_stream(max_tokens), timeout=300) as r:
             out["status"] = r.status_code
             for line in r.iter_lines():
                 first.set()
-                if line.startswith("data: {"):
+                if line.startswith('data: {"error"'):
+                    out.setdefault("errors", []).append(json.loads(line[6:]))
+                elif line.startswith("data: {"):
                     usage = json.loads(line[6:]).get("usage")
                     out["tokens"] = usage["completion_tokens"] if usage else out.get("tokens")
                 out["last"] = line or out.get("last")
@@ -146,14 +252,19 @@ def _stream_to_the_end(base: str, max_tokens: int, out: dict, first: threading.E
 
 
 def test_sigterm_drains_the_requests_in_flight_then_the_whole_tree_exits(served):
-    """Last: SIGTERM to the supervisor (``docker stop``) with two answers half-way."""
+    """Last: SIGTERM to the supervisor (``docker stop``) with three answers half-way.
+
+    Two finish within the grace period. The third is a stream that goes silent (its engine is
+    stopped, SIGSTOP) and would never end: at the end of the grace period it gets an error
+    event and the server exits all the same.
+    """
     tree = served.tree()
     assert any("EngineCor" in p.name() for p in tree)  # VLLM::EngineCore, cut to 15
-    results = [{}, {}]
-    started = [threading.Event(), threading.Event()]
+    results = [{}, {}, {}]
+    started = [threading.Event(), threading.Event(), threading.Event()]
     threads = [
-        threading.Thread(target=_stream_to_the_end, args=(served.base, 400, out, first))
-        for out, first in zip(results, started, strict=True)
+        threading.Thread(target=_stream_to_the_end, args=(served.base, tokens, out, first))
+        for tokens, out, first in zip((400, 400, 3000), results, started, strict=True)
     ]
     for thread in threads:
         thread.start()
@@ -169,13 +280,21 @@ def test_sigterm_drains_the_requests_in_flight_then_the_whole_tree_exits(served)
     assert refused.status_code == 503 and refused.headers["retry-after"] == "1"
     assert refused.headers["connection"] == "close"
     assert httpx.get(f"{served.base}/livez", timeout=5).status_code == 200  # draining, not dead
-    for thread in threads:
+    for thread in threads[:2]:
         thread.join(timeout=DRAIN_S)
-    for out in results:  # in flight at SIGTERM: answered in full
-        assert out.get("status") == 200 and "error" not in out, out
+    for out in results[:2]:  # in flight at SIGTERM: answered in full
+        assert out.get("status") == 200 and "error" not in out and "errors" not in out, out
         assert out["tokens"] == 400 and out["last"] == "data: [DONE]", out
-    served.proc.wait(timeout=DRAIN_S + 30)
+    silent = results[2]
+    assert threads[2].is_alive(), "the 3000-token stream ended before the 400-token ones"
+    engine = served.engine_core()
+    engine.suspend()  # the third stream goes silent
+    served.proc.wait(timeout=DRAIN_S + 45)  # the grace period, then vLLM's own stop (30 s)
     took = time.monotonic() - signalled
+    threads[2].join(timeout=30)
+    assert silent.get("status") == 200 and "error" not in silent, silent
+    assert [e["error"]["code"] for e in silent.get("errors", [])] == ["server_shutting_down"]
+    assert silent["last"] == "data: [DONE]", silent
     gone, alive = psutil.wait_procs(tree, timeout=10)
     assert not alive, [(p.pid, p.name()) for p in alive]
     assert "SIGTERM: not ready any more" in served.log()

@@ -15,7 +15,7 @@ import pytest
 from pydantic import ValidationError
 
 from bento import build, image
-from bento.service import BentoArgs, engine_command, seed_text, vllm_metrics
+from bento.service import BentoArgs, engine_command, exit_description, seed_text, vllm_metrics
 
 
 def _flag(command: list[str], name: str) -> str:
@@ -104,6 +104,14 @@ def test_seed_text_keeps_the_think_block() -> None:
     assert seed_text({"content": " 7 ", "reasoning": "12 - 5"}) == "<think>12 - 5</think>\n\n7"
     assert seed_text({"content": "7", "reasoning": None}) == "7"
     assert seed_text({"content": None, "reasoning": "..."}) == "<think>...</think>"
+
+
+def test_exit_statuses_are_told_as_they_are() -> None:
+    """asyncio's return code of a process killed by a signal is minus the signal's number."""
+    assert exit_description(-9) == "was killed by SIGKILL"
+    assert exit_description(-15) == "was killed by SIGTERM"
+    assert exit_description(0) == "exited with status 0"
+    assert exit_description(1) == "exited with status 1"
 
 
 @pytest.fixture(scope="module")
