@@ -3,9 +3,9 @@
 Both modes use the held-out prompts of ``data/nizami.jsonl`` rendered with the model's tokenizer.
 
 ``--mode ratio`` (default): the baseline generates one prompt at a time, as the seed's script
-did; the candidate is the evaluate step's own path (``steps.core.generation.generate_ids``:
+did; the candidate is the evaluate step's own path (``steps.core.evaluate.generation.generate_ids``:
 prompts sorted by token length, batched, greedy) in the dtype the step picks on this device
-(``steps.core.evaluation.generation_dtype``); ``--dtypes`` adds the candidate in other dtypes.
+(``steps.core.evaluate.compare.generation_dtype``); ``--dtypes`` adds the candidate in other dtypes.
 Greedy decoding makes every arm do the same work; the script says how many completions match.
 
 ``--mode timing``: the production evaluate (``pipelines/configs/nizami-1.7b.yaml``: base and
@@ -44,9 +44,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import torch  # noqa: E402
 
 from steps.core.config import DataConfig, EvalConfig, load_config  # noqa: E402
-from steps.core.dataset import render  # noqa: E402
-from steps.core.examples import assistant_text, read_examples, split_examples  # noqa: E402
-from steps.core.generation import generate_ids  # noqa: E402
+from steps.core.data.dataset import render  # noqa: E402
+from steps.core.data.examples import assistant_text, read_examples, split_examples  # noqa: E402
+from steps.core.evaluate.generation import generate_ids  # noqa: E402
 from steps.core.modeling import (  # noqa: E402
     build_tiny_tokenizer,
     device,
@@ -97,7 +97,7 @@ def machine() -> str:
 def ratio_mode(args) -> dict:
     # The metrics' packages (sacrebleu, evaluate, ...) need not be installed where only
     # generation is timed (a bare GPU image): import the evaluation module in this mode only.
-    from steps.core.evaluation import generation_dtype
+    from steps.core.evaluate.compare import generation_dtype
 
     default = generation_dtype(EvalConfig(), "float16", device())
     dtypes = [default, *[d for d in args.dtypes if d != default]]

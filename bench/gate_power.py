@@ -4,9 +4,10 @@ Simulates pairs of (production, candidate) on ``n`` held-out examples: productio
 share ``--accuracy`` right; the candidate is ``drop`` points worse, with ``churn`` of the
 examples answered differently by the two (the discordant pairs: real versions fix some
 answers and break others). Each simulated pair goes through the gate's own rule
-(:func:`steps.core.uncertainty.noninferiority_binary`: exact McNemar one-sided lower bound above
--margin), and the table prints, per drop size, the share of candidates held back ("caught") at
-each held-out size: the baseline (the seed's 50) and the candidate (the production default).
+(:func:`steps.core.evaluate.uncertainty.noninferiority_binary`: exact McNemar one-sided lower
+bound above -margin), and the table prints, per drop size, the share of candidates held back
+("caught") at each held-out size: the baseline (the seed's 50) and the candidate (the production
+default).
 
     .venv/bin/python bench/gate_power.py                     # 308 vs 50, margin 5, churn 10/20 %
     .venv/bin/python bench/gate_power.py --n 308 --n 50 --trials 4000
@@ -23,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from steps.core.uncertainty import mcnemar_lower_bound, mcnemar_p_value  # noqa: E402
+from steps.core.evaluate.uncertainty import mcnemar_lower_bound, mcnemar_p_value  # noqa: E402
 
 
 def caught(

@@ -2,9 +2,9 @@
 
 Baseline: the grader before targets existed, read from git (``--before``, default ``c9b453f``:
 "the last number" for numeric answers, the reference's words for word answers, applied to the
-text the old ``extract_answer`` took from each output). Candidate: ``steps.core.answers.grade``
-with each case's target. Prints both agreement counts, the disagreements by kind, and (with
-``--list``) every case the baseline gets wrong.
+text the old ``extract_answer`` took from each output). Candidate:
+``steps.core.evaluate.grading.grader.grade`` with each case's target. Prints both agreement
+counts, the disagreements by kind, and (with ``--list``) every case the baseline gets wrong.
 
     .venv/bin/python bench/grader_agreement.py
 """
@@ -23,8 +23,8 @@ sys.path.insert(0, str(ROOT / "tests" / "unit"))
 
 from grading_cases import CASES  # noqa: E402
 
-from steps.core.answers import grade  # noqa: E402
-from steps.core.examples import parse_target  # noqa: E402
+from steps.core.data.examples import parse_target  # noqa: E402
+from steps.core.evaluate.grading.grader import grade  # noqa: E402
 
 
 def _module_at(revision: str, path: str, name: str) -> types.ModuleType:

@@ -194,7 +194,7 @@ def held_out(model: Path) -> list[tuple[str, int]]:
     from transformers import AutoTokenizer
 
     from steps.core.config import load_config
-    from steps.core.examples import assistant_text, read_examples, split_examples
+    from steps.core.data.examples import assistant_text, read_examples, split_examples
 
     cfg = load_config(ROOT / "pipelines" / "configs" / "demo.yaml").data
     _, examples = split_examples(read_examples(ROOT / cfg.path), cfg.held_out, cfg.seed)

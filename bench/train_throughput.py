@@ -96,11 +96,11 @@ def synthetic_examples(n: int, lengths: str, max_length: int, vocab: int, seed: 
     ``cot``: log-normal, median 450 tokens, clipped to [64, max_length], a stand-in for
     Azerbaijani chain-of-thought answers (Qwen's BPE spends ~4 tokens per Azerbaijani word).
     """
-    from steps.core.trainer import IGNORE_INDEX
+    from steps.core.train.hf_trainer import IGNORE_INDEX
 
     rng = random.Random(seed)
     if lengths == "data":
-        from steps.core.examples import assistant_text, read_examples
+        from steps.core.data.examples import assistant_text, read_examples
         from steps.core.modeling import build_tiny_tokenizer
 
         tokenizer = build_tiny_tokenizer()
@@ -141,14 +141,14 @@ def run_arm(args, overrides: dict) -> dict:
 
     from steps.core.config import load_config
     from steps.core.modeling import build_tiny_tokenizer, device
-    from steps.core.throughput import (
+    from steps.core.train.hf_trainer import build_trainer
+    from steps.core.train.plan import (
         apply_liger,
         attention_here,
         device_memory_bytes,
         plan_training,
     )
-    from steps.core.trainer import build_trainer
-    from steps.core.training import apply_lora
+    from steps.core.train.process import apply_lora
 
     transformers.logging.set_verbosity_error()
     if args.threads:

@@ -16,16 +16,17 @@ from typing import TYPE_CHECKING
 
 import yaml
 
-from steps.core.config import ConfigError, load_config, resolve_path
+from steps.core.config import ConfigError, load_config
+from steps.core.paths import resolve_path
 
 if TYPE_CHECKING:
-    from steps.core.documents import MetricsDocument
+    from steps.core.evaluate.metrics_document import MetricsDocument
 
 
 def headline(metrics: MetricsDocument) -> list[str]:
     """The evaluation in a few lines: answer accuracy and strict accuracy with 95 % intervals,
     format, BLEU/chrF."""
-    from steps.core.eval_report import fmt, fmt_interval
+    from steps.core.evaluate.report import fmt, fmt_interval
 
     base, tuned = metrics.base, metrics.tuned
 
@@ -97,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
     from zenml.client import Client
 
     from pipelines.training import training_pipeline
-    from steps.core.evaluation import publish_metrics
+    from steps.core.evaluate.compare import publish_metrics
 
     run_config = load_run_config(args.run_config, no_cache=args.no_cache)
     # A name of our own, so that a failed run is found by name, not as "the newest run in the

@@ -7,7 +7,7 @@ Run it with ``zenml pipeline run pipelines.training.training_pipeline -c <run co
 from zenml import Model, pipeline
 
 from steps.core.config import load_config
-from steps.core.dataset import data_version
+from steps.core.data.dataset import data_version
 from steps.evaluate import evaluate
 from steps.load_data import load_data
 from steps.package import package

@@ -13,9 +13,10 @@ from typing import Annotated
 from zenml import get_step_context, log_metadata, step
 from zenml.types import HTMLString
 
-from steps.core.config import EvalConfig, ModelConfig, resolve_path
-from steps.core.dataset import DatasetSplit
-from steps.core.documents import MetricsDocument
+from steps.core.config import EvalConfig, ModelConfig
+from steps.core.data.dataset import DatasetSplit
+from steps.core.evaluate.metrics_document import MetricsDocument
+from steps.core.paths import resolve_path
 
 
 def _run_name() -> str | None:
@@ -34,8 +35,8 @@ def evaluate(
     output_dir: Path,
 ) -> tuple[Annotated[MetricsDocument, "metrics"], Annotated[HTMLString, "eval_report"]]:
     """Score both models (answer accuracy, format, length, BLEU/chrF/ROUGE, 95 % intervals)."""
-    from steps.core import evaluation as ev
-    from steps.core.eval_report import render_html, summary_lines
+    from steps.core.evaluate import compare as ev
+    from steps.core.evaluate.report import render_html, summary_lines
     from steps.core.modeling import device, resolve_base_model
     from steps.core.tracking import log_summary
 

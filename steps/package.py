@@ -15,7 +15,7 @@ from zenml import log_metadata, step
 from zenml.client import Client
 
 from steps.core.config import ModelConfig, PackageConfig
-from steps.core.documents import Registration
+from steps.core.register.registration import Registration
 
 log = logging.getLogger(__name__)
 
@@ -26,8 +26,8 @@ def package(
 ) -> Annotated[str, "bento_tag"]:
     """The bento's tag is the output; the merged weights are baked into it."""
     from bento.build import build_variants, save_model
-    from steps.core.merging import merge_adapter
     from steps.core.modeling import resolve_base_model
+    from steps.core.package.merging import merge_adapter
 
     if package.from_revision:  # a registered version (vX.Y, prod) instead of the new adapter
         adapter = registered_adapter(registration.model, package.from_revision)

@@ -31,13 +31,8 @@ from zenml.model_registries.base_model_registry import (
 from zenml.models import ModelVersionResponse
 
 from steps.core.config import GateConfig, LoraSettings, ModelConfig, RegistryConfig, TrainConfig
-from steps.core.documents import (
-    METRICS_FILE,
-    GateDecision,
-    MetricsDocument,
-    RegisteredVersion,
-    Registration,
-)
+from steps.core.evaluate.metrics_document import METRICS_FILE, MetricsDocument
+from steps.core.register.registration import GateDecision, RegisteredVersion, Registration
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +48,7 @@ def register(
     train: TrainConfig,
 ) -> Annotated[Registration, "registration"]:
     """Record metrics + data hash on the version; the quality gate decides production."""
-    from steps.core.quality_gate import decide
+    from steps.core.register.quality_gate import decide
 
     version = get_step_context().model_version
     name, model_registry = version.model.name, Client().active_stack.model_registry
@@ -164,7 +159,7 @@ def card_inputs(
     decision: GateDecision,
 ) -> dict[str, Any]:
     """What the version's model card says (``register_model_version(card=...)``)."""
-    from steps.core.eval_report import markdown_table
+    from steps.core.evaluate.report import markdown_table
 
     return {
         "base_model": base_model.name,

@@ -116,7 +116,7 @@ def tiny_base_dir(tiny_config: PipelineConfig) -> Path:
 @pytest.fixture(scope="session")
 def tiny_split(tiny_config: PipelineConfig, tiny_base_dir: Path):
     """The shipped data, split and rendered with the tiny tokenizer (a ``DatasetSplit``)."""
-    from steps.core.dataset import load_dataset
+    from steps.core.data.dataset import load_dataset
     from steps.core.modeling import load_tokenizer
 
     split, _ = load_dataset(
@@ -128,7 +128,7 @@ def tiny_split(tiny_config: PipelineConfig, tiny_base_dir: Path):
 @pytest.fixture(scope="session")
 def tiny_adapter(tiny_config, tiny_base_dir: Path, tiny_split, tmp_path_factory):
     """A LoRA adapter trained on the tiny model with the tiny config (a ``TrainResult``)."""
-    from steps.core.training import train_lora
+    from steps.core.train.launch import train_lora
 
     out_dir = tmp_path_factory.mktemp("tiny-adapter") / "adapter"
     with _one_torch_thread():

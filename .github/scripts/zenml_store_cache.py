@@ -11,7 +11,7 @@ the local artifact store inside it). It is a digest of every file the train step
 (``TRAIN_INPUTS``: its code and ZenML's, the configs, the stack definitions, the DVC pointers of
 the data, the pinned requirements) plus the stack and the two configs. ZenML's own cache key
 for a step covers the step function's source but not the helpers it calls, so a store saved
-before a change to ``steps/core/training.py`` would give train a wrong cache hit; with this key
+before a change to ``steps/core/train/process.py`` would give train a wrong cache hit; with this key
 such a change selects another entry, a fresh store and a new training run. The workflow
 restores only the exact key (no prefix fallback), so a store saved for other inputs is never
 used. A push that changes only documentation or serving code (``bento/``) keeps the key: train

@@ -1,16 +1,14 @@
 """The pipeline's configuration: one typed model, validated before ZenML is touched.
 
 Domain YAML files in ``pipelines/configs/`` say *what* to train; ZenML run configs in
-``stacks/`` say *where*. This module only knows the former. The project's own settings from
-the environment are read here (:func:`project_root`, :func:`cache_dir`); the launcher's
-(``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``) are read where the processes use them, in
-``training.py`` and ``distributed.py``, and ``SACREBLEU_SEED`` in ``uncertainty.py``.
+``stacks/`` say *where*. This module only knows the former, and reads no environment variable:
+the project's own (``NIZAMI_ROOT``, ``NIZAMI_CACHE``, ``NIZAMI_CHECKPOINTS``,
+``NIZAMI_RESUME_FROM``) are read in :mod:`steps.core.paths`. Every field has a description
+(``Field(description=…)``): the reader of a YAML finds what a key means here, in one hop.
 """
 
 from __future__ import annotations
 
-import os
-import tomllib
 from pathlib import Path
 from typing import Literal
 
@@ -25,7 +23,8 @@ from pydantic import (
     model_validator,
 )
 
-PROJECT_NAME = "nizami"  # [project] name in the checkout's pyproject.toml
+from steps.core.paths import find_project_root
+
 LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 
 
@@ -317,7 +316,7 @@ def load_config(path: str | Path) -> PipelineConfig:
     """
     path = Path(path)
     if not path.is_file() and not path.is_absolute():
-        root = _find_project_root()
+        root = find_project_root()
         if root is not None and (root / path).is_file():
             path = root / path
     try:
@@ -337,63 +336,3 @@ def load_config(path: str | Path) -> PipelineConfig:
             msg = "unknown field" if err["type"] == "extra_forbidden" else err["msg"]
             problems.append(f"{path}: {where}: {msg}")
         raise ConfigError("\n".join(problems)) from e
-
-
-def _names_this_project(pyproject: Path) -> bool:
-    try:
-        with pyproject.open("rb") as f:
-            return tomllib.load(f).get("project", {}).get("name") == PROJECT_NAME
-    except (OSError, tomllib.TOMLDecodeError):
-        return False
-
-
-def _find_project_root() -> Path | None:
-    override = os.environ.get("NIZAMI_ROOT")
-    if override:
-        return Path(override).resolve()
-    here = Path.cwd().resolve()
-    return next((d for d in (here, *here.parents) if _names_this_project(d / "pyproject.toml")),
-                None)
-
-
-def project_root() -> Path:
-    """The project's checkout, which relative paths in configs (data, outputs) are relative to.
-
-    ``NIZAMI_ROOT`` when set, else the nearest folder at or above the current directory whose
-    ``pyproject.toml`` names the ``nizami`` project. (The module's own location would not do:
-    installed, it is in site-packages.)
-
-    Raises:
-        FileNotFoundError: neither is found; the message says how to fix it.
-    """
-    root = _find_project_root()
-    if root is None:
-        raise FileNotFoundError(
-            f"no nizami checkout at or above {Path.cwd()} (no pyproject.toml naming project "
-            f"{PROJECT_NAME!r}): run from the checkout, or set NIZAMI_ROOT to it"
-        )
-    return root
-
-
-def resolve_path(path: Path) -> Path:
-    """A config path made absolute against the project root (:func:`project_root`)."""
-    return path if path.is_absolute() else project_root() / path
-
-
-def cache_dir() -> Path:
-    """Where resolved base models are kept (``NIZAMI_CACHE``, default ``~/.cache/nizami``)."""
-    return Path(os.environ.get("NIZAMI_CACHE", Path.home() / ".cache" / "nizami"))
-
-
-def checkpoint_root(cfg: TrainConfig) -> Path:
-    """Where a run's checkpoints go: ``NIZAMI_CHECKPOINTS``, else ``cfg.checkpoint_dir``."""
-    override = os.environ.get("NIZAMI_CHECKPOINTS")
-    return Path(override) if override else resolve_path(cfg.checkpoint_dir)
-
-
-def resume_dirs() -> list[Path]:
-    """More folders searched for a checkpoint to resume from (``NIZAMI_RESUME_FROM``, a
-    ``os.pathsep``-separated list; a Kaggle kernel sets it to ``/kaggle/input``, where the
-    previous version's output is mounted)."""
-    raw = os.environ.get("NIZAMI_RESUME_FROM", "")
-    return [Path(part) for part in raw.split(os.pathsep) if part]

@@ -16,7 +16,8 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from steps.core.config import ModelConfig, TinyModelConfig, cache_dir
+from steps.core.config import ModelConfig, TinyModelConfig
+from steps.core.paths import cache_dir
 
 if TYPE_CHECKING:
     import torch

@@ -2,7 +2,9 @@
 
 It lives in ``steps.core`` because it needs neither ZenML nor wandb: ZenML's wandb tracker opens
 the run before the step starts, and this module only looks for it among the imported modules.
-``steps.core.training`` (``report_to``) and ``steps.core.distributed`` work the same way.
+The train step passes :func:`report_to` to :func:`steps.core.train.launch.train_lora` (the
+Trainer then logs to that run), the launcher replays its DDP workers' history into
+:func:`wandb_run`, and the evaluate step puts its figures in the run with :func:`log_summary`.
 """
 
 from __future__ import annotations

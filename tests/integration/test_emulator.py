@@ -28,7 +28,7 @@ import pytest
 import yaml
 
 from kaggle_orchestrator.emulator import KaggleEmulator, Status
-from steps.core.examples import read_examples
+from steps.core.data.examples import read_examples
 
 pytestmark = pytest.mark.e2e
 
@@ -509,7 +509,7 @@ def test_dvc_stage_versions_a_kaggle_dataset_that_load_data_reads_at_a_revision(
     emulator: KaggleEmulator, api, tmp_path: Path
 ) -> None:
     from steps.core.config import DataConfig
-    from steps.core.dataset import fetch_data
+    from steps.core.data.dataset import fetch_data
 
     lines = (ROOT / "data" / "nizami.jsonl").read_text(encoding="utf-8").splitlines()
     data = write_dataset(tmp_path / "ds", "nizami-az-cot", {"nizami.jsonl": "\n".join(lines[:20])})

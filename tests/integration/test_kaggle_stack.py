@@ -19,7 +19,7 @@ import yaml
 from helpers import ROOT, register_stack, run_pipeline, write_config
 
 from kaggle_orchestrator.emulator import KaggleEmulator
-from steps.core.documents import MetricsDocument
+from steps.core.evaluate.metrics_document import MetricsDocument
 
 RUN_CONFIG = ROOT / "stacks" / "run-configs" / "kaggle.yaml"
 # Made up per session, so that the values appear in no file of the repository (the code bundle

@@ -34,7 +34,7 @@ from zenml.model_registries.base_model_registry import (
 )
 
 from steps.core.config import load_config
-from steps.core.documents import Figures, MetricsDocument
+from steps.core.evaluate.metrics_document import Figures, MetricsDocument
 
 FLAVOR = "nizami_file_registry"
 # ZenML names this module's flavor, steps and pipeline by their path from the repository root;

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from steps.core.answers import answer_text, grade, target_from_reference
-from steps.core.az_text import fold, numbers, words
-from steps.core.examples import EntityTarget, NumberTarget, read_examples
+from steps.core.data.examples import EntityTarget, NumberTarget, read_examples
+from steps.core.evaluate.grading.az_text import fold, numbers, words
+from steps.core.evaluate.grading.grader import answer_text, grade, target_from_reference
 
 DATA = Path(__file__).resolve().parents[2] / "data" / "nizami.jsonl"
 WELL_FORMED = "<think>12 - 5 = 7.</think>\n\n<answer>Səbətdə 7 alma qaldı.</answer>"

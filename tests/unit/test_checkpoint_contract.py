@@ -11,8 +11,8 @@ from uuid import UUID
 from kaggle_orchestrator import checkpoint_contract as contract
 from kaggle_orchestrator.flavors import KaggleStepOperatorConfig
 from kaggle_orchestrator.kernel import KernelNames, kernel_script
-from steps.core.checkpoints import MARKER, CheckpointInfo, find_checkpoint
-from steps.core.config import checkpoint_root, resume_dirs
+from steps.core.paths import checkpoint_root, resume_dirs
+from steps.core.train.checkpoints import MARKER, CheckpointInfo, find_checkpoint
 
 
 def _kernel_config() -> dict:
@@ -34,7 +34,7 @@ def test_the_training_code_reads_the_contract_variables(tiny_config, monkeypatch
                                                         tmp_path) -> None:
     monkeypatch.setenv(contract.CHECKPOINTS_ENV, str(tmp_path / "working"))
     monkeypatch.setenv(contract.RESUME_FROM_ENV, os.pathsep.join([str(tmp_path / "input")]))
-    assert checkpoint_root(tiny_config.train) == tmp_path / "working"
+    assert checkpoint_root(tiny_config.train.checkpoint_dir) == tmp_path / "working"
     assert resume_dirs() == [tmp_path / "input"]
 
 

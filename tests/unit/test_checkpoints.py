@@ -9,14 +9,14 @@ from types import SimpleNamespace
 
 import pytest
 
-from steps.core.checkpoints import (
+from steps.core.train.checkpoints import (
     MARKER,
     CheckpointInfo,
     TrainingInterrupted,
     find_checkpoint,
     time_budget_callback,
 )
-from steps.core.training import train_lora
+from steps.core.train.launch import train_lora
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 # Resuming restores weights, optimizer, scheduler, RNG and the data position, so on a CPU the
@@ -101,7 +101,7 @@ def test_a_killed_run_resumes_from_its_last_checkpoint_found_anywhere_below_a_fo
     # Like Kaggle: the previous version's output is mounted read-only somewhere under input/.
     mounted = tmp_path / "input" / "notebooks" / "me" / "nizami-train"
     shutil.copytree(tmp_path / "working", mounted / "checkpoints")
-    with caplog.at_level("INFO", logger="steps.core.training"):
+    with caplog.at_level("INFO", logger="steps.core.train.process"):
         resumed = train_lora(tiny_base_dir, rows, lora, recipe, tmp_path / "a2",
                              checkpoint_dir=tmp_path / "fresh", resume_from=[tmp_path / "input"])
 
@@ -184,16 +184,17 @@ def test_the_environment_moves_checkpoints_and_adds_resume_folders(
 
     from helpers import ROOT
 
-    from steps.core.config import checkpoint_root, resume_dirs
+    from steps.core.paths import checkpoint_root, resume_dirs
 
     monkeypatch.delenv("NIZAMI_CHECKPOINTS", raising=False)
     monkeypatch.delenv("NIZAMI_RESUME_FROM", raising=False)
-    assert checkpoint_root(tiny_config.train) == ROOT / "outputs" / "tiny" / "checkpoints"
+    configured = tiny_config.train.checkpoint_dir
+    assert checkpoint_root(configured) == ROOT / "outputs" / "tiny" / "checkpoints"
     assert resume_dirs() == []
 
     monkeypatch.setenv("NIZAMI_CHECKPOINTS", str(tmp_path / "working"))
     monkeypatch.setenv("NIZAMI_RESUME_FROM", os.pathsep.join(["/kaggle/input", str(tmp_path)]))
-    assert checkpoint_root(tiny_config.train) == tmp_path / "working"
+    assert checkpoint_root(tiny_config.train.checkpoint_dir) == tmp_path / "working"
     assert resume_dirs() == [Path("/kaggle/input"), tmp_path]
 
 

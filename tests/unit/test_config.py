@@ -13,9 +13,8 @@ from steps.core.config import (
     ConfigError,
     PipelineConfig,
     load_config,
-    project_root,
-    resolve_path,
 )
+from steps.core.paths import project_root, resolve_path
 
 CONFIGS = sorted((ROOT / "pipelines" / "configs").glob("*.yaml"))
 MINIMAL = {"base_model": {"source": "tiny", "name": "t", "tiny": {}}, "gate": {"bleu_threshold": 1}}

@@ -12,8 +12,8 @@ import yaml
 from helpers import ROOT
 
 from steps.core.config import DataConfig
-from steps.core.dataset import data_version, fetch_data, load_dataset, render, token_stats
-from steps.core.examples import Example, assistant_text
+from steps.core.data.dataset import data_version, fetch_data, load_dataset, render, token_stats
+from steps.core.data.examples import Example, assistant_text
 from steps.core.modeling import load_tokenizer
 
 DATA = ROOT / "data" / "nizami.jsonl"

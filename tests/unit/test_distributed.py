@@ -8,8 +8,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from steps.core.distributed import LaunchPlan, choose_launch
-from steps.core.training import train_lora
+from steps.core.train.launch import LaunchPlan, choose_launch, train_lora
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 # Two ranks each take half of every global batch and DDP averages their gradients; the loss is

@@ -7,10 +7,8 @@ import json
 import pytest
 
 from steps.core.config import EvalConfig
-from steps.core.dataset import ChatExample
-from steps.core.documents import MetricsDocument
-from steps.core.eval_report import render_html
-from steps.core.evaluation import (
+from steps.core.data.dataset import ChatExample
+from steps.core.evaluate.compare import (
     FIGURES,
     SCORED,
     EvalReport,
@@ -23,8 +21,10 @@ from steps.core.evaluation import (
     metrics_document,
     publish_metrics,
 )
-from steps.core.generation import generate, generate_ids
-from steps.core.metrics import Scores
+from steps.core.evaluate.generation import generate, generate_ids
+from steps.core.evaluate.metrics_document import MetricsDocument
+from steps.core.evaluate.report import render_html
+from steps.core.evaluate.text_metrics import Scores
 from steps.core.modeling import load_model, load_tokenizer
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -408,7 +408,7 @@ def test_a_family_difference_without_evidence_is_not_called_a_regression() -> No
 
 
 def test_the_report_shows_target_what_was_read_and_why() -> None:
-    from steps.core.examples import NumberTarget
+    from steps.core.data.examples import NumberTarget
 
     row = _row(1, "money", "Qalıq 7 manatdır.").model_copy(
         update={"target": NumberTarget(kind="number", value=7, unit="manat")}
@@ -424,7 +424,7 @@ def test_the_report_shows_target_what_was_read_and_why() -> None:
 
 
 def test_the_summary_says_when_fewer_examples_than_production_are_evaluated(known) -> None:
-    from steps.core.eval_report import summary_lines
+    from steps.core.evaluate.report import summary_lines
 
     lines = summary_lines(metrics_document(known, "md5", "rev"))
     assert lines[0].startswith("held-out examples: 50 (fewer than the production default 308")

@@ -1,4 +1,4 @@
-"""Tests for the shipped dataset, its generator and ``steps.core.examples``."""
+"""Tests for the shipped dataset, its generator and ``steps.core.data.examples``."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from steps.core.examples import (
+from steps.core.data.examples import (
     DataValidationError,
     Example,
     assistant_text,

@@ -1,8 +1,8 @@
 """The grader against a table of hand-graded model answers (tests/unit/grading_cases.py).
 
 Every case must agree: a careful reader of Azerbaijani marks each answer right or wrong, and so
-must :func:`steps.core.answers.grade`. The table's size and the grader's pass count are printed
-by ``pytest -s`` and kept in docs/evaluation.md, with the old grader's disagreements.
+must :func:`steps.core.evaluate.grading.grader.grade`. The table's size and the grader's pass count
+are printed by ``pytest -s`` and kept in docs/evaluation.md, with the old grader's disagreements.
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ from collections import Counter
 import pytest
 from grading_cases import CASES
 
-from steps.core.answers import grade
-from steps.core.examples import parse_target
+from steps.core.data.examples import parse_target
+from steps.core.evaluate.grading.grader import grade
 
 
 @pytest.mark.parametrize(

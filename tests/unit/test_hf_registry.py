@@ -1,5 +1,6 @@
-"""steps/core/client.py: versions, tags, model cards and failures, with the real ``huggingface_hub``
-client against the in-memory Hub in tests/hub_server.py (no mocks of the client)."""
+"""hf_registry/client.py: versions, tags, model cards and failures, with the real
+``huggingface_hub`` client against the in-memory Hub in tests/hub_server.py (no mocks of the
+client)."""
 
 from __future__ import annotations
 
@@ -28,7 +29,8 @@ from hf_registry.flavors import HuggingFaceModelRegistryConfig
 from hf_registry.model_card import CardInputs, render_model_card
 from hf_registry.model_registries.hf_model_registry import HuggingFaceModelRegistry
 from steps.core.config import LoraSettings, ModelConfig, TrainConfig
-from steps.core.documents import GateDecision, MetricsDocument
+from steps.core.evaluate.metrics_document import MetricsDocument
+from steps.core.register.registration import GateDecision
 from steps.register import card_inputs
 
 REPO = "tester/nizami-unit"

@@ -250,7 +250,7 @@ def test_pack_ships_the_project_code_not_the_venv(tmp_path):
         names = tar.getnames()
     assert "./manifest.json" in names or "manifest.json" in names
     assert "code/kaggle_orchestrator/kernel_main.py" in names
-    assert "code/steps/core/training.py" in names
+    assert "code/steps/core/train/process.py" in names
     assert not any(n.startswith(("code/.venv", "code/outputs/", "code/.git/")) for n in names)
     assert size < 20_000_000
 

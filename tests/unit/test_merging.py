@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from steps.core.merging import merge_adapter
 from steps.core.modeling import load_model, load_tokenizer
+from steps.core.package.merging import merge_adapter
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

@@ -11,7 +11,14 @@ import pytest
 import sacrebleu
 from rouge_score import rouge_scorer
 
-from steps.core.metrics import AzRouge, ChrF, SacreBleu, Scores, az_tokenize, score_predictions
+from steps.core.evaluate.text_metrics import (
+    AzRouge,
+    ChrF,
+    SacreBleu,
+    Scores,
+    az_tokenize,
+    score_predictions,
+)
 
 AZ_PREDICTIONS = [
     "Xəstəliyin əsas əlamətləri yüksək qızdırma və öskürəkdir.",

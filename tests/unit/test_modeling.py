@@ -6,9 +6,10 @@ import json
 
 import pytest
 
-from steps.core.config import ModelConfig, cache_dir
-from steps.core.examples import Example, messages
+from steps.core.config import ModelConfig
+from steps.core.data.examples import Example, messages
 from steps.core.modeling import load_model, load_tokenizer, resolve_base_model
+from steps.core.paths import cache_dir
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 EXAMPLE = Example(id="az-1", question="Bakı harada?", reasoning="Paytaxt.", answer="Abşeronda.")

@@ -6,10 +6,11 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from steps.core import quality_gate
 from steps.core.config import GateConfig
-from steps.core.documents import GateDecision, MetricsDocument
-from steps.core.uncertainty import wilson
+from steps.core.evaluate.metrics_document import MetricsDocument
+from steps.core.evaluate.uncertainty import wilson
+from steps.core.register import quality_gate
+from steps.core.register.registration import GateDecision
 
 N = 50
 IDS = [f"az-{i:04d}" for i in range(N)]

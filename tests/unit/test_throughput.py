@@ -8,13 +8,13 @@ import pytest
 
 from steps.core.config import LORA_TARGETS, LoraSettings
 from steps.core.modeling import load_model
-from steps.core.throughput import (
+from steps.core.train.plan import (
     GIB,
     activation_bytes_per_token,
     apply_liger,
     plan_training,
 )
-from steps.core.training import apply_lora
+from steps.core.train.process import apply_lora
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 T4_BYTES = 15 * GIB  # what torch reports for a Kaggle T4 (15,360 MiB)
@@ -73,7 +73,7 @@ def test_on_a_cpu_auto_checkpointing_is_off_and_cuda_levers_fall_back(
         "gradient_checkpointing": "auto", "auto_micro_batch": True, "torch_compile": True,
         "attn_implementation": "flex_attention",
     })
-    with caplog.at_level(logging.INFO, logger="steps.core.throughput"):
+    with caplog.at_level(logging.INFO, logger="steps.core.train.plan"):
         plan = plan_training(cfg, tiny_lora_model, 1, device_memory=None)
         assert apply_liger(tiny_lora_model, wanted=True) is False
 
@@ -169,8 +169,8 @@ def test_the_activation_estimate_matches_a_measurement() -> None:
 def _batches(tokenizer, rows, max_length):
     from transformers import DataCollatorForSeq2Seq, DataCollatorWithFlattening
 
-    from steps.core.trainer import IGNORE_INDEX
-    from steps.core.training import tokenize
+    from steps.core.train.hf_trainer import IGNORE_INDEX
+    from steps.core.train.process import tokenize
 
     features = list(tokenize(rows, tokenizer, max_length))
     padded = DataCollatorForSeq2Seq(tokenizer, padding=True, label_pad_token_id=IGNORE_INDEX)
@@ -206,7 +206,7 @@ def test_packed_batches_give_the_padded_loss(
 def test_packed_training_takes_the_same_steps_as_padded_training(
     tiny_base_dir, tiny_split, tiny_config, tmp_path
 ) -> None:
-    from steps.core.training import train_lora
+    from steps.core.train.launch import train_lora
 
     recipe = tiny_config.train.model_copy(
         update={"batch_size": 8, "max_length": 128, "logging_steps": 1, "max_steps": 3}

@@ -9,11 +9,11 @@ import math
 import pytest
 
 from steps.core.config import LORA_TARGETS
-from steps.core.dataset import render
-from steps.core.examples import Example
+from steps.core.data.dataset import render
+from steps.core.data.examples import Example
 from steps.core.modeling import load_model, load_tokenizer
-from steps.core.trainer import IGNORE_INDEX, NonFiniteLossError, build_trainer
-from steps.core.training import apply_lora, tokenize, weights_dtype
+from steps.core.train.hf_trainer import IGNORE_INDEX, NonFiniteLossError, build_trainer
+from steps.core.train.process import apply_lora, tokenize, weights_dtype
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -113,7 +113,7 @@ def test_tokenize_truncates_on_the_right(tiny_split, tokenizer, caplog) -> None:
     prompt, completion = _ids(tokenizer, row.prompt), _ids(tokenizer, row.completion)
     max_length = len(prompt) + 5
 
-    with caplog.at_level(logging.WARNING, logger="steps.core.training"):
+    with caplog.at_level(logging.WARNING, logger="steps.core.train.process"):
         record = tokenize([row], tokenizer, max_length=max_length)[0]
 
     assert len(record["input_ids"]) == len(record["labels"]) == max_length

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from steps.core.uncertainty import (
+from steps.core.evaluate.uncertainty import (
     bootstrap_mean,
     corpus_paired_test,
     paired_bootstrap,
@@ -106,7 +106,7 @@ def test_corpus_test_on_identical_systems_reports_no_difference() -> None:
 
 
 def test_clopper_pearson_lower_bound_matches_its_definition() -> None:
-    from steps.core.uncertainty import _binomial_tail, clopper_pearson_lower
+    from steps.core.evaluate.uncertainty import _binomial_tail, clopper_pearson_lower
 
     for successes, n in [(1, 1), (5, 10), (30, 60), (59, 60)]:
         p = clopper_pearson_lower(successes, n, 0.05)
@@ -117,7 +117,7 @@ def test_clopper_pearson_lower_bound_matches_its_definition() -> None:
 
 
 def test_mcnemar_bound_and_p_value() -> None:
-    from steps.core.uncertainty import (
+    from steps.core.evaluate.uncertainty import (
         mcnemar_lower_bound,
         mcnemar_p_value,
         noninferiority_binary,
@@ -139,7 +139,7 @@ def test_mcnemar_bound_and_p_value() -> None:
 
 
 def test_holm_adjusts_for_the_number_of_tests() -> None:
-    from steps.core.uncertainty import holm
+    from steps.core.evaluate.uncertainty import holm
 
     adjusted = holm({"a": 0.01, "b": 0.04, "c": 0.03})
     assert adjusted == pytest.approx({"a": 0.03, "c": 0.06, "b": 0.06})

@@ -10,7 +10,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from steps.core.az_text import ABLATIVE, ENDINGS, GENITIVE, Token, fold, split_ending
+from steps.core.evaluate.grading.az_text import (
+    ABLATIVE,
+    ENDINGS,
+    GENITIVE,
+    Token,
+    fold,
+    split_ending,
+)
 
 WEEKDAYS = (
     "bazar ertəsi", "çərşənbə axşamı", "çərşənbə", "cümə axşamı", "cümə", "şənbə", "bazar",

@@ -19,13 +19,14 @@ estimates (held back when worse by the margin or more) and the reason says so.
 from __future__ import annotations
 
 from steps.core.config import FRACTION_METRICS, GateConfig
-from steps.core.documents import GateDecision, MetricsDocument, PerExample
-from steps.core.uncertainty import (
+from steps.core.evaluate.metrics_document import MetricsDocument, PerExample
+from steps.core.evaluate.uncertainty import (
     NonInferiority,
     noninferiority_binary,
     noninferiority_bootstrap,
     noninferiority_corpus,
 )
+from steps.core.register.registration import GateDecision
 
 LABELS = {"accuracy": "accuracy", "strict_accuracy": "strict accuracy",
           "format_rate": "format rate", "bleu": "BLEU", "chrf": "chrF", "rouge1": "ROUGE-1",

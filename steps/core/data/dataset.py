@@ -11,8 +11,8 @@ from typing import TYPE_CHECKING
 import yaml
 from pydantic import BaseModel
 
-from steps.core.config import DataConfig, project_root
-from steps.core.examples import (
+from steps.core.config import DataConfig
+from steps.core.data.examples import (
     Example,
     Target,
     assistant_text,
@@ -20,6 +20,7 @@ from steps.core.examples import (
     read_examples,
     split_examples,
 )
+from steps.core.paths import project_root
 
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase

@@ -1,9 +1,9 @@
-"""LoRA supervised fine-tuning with transformers' Trainer and peft.
+"""What each training process runs: LoRA supervised fine-tuning with transformers' Trainer and peft.
 
-:func:`train_lora` is what the train step calls. It trains in this process, or, with more than
-one GPU, in one process per GPU (DDP, :mod:`steps.core.distributed`); every process runs
-:func:`run_training`, and only rank 0 saves the adapter. Checkpoints (:mod:`steps.core.
-checkpoints`) let a killed or time-limited run resume where it stopped.
+:func:`run_training` trains in the process that calls it: alone, or as one DDP rank that
+:mod:`steps.core.train.launch` started (the launcher, :func:`~steps.core.train.launch.train_lora`,
+is what the train step calls). Only rank 0 saves the adapter. Checkpoints
+(:mod:`steps.core.train.checkpoints`) let a killed or time-limited run resume where it stopped.
 """
 
 from __future__ import annotations
@@ -19,22 +19,22 @@ from typing import TYPE_CHECKING
 
 from pydantic import BaseModel
 
-from steps.core.checkpoints import (
+from steps.core.config import LoraSettings, TrainConfig
+from steps.core.data.dataset import ChatExample
+from steps.core.modeling import device, load_model, load_tokenizer
+from steps.core.train.checkpoints import (
     TrainingInterrupted,
     checkpoint_callbacks,
     find_checkpoint,
     run_fingerprint,
 )
-from steps.core.config import LoraSettings, TrainConfig
-from steps.core.dataset import ChatExample
-from steps.core.modeling import device, load_model, load_tokenizer
-from steps.core.throughput import (
+from steps.core.train.hf_trainer import IGNORE_INDEX, build_trainer
+from steps.core.train.plan import (
     apply_liger,
     attention_here,
     device_memory_bytes,
     plan_training,
 )
-from steps.core.trainer import IGNORE_INDEX, build_trainer
 
 if TYPE_CHECKING:
     from datasets import Dataset
@@ -224,49 +224,3 @@ def _metrics(trainer, output, dataset, model, start_step: int, world_size: int) 
         "world_size": float(world_size),
         "gpu_minutes": gpus * runtime / 60,
     }
-
-
-def train_lora(
-    base_dir: Path,
-    rows: list[ChatExample],
-    lora: LoraSettings,
-    cfg: TrainConfig,
-    out_dir: Path,
-    report_to: str = "none",
-    *,
-    checkpoint_dir: Path | None = None,
-    resume_from: Sequence[Path] = (),
-    callbacks: Sequence[TrainerCallback] = (),
-) -> TrainResult:
-    """Fine-tune a LoRA adapter on ``rows`` and save it (with the tokenizer) to ``out_dir``.
-
-    Runs one process per visible GPU (DDP through torchrun, ``cfg.processes`` to override), or
-    one process on a CPU; the global batch and the optimizer steps are the same either way.
-
-    Args:
-        base_dir: local directory of the base model (see ``resolve_base_model``).
-        rows: rendered training examples.
-        lora: adapter shape.
-        cfg: optimisation settings.
-        out_dir: where the adapter directory is written.
-        report_to: transformers ``report_to`` value ("wandb" when a tracker run is active).
-        checkpoint_dir: checkpoints go to ``checkpoint_dir/<run fingerprint>/`` and survive a
-            failed run there (removed after success); None keeps them only during this call.
-        resume_from: more folders searched recursively for a checkpoint of this same run
-            (data, base model and recipe), e.g. ``/kaggle/input``; the newest one wins.
-        callbacks: extra Trainer callbacks (single process only).
-
-    Returns:
-        The adapter directory, the metrics (loss, runtime, tokens/s, GPU minutes) and, when it
-        resumed, the step and checkpoint it resumed from.
-
-    Raises:
-        TrainingInterrupted: ``cfg.time_budget_s`` ran out; call again to resume.
-    """
-    from steps.core.distributed import choose_launch, launch_training, visible_gpus
-
-    spec = TrainSpec(
-        base_dir=base_dir, rows=rows, lora=lora, cfg=cfg, out_dir=out_dir,
-        checkpoint_dir=checkpoint_dir, resume_from=list(resume_from), report_to=report_to,
-    )
-    return launch_training(spec, choose_launch(visible_gpus(), cfg.processes), callbacks)

@@ -1,12 +1,14 @@
-"""One training process per GPU (DDP through torchrun), never ``nn.DataParallel``.
+"""The training launcher: :func:`train_lora` (what the train step calls) and the processes it
+starts, one per GPU (DDP through torchrun), never ``nn.DataParallel``.
 
 :func:`choose_launch` decides from the number of visible GPUs; :func:`launch_training` runs
-the decision: one process trains in this one (:func:`steps.core.training.run_training`), more
-are started with ``python -m torch.distributed.run --standalone --nproc-per-node N -m
-steps.core.distributed <spec> <outcome>``. Each worker runs the same ``run_training``; rank 0
-saves the adapter and writes the outcome file, which this process turns back into a
-:class:`~steps.core.training.TrainResult` or the worker's error. Workers do not report to W&B
-themselves: their logged history is replayed into the tracker run of this process.
+the decision: one process trains in this one (:func:`steps.core.train.process.run_training`),
+more are started with ``python -m torch.distributed.run --standalone --nproc-per-node N -m
+steps.core.train.launch <spec> <outcome>``, each of which runs :func:`_worker` (the same
+``run_training``); rank 0 saves the adapter and writes the outcome file, which this process
+turns back into a :class:`~steps.core.train.process.TrainResult` or the worker's error. Workers
+do not report to W&B themselves: their logged history is replayed into the tracker run of this
+process. This module imports the per-process code, never the other way round.
 """
 
 from __future__ import annotations
@@ -23,10 +25,12 @@ from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel
 
-from steps.core.checkpoints import TrainingInterrupted
+from steps.core.config import LoraSettings, TrainConfig
+from steps.core.data.dataset import ChatExample
 from steps.core.tracking import wandb_run
-from steps.core.trainer import NonFiniteLossError
-from steps.core.training import TrainResult, TrainSpec, run_training
+from steps.core.train.checkpoints import TrainingInterrupted
+from steps.core.train.hf_trainer import NonFiniteLossError
+from steps.core.train.process import TrainResult, TrainSpec, run_training
 
 if TYPE_CHECKING:
     from transformers import TrainerCallback
@@ -107,6 +111,50 @@ def launch_training(
     return result
 
 
+def train_lora(
+    base_dir: Path,
+    rows: list[ChatExample],
+    lora: LoraSettings,
+    cfg: TrainConfig,
+    out_dir: Path,
+    report_to: str = "none",
+    *,
+    checkpoint_dir: Path | None = None,
+    resume_from: Sequence[Path] = (),
+    callbacks: Sequence[TrainerCallback] = (),
+) -> TrainResult:
+    """Fine-tune a LoRA adapter on ``rows`` and save it (with the tokenizer) to ``out_dir``.
+
+    Runs one process per visible GPU (DDP through torchrun, ``cfg.processes`` to override), or
+    one process on a CPU; the global batch and the optimizer steps are the same either way.
+
+    Args:
+        base_dir: local directory of the base model (see ``resolve_base_model``).
+        rows: rendered training examples.
+        lora: adapter shape.
+        cfg: optimisation settings.
+        out_dir: where the adapter directory is written.
+        report_to: transformers ``report_to`` value ("wandb" when a tracker run is active).
+        checkpoint_dir: checkpoints go to ``checkpoint_dir/<run fingerprint>/`` and survive a
+            failed run there (removed after success); None keeps them only during this call.
+        resume_from: more folders searched recursively for a checkpoint of this same run
+            (data, base model and recipe), e.g. ``/kaggle/input``; the newest one wins.
+        callbacks: extra Trainer callbacks (single process only).
+
+    Returns:
+        The adapter directory, the metrics (loss, runtime, tokens/s, GPU minutes) and, when it
+        resumed, the step and checkpoint it resumed from.
+
+    Raises:
+        TrainingInterrupted: ``cfg.time_budget_s`` ran out; call again to resume.
+    """
+    spec = TrainSpec(
+        base_dir=base_dir, rows=rows, lora=lora, cfg=cfg, out_dir=out_dir,
+        checkpoint_dir=checkpoint_dir, resume_from=list(resume_from), report_to=report_to,
+    )
+    return launch_training(spec, choose_launch(visible_gpus(), cfg.processes), callbacks)
+
+
 def _import_root() -> str:
     """The folder the ``steps`` package is imported from, so that the workers import the same
     code: a checkout, site-packages, or a Kaggle kernel's code bundle (not the project root,
@@ -120,7 +168,7 @@ def _run_workers(plan: LaunchPlan, spec_file: Path, outcome_file: Path) -> int:
     command = [
         sys.executable, "-m", "torch.distributed.run", "--standalone",
         f"--nproc-per-node={plan.processes}",
-        "-m", "steps.core.distributed", str(spec_file), str(outcome_file),
+        "-m", "steps.core.train.launch", str(spec_file), str(outcome_file),
     ]
     env = os.environ | {
         "PYTHONPATH": os.pathsep.join(filter(None, [_import_root(), os.environ.get("PYTHONPATH")])),

@@ -1,12 +1,12 @@
 """Which number an Azerbaijani answer asserts, and which numbers in it are only context.
 
-The rules (see :mod:`steps.core.answers` for the whole grader): numbers in parentheses, operands
-of arithmetic (only the result after ``=`` counts), numbers in the ablative, locative or genitive
-(on the number or on the noun after it; a clock time ``saat 14-də`` is not context), ordinals,
-range ends (``19-a qədər``), time spans from the question (``3 gün sonra``), restatements after
-``yəni``, earlier states after ``əvvəl``, numbers negated with ``deyil``/``yox`` and numbers in a
-``çünki`` clause after the answer are skipped. Two numbers joined by ``və ya``/``yaxud``/a dash
-are offered as alternatives.
+The rules (see :mod:`steps.core.evaluate.grading.grader` for the whole grader): numbers in
+parentheses, operands of arithmetic (only the result after ``=`` counts), numbers in the ablative,
+locative or genitive (on the number or on the noun after it; a clock time ``saat 14-də`` is not
+context), ordinals, range ends (``19-a qədər``), time spans from the question (``3 gün sonra``),
+restatements after ``yəni``, earlier states after ``əvvəl``, numbers negated with ``deyil``/``yox``
+and numbers in a ``çünki`` clause after the answer are skipped. Two numbers joined by ``və
+ya``/``yaxud``/a dash are offered as alternatives.
 """
 
 from __future__ import annotations
@@ -15,7 +15,15 @@ from decimal import Decimal
 
 from pydantic import BaseModel
 
-from steps.core.az_text import ABLATIVE, GENITIVE, LOCATIVE, ORDINAL, Token, read, split_ending
+from steps.core.evaluate.grading.az_text import (
+    ABLATIVE,
+    GENITIVE,
+    LOCATIVE,
+    ORDINAL,
+    Token,
+    read,
+    split_ending,
+)
 
 # unit -> (dimension, factor to the dimension's base unit)
 UNIT_FACTORS: dict[str, tuple[str, Decimal]] = {

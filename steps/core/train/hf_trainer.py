@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from steps.core.config import TrainConfig
 from steps.core.modeling import device
-from steps.core.throughput import TrainPlan
+from steps.core.train.plan import TrainPlan
 
 if TYPE_CHECKING:
     from datasets import Dataset
@@ -130,7 +130,7 @@ def build_trainer(
     Args:
         model: the LoRA-wrapped model.
         tokenizer: pads the batches.
-        dataset: tokenized examples (:func:`steps.core.training.tokenize`).
+        dataset: tokenized examples (:func:`steps.core.train.process.tokenize`).
         cfg: the recipe.
         output_dir: where checkpoints go.
         report_to: transformers ``report_to`` ("wandb" when a tracker run is active).

@@ -6,8 +6,8 @@ from __future__ import annotations
 import html
 
 from steps.core.config import DataConfig
-from steps.core.documents import MetricsDocument
-from steps.core.evaluation import FIGURES, EvalReport
+from steps.core.evaluate.compare import FIGURES, EvalReport
+from steps.core.evaluate.metrics_document import MetricsDocument
 
 LABELS = {
     "accuracy": "answer accuracy",

@@ -1,14 +1,13 @@
-"""The typed documents the steps hand each other: the metrics document and the registration.
+"""The result of an evaluation, as evaluate hands it on: :class:`MetricsDocument`, ``metrics.json``.
 
-:class:`MetricsDocument` is ``metrics.json``: evaluate writes it, every registered version
-carries a copy, and the quality gate, the model card, ``python -m pipelines.run`` and CI's job
-summary read it. :class:`Registration` is what the register step hands to package and to the
-command line. ZenML stores both as artifacts with its pydantic materializer.
+Evaluate writes it, every registered version carries a copy, and the quality gate, the model
+card, ``python -m pipelines.run`` and CI's job summary read it. ZenML stores it as an artifact
+with its pydantic materializer.
 
 Every section of a metrics document is optional *when read*: a ``metrics.json`` written by an
 earlier version of the pipeline (a production version on the Hub, say) lacks the newer
 sections, and the quality gate says what it could not compare. Evaluate always writes them all
-(:func:`steps.core.evaluation.metrics_document`). Dumped with :meth:`MetricsDocument.to_json`,
+(:func:`steps.core.evaluate.compare.metrics_document`). Dumped with :meth:`MetricsDocument.to_json`,
 a document has no nulls (BentoML's model metadata, which gets a copy, rejects None).
 """
 
@@ -20,7 +19,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from steps.core.uncertainty import Interval, Paired
+from steps.core.evaluate.uncertainty import Interval, Paired
 
 METRICS_FILE = "metrics.json"
 
@@ -158,60 +157,3 @@ class MetricsDocument(BaseModel):
 def _no_answer(scores: PerExample | None) -> PerExample | None:
     texts = {"answer": None, "read": None, "why": None}
     return None if scores is None else scores.model_copy(update=texts)
-
-
-class GateDecision(BaseModel):
-    """The quality gate's decision, its reason and the figures it rests on."""
-
-    promote: bool
-    reason: str
-    metric: str
-    candidate: float
-    candidate_interval: list[float] | None = None
-    production: float | None
-    threshold: float
-    margin: float | None = Field(None, description="the loss the gate must rule out")
-    tolerance: float | None = None  # decisions before non-inferiority
-    alpha: float
-    comparison: str = Field(description="paired, unpaired, or none (not compared)")
-    delta: float | None = None
-    lower_bound: float | None = Field(
-        None, description="one-sided (1 - alpha) lower bound of candidate - production"
-    )
-    method: str | None = None
-    examples: int | None = Field(None, description="paired examples compared")
-    delta_interval: list[float] | None = None
-    p_value: float | None = None
-
-
-class RegisteredVersion(BaseModel):
-    """Where the stack's model registry keeps a registered version."""
-
-    repo_id: str = Field(description="the registered model on the registry (Hub: owner/name)")
-    version_tag: str = Field(description="the registry's version (Hub: the tag vX.Y)")
-    revision: str | None = Field(None, description="the version's commit sha (Hub)")
-    url: str = Field(description="where to see it")
-
-
-class Registration(BaseModel):
-    """What the register step decided and recorded about one new model version."""
-
-    model: str = Field(description="ZenML Model name")
-    version: str = Field(description="ZenML Model version number")
-    gate: GateDecision
-    metrics: MetricsDocument
-    hub: RegisteredVersion | None = Field(
-        None, description="the version on the stack's model registry; None without one"
-    )
-
-    def metadata(self) -> dict[str, Any]:
-        """What the register step records on its run (the ZenML Model version adds the
-        metrics and the data hash)."""
-        out: dict[str, Any] = {"gate": self.gate.model_dump(mode="json")}
-        return out | ({"hub": self.hub.model_dump(mode="json")} if self.hub else {})
-
-    def model_version_metadata(self) -> dict[str, Any]:
-        """What the ZenML Model version records: metrics (without texts), data hash, gate,
-        and where the registry keeps the version."""
-        metrics = self.metrics.without_texts().to_json()
-        return {"metrics": metrics, "data_hash": self.metrics.data_hash} | self.metadata()

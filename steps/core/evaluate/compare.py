@@ -1,11 +1,11 @@
 """Held-out evaluation: batched greedy generation for the base and the tuned model, scored.
 
 Each model is scored on the text inside ``<answer>`` (its whole output when it wrote no tags):
-answer accuracy (:mod:`steps.core.answers`), the rate of well-formed
+answer accuracy (:mod:`steps.core.evaluate.grading.grader`), the rate of well-formed
 ``<think>…</think>\\n\\n<answer>…</answer>`` outputs, the mean output length in tokens, BLEU, chrF
 and ROUGE. Every figure gets a 95 % interval and tuned vs base is tested paired
-(:mod:`steps.core.uncertainty`). The per-example scores are kept in the metrics document so that a
-later run can compare with this one paired (the quality gate does, against production).
+(:mod:`steps.core.evaluate.uncertainty`). The per-example scores are kept in the metrics document
+so that a later run can compare with this one paired (the quality gate does, against production).
 """
 
 from __future__ import annotations
@@ -16,10 +16,11 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
-from steps.core.answers import describe, grade
 from steps.core.config import EvalConfig
-from steps.core.dataset import ChatExample
-from steps.core.documents import (
+from steps.core.data.dataset import ChatExample
+from steps.core.data.examples import extract_answer, has_valid_format
+from steps.core.evaluate.grading.grader import describe, grade
+from steps.core.evaluate.metrics_document import (
     METRICS_FILE,
     ExampleScores,
     FamilyScores,
@@ -28,9 +29,13 @@ from steps.core.documents import (
     MetricsDocument,
     PerExample,
 )
-from steps.core.examples import extract_answer, has_valid_format
-from steps.core.metrics import ROUGE_TYPES, Scores, rouge_per_example, score_predictions
-from steps.core.uncertainty import (
+from steps.core.evaluate.text_metrics import (
+    ROUGE_TYPES,
+    Scores,
+    rouge_per_example,
+    score_predictions,
+)
+from steps.core.evaluate.uncertainty import (
     CONFIDENCE,
     RESAMPLES,
     Interval,
@@ -57,11 +62,11 @@ COLUMNS = {
     **{r: r for r in ROUGE_TYPES},
 }
 ACCURACY_RULE = (
-    "what the answer asserts vs the example's target (steps/core/answers.py): numbers as "
-    "Azerbaijani writes them, context numbers (ablative, parentheses, working, yəni) skipped, "
-    "convertible units accepted; entities of the target's type, longest name first, negated "
-    "ones not counted; comparisons: who and how much; several candidates = a hedge = wrong; "
-    "no answer (unclosed <think>, no <answer>) = wrong. strict: right and well-formed"
+    "what the answer asserts vs the example's target (steps/core/evaluate/grading/grader.py): "
+    "numbers as Azerbaijani writes them, context numbers (ablative, parentheses, working, yəni) "
+    "skipped, convertible units accepted; entities of the target's type, longest name first, "
+    "negated ones not counted; comparisons: who and how much; several candidates = a hedge = "
+    "wrong; no answer (unclosed <think>, no <answer>) = wrong. strict: right and well-formed"
 )
 NO_FAMILY = "(none)"
 
@@ -241,7 +246,7 @@ def build_report(rows: list[ChatExample], base: Generation, tuned: Generation) -
 
 
 def _generate(model, tokenizer, prompts: list[str], cfg: EvalConfig) -> Generation:
-    from steps.core.generation import decode, generate_ids
+    from steps.core.evaluate.generation import decode, generate_ids
 
     started = time.perf_counter()
     ids = generate_ids(model, tokenizer, prompts, cfg.batch_size, cfg.max_new_tokens)

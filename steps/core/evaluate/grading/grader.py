@@ -5,7 +5,7 @@ what it *asserts* with the example's target (what the answer is, from the data).
   and gives no ``<answer>``, has no answer. An output without any tag (a base model that was not
   taught the format) is read whole. :func:`grade` reports ``strict`` too: right *and*
   well-formed (``<think>…</think>`` then ``<answer>…</answer>``).
-- **Numbers** (:class:`~steps.core.examples.NumberTarget`): the number the answer asserts, not
+- **Numbers** (:class:`~steps.core.data.examples.NumberTarget`): the number the answer asserts, not
   blindly the last one. Numbers that are context are skipped: in parentheses (``36 manat
   (48 − 12)``), operands of arithmetic (``48 − 12 = 36``: only the result counts), ablatives
   (``769 ədədi 807-dən kiçikdir``), locatives and genitives (``9 qutuda``, ``600 ədədinin``,
@@ -15,15 +15,15 @@ what it *asserts* with the example's target (what the answer is, from the data).
   rest, one after ``Cavab:`` wins, else the last (Azerbaijani puts the predicate last). Two
   different numbers joined by ``və ya``/``yaxud``/a dash are a hedge: wrong. A unit that can be
   converted counts (``700 qəpik`` = 7 manat, ``180 dəqiqə`` = 3 saat); a unit of another kind is
-  wrong (``4 km`` for 4 hours). How numbers are written: :mod:`steps.core.az_text`.
-- **Entities** (:class:`~steps.core.examples.EntityTarget`: weekday, month, person, city…): the
+  wrong (``4 km`` for 4 hours). How numbers are written: :mod:`steps.core.evaluate.grading.az_text`.
+- **Entities** (:class:`~steps.core.data.examples.EntityTarget`: weekday, month, person, city…): the
   names of that type the answer asserts, longest first (``cümə axşamı`` is not ``cümə``), with any
   ending (``Lənkərandır``, ``Qubanın``). Not asserted: a name negated with ``deyil``/``yox``
   (``Lənkəran deyil, Qubadır`` asserts Quba), in the ablative (``cümədən 2 gün sonra``), or what
   the question states as known (today's weekday). More than one name asserted is a hedge, unless
   exactly one is the predicate (``Ən hündür Turaldır, sonra Nigar``).
-- **Comparisons** (:class:`~steps.core.examples.ComparisonTarget`): *who* (the person before the
-  comparative: ``Nigarın alması 21 dənə çoxdur``; the other one with ``az``/``alçaq``) and *how
+- **Comparisons** (:class:`~steps.core.data.examples.ComparisonTarget`): *who* (the person before
+  the comparative: ``Nigarın alması 21 dənə çoxdur``; the other one with ``az``/``alçaq``) and *how
   much* (a number, as above); both must be right.
 
 An example without a target (data from before targets) is graded against the number its
@@ -37,15 +37,20 @@ from typing import Literal
 
 from pydantic import BaseModel
 
-from steps.core.asserted_numbers import in_unit, read_numbers, same_unit
-from steps.core.az_text import ABLATIVE, COPULA, fold, read, words
-from steps.core.entities import COMPARATIVES, INVERSE_COMPARATIVES, find_entities, vocabulary
-from steps.core.examples import (
+from steps.core.data.examples import (
     ComparisonTarget,
     EntityTarget,
     NumberTarget,
     Target,
     has_valid_format,
+)
+from steps.core.evaluate.grading.asserted_numbers import in_unit, read_numbers, same_unit
+from steps.core.evaluate.grading.az_text import ABLATIVE, COPULA, fold, read, words
+from steps.core.evaluate.grading.entities import (
+    COMPARATIVES,
+    INVERSE_COMPARATIVES,
+    find_entities,
+    vocabulary,
 )
 
 Verdict = Literal["right", "wrong", "no answer", "hedge"]
