@@ -35,14 +35,14 @@ class _Strict(BaseModel):
 class TinyModelConfig(_Strict):
     """Shape of the random Qwen3 built in code for tests (no download)."""
 
-    hidden_size: PositiveInt = 64
-    intermediate_size: PositiveInt = 128
-    num_hidden_layers: PositiveInt = 2
-    num_attention_heads: PositiveInt = 4
-    num_key_value_heads: PositiveInt = 2
-    head_dim: PositiveInt = 16
-    vocab_size: PositiveInt = 1024
-    seed: int = 0
+    hidden_size: PositiveInt = Field(64, description="width of the residual stream")
+    intermediate_size: PositiveInt = Field(128, description="width of the MLP's hidden layer")
+    num_hidden_layers: PositiveInt = Field(2, description="decoder layers")
+    num_attention_heads: PositiveInt = Field(4, description="query heads per layer")
+    num_key_value_heads: PositiveInt = Field(2, description="key/value heads per layer (GQA)")
+    head_dim: PositiveInt = Field(16, description="width of one attention head")
+    vocab_size: PositiveInt = Field(1024, description="tokens of the tokenizer trained in code")
+    seed: int = Field(0, description="torch seed of the random weights")
 
 
 class ModelConfig(_Strict):
@@ -53,13 +53,16 @@ class ModelConfig(_Strict):
     ``tiny``: a random Qwen3 of shape ``tiny`` with a tokenizer trained in code.
     """
 
-    source: Literal["hub", "gguf", "tiny"]
-    name: str
-    revision: str | None = None
-    gguf_package: str | None = None
-    gguf_file: str | None = None
-    tiny: TinyModelConfig | None = None
-    dtype: Literal["float32", "float16", "bfloat16"] = "float32"
+    source: Literal["hub", "gguf", "tiny"] = Field(description="hub, gguf or tiny (see above)")
+    name: str = Field(description="Hub repo id or local directory (hub); a name (gguf, tiny)")
+    revision: str | None = Field(None, description="Hub revision to pin (hub); None = latest")
+    gguf_package: str | None = Field(None, description="pip package that ships the GGUF file")
+    gguf_file: str | None = Field(None, description="the GGUF file's path inside that package")
+    tiny: TinyModelConfig | None = Field(None, description="shape of the random model (tiny)")
+    dtype: Literal["float32", "float16", "bfloat16"] = Field(
+        "float32", description="the base model's own dtype: evaluation generates in it on a GPU "
+        "when `evaluation.dtype` is auto"
+    )
 
     @model_validator(mode="after")
     def _check_source_fields(self) -> ModelConfig:
@@ -73,7 +76,10 @@ class ModelConfig(_Strict):
 class DataConfig(_Strict):
     """The DVC-tracked JSONL file and how it is split."""
 
-    path: Path = Path("data/nizami.jsonl")
+    path: Path = Field(
+        Path("data/nizami.jsonl"), description="the DVC-tracked JSONL file (relative: to the "
+        "project root)"
+    )
     rev: str | None = Field(None, description="git revision of the DVC pointer; None = checkout")
     held_out: PositiveInt = Field(
         308, description="examples held out for evaluation (308 = 22 per family of the shipped "
@@ -83,15 +89,21 @@ class DataConfig(_Strict):
         True, description="hold out each task family in proportion to its size; false = the "
         "first `held_out` in hashed order (the seed's split)"
     )
-    seed: int = 0
-    max_train_examples: PositiveInt | None = None
+    seed: int = Field(0, description="seed of the hashed order the split takes examples in")
+    max_train_examples: PositiveInt | None = Field(
+        None, description="train on the first N training examples only (demo); None = all"
+    )
 
 
 class LoraSettings(_Strict):
-    r: PositiveInt = 16
-    alpha: PositiveInt = 32
-    dropout: float = Field(0.05, ge=0.0, lt=1.0)
-    target_modules: list[str] = Field(default_factory=lambda: list(LORA_TARGETS))
+    """The LoRA adapter's shape (peft ``LoraConfig``)."""
+
+    r: PositiveInt = Field(16, description="rank of the low-rank update")
+    alpha: PositiveInt = Field(32, description="scale: the update is multiplied by alpha / r")
+    dropout: float = Field(0.05, ge=0.0, lt=1.0, description="dropout on the adapter's input")
+    target_modules: list[str] = Field(
+        default_factory=lambda: list(LORA_TARGETS), description="linear layers that get an adapter"
+    )
 
 
 class TrainConfig(_Strict):
@@ -109,7 +121,7 @@ class TrainConfig(_Strict):
     ``auto_micro_batch``. Levers that need CUDA fall back on a CPU with a log line.
     """
 
-    epochs: PositiveFloat = 2.0
+    epochs: PositiveFloat = Field(2.0, description="passes over the training examples")
     max_steps: PositiveInt | None = Field(None, description="optimizer steps; None = epochs")
     batch_size: PositiveInt = Field(
         8, description="micro-batch: examples per forward/backward in one process"
@@ -118,12 +130,16 @@ class TrainConfig(_Strict):
         1, description="micro-batches per optimizer step on one process; global batch = "
         "batch_size × grad_accum, kept for any number of processes"
     )
-    learning_rate: PositiveFloat = 2e-4
-    lr_scheduler: Literal["cosine", "linear", "constant", "constant_with_warmup"] = "cosine"
-    warmup_ratio: float = Field(0.03, ge=0.0, lt=1.0)
-    weight_decay: float = Field(0.0, ge=0.0)
-    max_length: PositiveInt = 1024
-    precision: Literal["fp32", "fp16", "bf16"] = "fp32"
+    learning_rate: PositiveFloat = Field(2e-4, description="peak learning rate (AdamW)")
+    lr_scheduler: Literal["cosine", "linear", "constant", "constant_with_warmup"] = Field(
+        "cosine", description="learning-rate schedule after the warmup"
+    )
+    warmup_ratio: float = Field(0.03, ge=0.0, lt=1.0, description="share of steps warming up")
+    weight_decay: float = Field(0.0, ge=0.0, description="AdamW weight decay")
+    max_length: PositiveInt = Field(1024, description="tokens per example; longer ones are cut")
+    precision: Literal["fp32", "fp16", "bf16"] = Field(
+        "fp32", description="mixed precision on a GPU (T4: fp16, no bf16); a CPU trains in fp32"
+    )
     gradient_checkpointing: bool | Literal["auto"] = Field(
         False, description="recompute activations in the backward pass; 'auto' = only when the "
         "memory estimate says the micro-batch does not fit on the GPU without it (CPU: off)"
@@ -132,8 +148,8 @@ class TrainConfig(_Strict):
         False, description="on a GPU, use the largest micro-batch that the memory estimate fits "
         "and that divides the per-process share of the global batch (it may exceed batch_size)"
     )
-    group_by_length: bool = True
-    pad_to_multiple_of: PositiveInt = 8
+    group_by_length: bool = Field(True, description="batch examples of similar length together")
+    pad_to_multiple_of: PositiveInt = Field(8, description="pad each batch to a multiple of N")
     packing: bool = Field(
         False, description="padding-free batches: each micro-batch is one row of concatenated "
         "examples whose position ids restart per example (DataCollatorWithFlattening); the "
@@ -169,16 +185,18 @@ class TrainConfig(_Strict):
         "minus setup and upload): before the next step would cross it, training checkpoints "
         "and stops with TrainingInterrupted, to be resumed"
     )
-    logging_steps: PositiveInt = 5
-    seed: int = 0
+    logging_steps: PositiveInt = Field(5, description="log loss and learning rate every N steps")
+    seed: int = Field(0, description="seed of the LoRA initialisation and the data order")
 
 
 class EvalConfig(_Strict):
     """Greedy generation on the held-out set (prompts are batched in order of length)."""
 
-    batch_size: PositiveInt = 16
-    max_new_tokens: PositiveInt = 256
-    max_examples: PositiveInt | None = None
+    batch_size: PositiveInt = Field(16, description="prompts generated together")
+    max_new_tokens: PositiveInt = Field(256, description="tokens generated per answer at most")
+    max_examples: PositiveInt | None = Field(
+        None, description="evaluate the first N held-out examples only; None = all"
+    )
     dtype: Literal["auto", "float32", "float16", "bfloat16"] = Field(
         "auto", description="auto: the base model's dtype on a GPU, float32 on a CPU"
     )
@@ -270,8 +288,12 @@ class RegistryConfig(_Strict):
 
 
 class PackageConfig(_Strict):
-    bento_model: str = "nizami-1.7b"
-    dtype: Literal["float32", "float16", "bfloat16"] = "bfloat16"
+    """The merged model saved for serving and the bentos built around it."""
+
+    bento_model: str = Field("nizami-1.7b", description="BentoML model (and bento) name")
+    dtype: Literal["float32", "float16", "bfloat16"] = Field(
+        "bfloat16", description="dtype the adapter is merged and saved in"
+    )
     from_revision: str | None = Field(
         None, description="package this registered version (vX.Y, prod) instead of the new one"
     )
@@ -285,16 +307,18 @@ class PackageConfig(_Strict):
 class PipelineConfig(_Strict):
     """Everything that decides what gets trained, evaluated, registered and packaged."""
 
-    model_name: str = "nizami-1.7b"
-    base_model: ModelConfig
-    data: DataConfig = DataConfig()
-    lora: LoraSettings = LoraSettings()
-    train: TrainConfig = TrainConfig()
-    evaluation: EvalConfig = EvalConfig()
-    gate: GateConfig
-    registry: RegistryConfig = RegistryConfig()
-    package: PackageConfig = PackageConfig()
-    output_dir: Path = Path("outputs")
+    model_name: str = Field("nizami-1.7b", description="the ZenML Model (and registry) name")
+    base_model: ModelConfig = Field(description="the model the adapter is trained on")
+    data: DataConfig = Field(DataConfig(), description="the dataset and its split")
+    lora: LoraSettings = Field(LoraSettings(), description="the adapter's shape")
+    train: TrainConfig = Field(TrainConfig(), description="the fine-tune")
+    evaluation: EvalConfig = Field(EvalConfig(), description="held-out generation")
+    gate: GateConfig = Field(description="when a version becomes production")
+    registry: RegistryConfig = Field(RegistryConfig(), description="version numbering")
+    package: PackageConfig = Field(PackageConfig(), description="the served model and bentos")
+    output_dir: Path = Field(
+        Path("outputs"), description="where metrics.json and the HTML report are written"
+    )
 
 
 class ConfigError(ValueError):

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import typing
 from pathlib import Path
 
 import pytest
 import yaml
 from helpers import ROOT
+from pydantic import BaseModel
 
 from steps.core.config import (
     LORA_TARGETS,
@@ -191,3 +193,31 @@ def test_the_kaggle_eval_run_config_sends_evaluate_to_a_kernel_with_its_packages
     for package in ("evaluate", "sacrebleu", "rouge-score", "absl-py", "nltk"):
         assert package in settings.packages
         assert metadata.version(package)
+
+
+def _config_models() -> list[type[BaseModel]]:
+    """Every pydantic model of the config schema, found from PipelineConfig down."""
+    found, todo = [], [PipelineConfig]
+    while todo:
+        model = todo.pop()
+        if model in found:
+            continue
+        found.append(model)
+        for field in model.model_fields.values():
+            for kind in (field.annotation, *typing.get_args(field.annotation)):
+                if isinstance(kind, type) and issubclass(kind, BaseModel):
+                    todo.append(kind)
+    return found
+
+
+def test_every_config_field_has_a_description() -> None:
+    """A YAML key's meaning is one hop away: its field in steps/core/config.py says it (and
+    ZenML's dashboard shows it)."""
+    models = _config_models()
+    assert {m.__name__ for m in models} >= {
+        "PipelineConfig", "ModelConfig", "TinyModelConfig", "DataConfig", "LoraSettings",
+        "TrainConfig", "EvalConfig", "GateConfig", "RegistryConfig", "PackageConfig",
+    }
+    missing = [f"{m.__name__}.{name}" for m in models
+               for name, field in m.model_fields.items() if not field.description]
+    assert not missing, f"config fields without a description: {missing}"
