@@ -42,10 +42,10 @@ def evaluate(
 
     run_name, dtype = _run_name(), ev.generation_dtype(evaluation, base_model.dtype, device())
     base_dir = resolve_base_model(base_model)
-    report = ev.evaluate_models(base_dir, adapter, dataset.held_out, evaluation, dtype)
     revision = f"{base_model.name}@{base_model.revision or 'local'}+adapter:{run_name or 'kernel'}"
-    document = ev.metrics_document(report, dataset.data_hash, revision)
-    html = render_html(report, document)
+    report = ev.evaluate_models(base_dir, adapter, dataset.held_out, evaluation, dtype,
+                                dataset.data_hash, revision)
+    document, html = report.document(), render_html(report)
     for line in summary_lines(document):
         logging.getLogger(__name__).info("evaluate: %s", line)
     metadata = {"metrics": document.without_texts().to_json(), "eval_dtype": dtype}

@@ -14,17 +14,14 @@ from steps.core.evaluate.compare import (
     EvalReport,
     ExampleResult,
     Generation,
-    ModelScores,
     build_report,
     evaluate_models,
     generation_dtype,
-    metrics_document,
     publish_metrics,
 )
 from steps.core.evaluate.generation import generate, generate_ids
 from steps.core.evaluate.metrics_document import MetricsDocument
 from steps.core.evaluate.report import render_html
-from steps.core.evaluate.text_metrics import Scores
 from steps.core.modeling import load_model, load_tokenizer
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -63,14 +60,15 @@ def rows(tiny_split):
 
 
 @pytest.fixture(scope="module")
-def report(tiny_base_dir, tiny_adapter, rows, one_torch_thread) -> EvalReport:
+def report(tiny_base_dir, tiny_adapter, rows, tiny_split, one_torch_thread) -> EvalReport:
     cfg = EvalConfig(batch_size=4, max_new_tokens=12, max_examples=ROWS)
-    return evaluate_models(tiny_base_dir, tiny_adapter.adapter_dir, rows, cfg)
+    return evaluate_models(tiny_base_dir, tiny_adapter.adapter_dir, rows, cfg,
+                           data_hash=tiny_split.data_hash, model_revision="nizami-1.7b-tiny@v3")
 
 
 @pytest.fixture(scope="module")
-def document(report, tiny_split) -> MetricsDocument:
-    return metrics_document(report, tiny_split.data_hash, "nizami-1.7b-tiny@v3")
+def document(report) -> MetricsDocument:
+    return report.document()
 
 
 @pytest.fixture(scope="module")
@@ -141,14 +139,13 @@ def test_generate_strips_special_tokens(tokenizer) -> None:
 
 
 def test_evaluate_models_reports_both_models(report, rows) -> None:
-    assert [e.id for e in report.examples] == [r.id for r in rows]
-    assert [e.reference for e in report.examples] == [r.reference for r in rows]
-    assert [e.question for e in report.examples] == [r.question for r in rows]
-    for scores in (report.base, report.tuned):
-        assert scores.scores.n == ROWS
-        assert 0.0 <= scores.format_rate <= 1.0
-        assert scores.generation_s >= 0.0
-    assert all(isinstance(e.base_prediction, str) for e in report.examples)
+    assert [e.id for e in report.outputs] == [r.id for r in rows]
+    assert [e.reference for e in report.outputs] == [r.reference for r in rows]
+    assert [e.question for e in report.outputs] == [r.question for r in rows]
+    assert report.examples == ROWS == len(report.per_example.tuned.correct)
+    for figures in (report.base, report.tuned):
+        assert 0.0 <= figures.format_rate <= 1.0
+    assert all(isinstance(e.base_prediction, str) for e in report.outputs)
 
 
 def test_evaluate_models_respects_max_examples(tiny_base_dir, tiny_adapter, rows) -> None:
@@ -156,7 +153,7 @@ def test_evaluate_models_respects_max_examples(tiny_base_dir, tiny_adapter, rows
 
     small = evaluate_models(tiny_base_dir, tiny_adapter.adapter_dir, rows, cfg)
 
-    assert [e.id for e in small.examples] == [r.id for r in rows[:2]]
+    assert [e.id for e in small.outputs] == [r.id for r in rows[:2]]
 
 
 def test_evaluate_models_rejects_no_rows(tiny_base_dir, tiny_adapter) -> None:
@@ -164,45 +161,27 @@ def test_evaluate_models_rejects_no_rows(tiny_base_dir, tiny_adapter) -> None:
         evaluate_models(tiny_base_dir, tiny_adapter.adapter_dir, [], EvalConfig())
 
 
-def _scores(value: float, report: EvalReport) -> ModelScores:
-    signatures = report.tuned.scores.model_dump(include={"bleu_signature", "chrf_signature"})
-    numbers = {key: value + i for i, key in enumerate(SCORED)}
-    return report.tuned.model_copy(update={
-        "scores": Scores(**numbers, n=ROWS, **signatures), "format_rate": value / 100,
-        "accuracy": value / 50, "strict_accuracy": value / 100, "mean_output_tokens": 2 * value,
-    })
-
-
-def test_metrics_document(report, document, tiny_split) -> None:
-    document = document.to_json()  # as metrics.json holds it
+def test_the_document_is_the_report_without_its_outputs(report, document, tiny_split) -> None:
+    assert type(document) is MetricsDocument  # what the step hands on and writes
+    as_json = document.to_json()  # as metrics.json holds it
+    assert as_json == report.to_json() and "outputs" not in as_json
     for side in ("base", "tuned", "delta"):
-        assert set(SCORED) <= set(document[side])
-    for key in SCORED:
-        assert document["tuned"][key] == getattr(report.tuned.scores, key)
-        assert document["base"][key] == getattr(report.base.scores, key)
-    assert "tok:13a" in document["sacrebleu_signature"]
-    assert document["chrf_signature"] == report.tuned.scores.chrf_signature
-    assert document["examples"] == ROWS
-    assert document["data_hash"] == tiny_split.data_hash
-    assert document["model_revision"] == "nizami-1.7b-tiny@v3"
-    assert document["tuned"]["format_rate"] == report.tuned.format_rate
+        assert set(SCORED) <= set(as_json[side])
+    assert "tok:13a" in as_json["sacrebleu_signature"] and as_json["chrf_signature"]
+    assert as_json["examples"] == ROWS
+    assert as_json["data_hash"] == tiny_split.data_hash
+    assert as_json["model_revision"] == "nizami-1.7b-tiny@v3"
 
 
-def test_metrics_document_delta_is_tuned_minus_base(report) -> None:
-    # The tiny models score ~0 on everything; known, different scores make the sign visible.
-    scored = report.model_copy(
-        update={"base": _scores(10.0, report), "tuned": _scores(12.5, report)}
-    )
-
-    document = metrics_document(scored, "md5", "rev").to_json()
-
-    assert document["delta"] == {key: 2.5 for key in SCORED} | {
-        "format_rate": 0.025, "accuracy": 0.05, "strict_accuracy": 0.025,
-        "mean_output_tokens": 5.0,
-    }
-    assert document["base"]["format_rate"] == 0.1
-    assert document["tuned"]["bleu"] == 12.5
-    assert scored.summary()["delta/rougeL"] == 2.5
+def test_delta_is_tuned_minus_base_and_the_summary_flattens_it(known) -> None:
+    for figure in FIGURES:
+        expected = known.tuned.get(figure) - known.base.get(figure)
+        assert known.delta.get(figure) == pytest.approx(expected, abs=1e-4)
+    assert known.delta.accuracy == 0.7 and known.delta.format_rate == 0.9
+    summary = known.summary()
+    assert summary["delta/accuracy"] == 0.7 and summary["tuned/accuracy"] == 0.9
+    assert summary["tuned/accuracy_ci_low"] == 0.7864
+    assert summary["p_value/accuracy"] == known.tuned_vs_base["accuracy"].p_value
 
 
 def test_write_metrics_is_utf8_json_and_reads_back_as_written(document, tmp_path) -> None:
@@ -231,7 +210,7 @@ def test_render_html_escapes_predictions(report, document) -> None:
         )
         for i in (7, 8, 9)
     ]
-    page = render_html(report.model_copy(update={"examples": examples}), document)
+    page = render_html(report.model_copy(update={"outputs": examples}))
 
     assert "<think>" not in page and "<answer>" not in page and "<b>" not in page
     assert "&lt;think&gt;bilmirəm" in page
@@ -243,10 +222,10 @@ def test_render_html_escapes_predictions(report, document) -> None:
     assert page.count("<tr>") == tables
 
 
-def test_render_html_lists_every_evaluated_example(report, document) -> None:
-    page = render_html(report, document)
+def test_render_html_lists_every_evaluated_example(report) -> None:
+    page = render_html(report)
 
-    for example in report.examples:
+    for example in report.outputs:
         assert f"<td>{example.id}</td>" in page
 
 
@@ -289,24 +268,25 @@ def _outputs(right: set[int], tagged: set[int]) -> Generation:
 def known() -> EvalReport:
     base = _outputs(right=set(range(0, 10)), tagged=set())  # 10/50 right, no tags
     tuned = _outputs(right=set(range(0, 25)) | set(range(30, 50)), tagged=set(range(45)))
-    return build_report(ROWS_KNOWN, base, tuned)
+    return build_report(ROWS_KNOWN, base, tuned, "md5", "rev")
 
 
 def test_accuracy_format_and_length_on_known_outputs(known) -> None:
     assert known.base.accuracy == 0.2 and known.tuned.accuracy == 0.9
     assert known.base.format_rate == 0.0 and known.tuned.format_rate == 0.9
     assert known.base.mean_output_tokens == known.tuned.mean_output_tokens == 10.5
-    assert known.base.per_example.correct[:11] == [True] * 10 + [False]
-    assert [e.tuned_correct for e in known.examples].count(True) == 45
+    assert known.per_example.base.correct[:11] == [True] * 10 + [False]
+    assert [e.tuned_correct for e in known.outputs].count(True) == 45
 
 
 def test_every_figure_has_an_interval_around_it(known) -> None:
-    for scores in (known.base, known.tuned):
-        assert set(scores.intervals) == set(FIGURES)
+    for side in ("base", "tuned"):
+        figures, intervals = getattr(known, side), getattr(known.intervals, side)
+        assert set(intervals) == set(FIGURES)
         for figure in FIGURES:
-            low, high = scores.intervals[figure]
-            assert low <= scores.figure(figure) + 1e-9 and scores.figure(figure) <= high + 1e-9
-    assert known.tuned.intervals["accuracy"] == pytest.approx((0.7864, 0.9565), abs=1e-4)
+            low, high = intervals[figure]
+            assert low <= figures.get(figure) + 1e-4 and figures.get(figure) <= high + 1e-4
+    assert known.intervals.tuned["accuracy"] == pytest.approx((0.7864, 0.9565), abs=1e-4)
 
 
 def test_tuned_vs_base_is_tested_paired(known) -> None:
@@ -326,7 +306,7 @@ def test_accuracy_per_family(known) -> None:
 
 
 def test_the_document_keeps_intervals_tests_families_and_per_example_scores(known) -> None:
-    document = metrics_document(known, "md5", "rev").to_json()
+    document = known.document().to_json()
 
     assert list(document) == [  # the metrics.json format tools and CI's job summary read
         "examples", "data_hash", "model_revision", "scored_on", "answer_accuracy",
@@ -350,7 +330,7 @@ def test_the_document_keeps_intervals_tests_families_and_per_example_scores(know
 
 def test_metadata_copy_drops_the_texts_and_fits_zenmls_limit(known) -> None:
     long = Generation(texts=["ə" * 3000] * 50, output_tokens=[512] * 50, seconds=1.0)
-    typed = metrics_document(build_report(ROWS_KNOWN, long, long), "md5", "rev")
+    typed = build_report(ROWS_KNOWN, long, long, "md5", "rev").document()
     document = typed.to_json()
     assert len(json.dumps(document)) > 65_535  # too big for one ZenML metadata value
 
@@ -362,8 +342,7 @@ def test_metadata_copy_drops_the_texts_and_fits_zenmls_limit(known) -> None:
 
 
 def test_the_report_shows_accuracy_intervals_and_families(known) -> None:
-    document = metrics_document(known, "md5", "rev")
-    page = render_html(known, document)
+    page = render_html(known)
 
     assert "answer accuracy: base 20.0 % [11.2 %, 33.0 %] → tuned 90.0 % [78.6 %, 95.7 %]" in page
     assert "<th>calendar</th><td>20</td><td>0.0 %" in page
@@ -416,8 +395,7 @@ def test_the_report_shows_target_what_was_read_and_why() -> None:
     base = Generation(texts=["7 və ya 8 manat"], output_tokens=[5], seconds=1.0)
     tuned = Generation(texts=["<think>x</think>\n\n<answer>700 qəpik</answer>"],
                        output_tokens=[5], seconds=1.0)  # fmt: skip
-    report = build_report([row], base, tuned)
-    page = render_html(report, metrics_document(report, "md5", "rev"))
+    page = render_html(build_report([row], base, tuned, "md5", "rev"))
     assert "<strong>7 manat</strong>" in page  # the target
     assert "offers alternatives: 7 / 8 manat" in page  # why the base answer is wrong
     assert "read: <strong>700 qəpik</strong>" in page and "= target 7 manat" in page
@@ -426,8 +404,8 @@ def test_the_report_shows_target_what_was_read_and_why() -> None:
 def test_the_summary_says_when_fewer_examples_than_production_are_evaluated(known) -> None:
     from steps.core.evaluate.report import summary_lines
 
-    lines = summary_lines(metrics_document(known, "md5", "rev"))
+    lines = summary_lines(known.document())
     assert lines[0].startswith("held-out examples: 50 (fewer than the production default 308")
     assert any(line.startswith("strict accuracy: base 0.0 %") for line in lines)
-    full = metrics_document(known, "md5", "rev").model_copy(update={"examples": 308})
+    full = known.document().model_copy(update={"examples": 308})
     assert summary_lines(full)[0] == "held-out examples: 308"

@@ -1,4 +1,6 @@
-"""Held-out evaluation: batched greedy generation for the base and the tuned model, scored.
+"""Held-out evaluation: batched greedy generation for the base and the tuned model, scored into
+one result, :class:`EvalReport` (a :class:`~steps.core.evaluate.metrics_document.MetricsDocument`
+plus the outputs only the HTML report shows).
 
 Each model is scored on the text inside ``<answer>`` (its whole output when it wrote no tags):
 answer accuracy (:mod:`steps.core.evaluate.grading.grader`), the rate of well-formed
@@ -14,7 +16,7 @@ import logging
 import time
 from pathlib import Path
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from steps.core.config import EvalConfig
 from steps.core.data.dataset import ChatExample
@@ -80,7 +82,8 @@ class Generation(BaseModel):
 
 
 class ModelScores(BaseModel):
-    """One model's figures, their 95 % intervals and the per-example scores behind them."""
+    """One model's figures, their 95 % intervals and the per-example scores behind them (an
+    intermediate of :func:`build_report`; the report keeps them as its document's sections)."""
 
     scores: Scores
     accuracy: float
@@ -97,6 +100,9 @@ class ModelScores(BaseModel):
 
 
 class ExampleResult(BaseModel):
+    """One held-out example as the HTML report shows it: the question, the reference, both
+    models' whole outputs and what the grader made of each."""
+
     id: str
     question: str
     reference: str
@@ -112,26 +118,30 @@ class ExampleResult(BaseModel):
     tuned_why: str = ""
 
 
-class EvalReport(BaseModel):
-    base: ModelScores
-    tuned: ModelScores
-    examples: list[ExampleResult]
-    tuned_vs_base: dict[str, Paired] = {}
-    families: dict[str, FamilyScores] = {}
+class EvalReport(MetricsDocument):
+    """One evaluation's result: the metrics document (``metrics.json``: figures, intervals, paired
+    tests, families, per-example scores) and :attr:`outputs`, what only the HTML report shows
+    (each question and both models' whole outputs), which is never written to ``metrics.json``.
+    """
 
-    def deltas(self) -> dict[str, float]:
-        """Tuned minus base for every figure."""
-        return {k: round(self.tuned.figure(k) - self.base.figure(k), 4) for k in FIGURES}
+    outputs: list[ExampleResult] = Field(
+        default_factory=list, exclude=True, description="every example as the report shows it"
+    )
+
+    def document(self) -> MetricsDocument:
+        """The metrics document alone: what the evaluate step hands on and writes."""
+        return MetricsDocument.model_validate(self.to_json())
 
     def summary(self) -> dict[str, float]:
         """Flat numbers for trackers and step metadata: figures, interval bounds, p-values."""
         out: dict[str, float] = {}
-        for side, scores in (("base", self.base), ("tuned", self.tuned)):
+        for side in ("base", "tuned"):
+            figures, intervals = getattr(self, side), getattr(self.intervals, side)
             for k in FIGURES:
-                out[f"{side}/{k}"] = scores.figure(k)
-                if k in scores.intervals:
-                    out[f"{side}/{k}_ci_low"], out[f"{side}/{k}_ci_high"] = scores.intervals[k]
-        out |= {f"delta/{k}": v for k, v in self.deltas().items()}
+                out[f"{side}/{k}"] = figures.get(k)
+                if k in intervals:
+                    out[f"{side}/{k}_ci_low"], out[f"{side}/{k}_ci_high"] = intervals[k]
+        out |= {f"delta/{k}": self.delta.get(k) for k in FIGURES}
         out |= {f"p_value/{k}": p.p_value for k, p in self.tuned_vs_base.items()}
         return out
 
@@ -210,13 +220,21 @@ def _families(rows: list[ChatExample], base: PerExample, tuned: PerExample) -> d
     return out
 
 
-def build_report(rows: list[ChatExample], base: Generation, tuned: Generation) -> EvalReport:
+def build_report(
+    rows: list[ChatExample],
+    base: Generation,
+    tuned: Generation,
+    data_hash: str | None = None,
+    model_revision: str | None = None,
+) -> EvalReport:
     """Score both models' outputs on ``rows``, with intervals, paired tests and families.
 
     Args:
         rows: The held-out examples, in the order of the generations.
         base: The base model's outputs.
         tuned: The tuned model's outputs.
+        data_hash: The DVC hash of the data, recorded in the document.
+        model_revision: What was evaluated (base model @ revision + adapter), recorded too.
     """
     base_scores, tuned_scores = _score(base, rows), _score(tuned, rows)
     b, t = base_scores.per_example, tuned_scores.per_example
@@ -229,7 +247,7 @@ def build_report(rows: list[ChatExample], base: Generation, tuned: Generation) -
         base_scores.intervals[name] = comparison.baseline_interval
         tuned_scores.intervals[name] = comparison.candidate_interval
         paired[name] = comparison.paired
-    examples = [
+    outputs = [
         ExampleResult(
             id=r.id, question=r.question, reference=r.reference, family=r.family,
             target=describe(r.target), base_prediction=base.texts[i],
@@ -239,9 +257,9 @@ def build_report(rows: list[ChatExample], base: Generation, tuned: Generation) -
         )
         for i, r in enumerate(rows)
     ]  # fmt: skip
-    return EvalReport(
-        base=base_scores, tuned=tuned_scores, examples=examples,
-        tuned_vs_base={f: paired[f] for f in FIGURES}, families=_families(rows, b, t),
+    return _report(
+        base_scores, tuned_scores, outputs, {f: paired[f] for f in FIGURES},
+        _families(rows, b, t), data_hash, model_revision,
     )
 
 
@@ -260,6 +278,8 @@ def evaluate_models(
     rows: list[ChatExample],
     cfg: EvalConfig,
     dtype: str = "float32",
+    data_hash: str | None = None,
+    model_revision: str | None = None,
 ) -> EvalReport:
     """Generate on ``rows`` with the base model, then with the adapter merged in, and score.
 
@@ -269,6 +289,8 @@ def evaluate_models(
         rows: The held-out examples (the first ``cfg.max_examples`` are used).
         cfg: Batch size, token budget.
         dtype: Weights' dtype for generation (see :func:`generation_dtype`).
+        data_hash: The DVC hash of the data, recorded in the report.
+        model_revision: What was evaluated, recorded in the report.
     """
     from peft import PeftModel
 
@@ -283,7 +305,7 @@ def evaluate_models(
     base = _generate(model, tokenizer, prompts, cfg)
     tuned_model = PeftModel.from_pretrained(model, adapter_dir).merge_and_unload()
     tuned = _generate(tuned_model, tokenizer, prompts, cfg)
-    return build_report(rows, base, tuned)
+    return build_report(rows, base, tuned, data_hash, model_revision)
 
 
 def generation_dtype(cfg: EvalConfig, model_dtype: str, device: str) -> str:
@@ -311,27 +333,38 @@ def _intervals(scores: ModelScores) -> dict[str, tuple[float, float]]:
             for k in FIGURES if k in scores.intervals}
 
 
-def metrics_document(report: EvalReport, data_hash: str, model_revision: str) -> MetricsDocument:
-    """The content of ``metrics.json``: figures, intervals, paired tests, families, per example.
+def _report(
+    base: ModelScores,
+    tuned: ModelScores,
+    outputs: list[ExampleResult],
+    tuned_vs_base: dict[str, Paired],
+    families: dict[str, FamilyScores],
+    data_hash: str | None,
+    model_revision: str | None,
+) -> EvalReport:
+    """The report: the content of ``metrics.json`` (figures, intervals, paired tests, families,
+    per example) and the outputs the HTML report shows.
 
     ``per_example`` keeps the reference answers and the tuned model's answers (the quality gate
     pairs BLEU and chrF with them when this version is production), not the base model's.
     """
-    base_columns = report.base.per_example.model_copy(update={"answer": None})
-    return MetricsDocument(
-        examples=len(report.examples),
+    base_columns = base.per_example.model_copy(update={"answer": None})
+    deltas = {k: round(tuned.figure(k) - base.figure(k), 4) for k in FIGURES}
+    return EvalReport(
+        outputs=outputs,
+        examples=len(outputs),
         data_hash=data_hash,
         model_revision=model_revision,
         scored_on="text inside <answer> vs reference answer",
         answer_accuracy=ACCURACY_RULE,
-        sacrebleu_signature=report.tuned.scores.bleu_signature,
-        chrf_signature=report.tuned.scores.chrf_signature,
-        base=_figures(report.base),
-        tuned=_figures(report.tuned),
-        delta=Figures(**report.deltas()),
-        intervals=Intervals(base=_intervals(report.base), tuned=_intervals(report.tuned)),
-        tuned_vs_base={k: _rounded(p) for k, p in report.tuned_vs_base.items()},
-        families=report.families,
+        sacrebleu_signature=tuned.scores.bleu_signature,
+        chrf_signature=tuned.scores.chrf_signature,
+        base=_figures(base),
+        tuned=_figures(tuned),
+        delta=Figures(**deltas),
+        intervals=Intervals(base=_intervals(base), tuned=_intervals(tuned)),
+        tuned_vs_base={k: _rounded(p) for k, p in tuned_vs_base.items()},
+        families=families,
         uncertainty=(
             f"{CONFIDENCE:.0%} intervals: Wilson for accuracy, strict accuracy and format rate; "
             f"sacreBLEU's bootstrap (mean ± half the percentile range) for BLEU and chrF; "
@@ -341,12 +374,12 @@ def metrics_document(report: EvalReport, data_hash: str, model_revision: str) ->
             f"resamples, seed {seed()}; sacreBLEU's paired test for BLEU and chrF) for the rest."
         ),
         per_example=ExampleScores(
-            id=[e.id for e in report.examples],
-            family=[e.family or NO_FAMILY for e in report.examples],
-            reference=[extract_answer(e.reference) for e in report.examples],
-            target=[e.target for e in report.examples],
+            id=[e.id for e in outputs],
+            family=[e.family or NO_FAMILY for e in outputs],
+            reference=[extract_answer(e.reference) for e in outputs],
+            target=[e.target for e in outputs],
             base=base_columns,
-            tuned=report.tuned.per_example,
+            tuned=tuned.per_example,
         ),
     )
 

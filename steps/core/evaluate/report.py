@@ -115,15 +115,15 @@ def summary_lines(document: MetricsDocument) -> list[str]:
     return lines
 
 
-def render_html(report: EvalReport, document: MetricsDocument) -> str:
+def render_html(report: EvalReport) -> str:
     """A self-contained HTML page: the figures, the families and every example side by side."""
-    esc = html.escape
+    esc, document = html.escape, report
     examples = "".join(
         f"<tr><td>{esc(e.id)}</td><td>{esc(e.family or '')}</td><td>{esc(e.question)}</td>"
         f"<td><strong>{esc(e.target)}</strong><pre>{esc(e.reference)}</pre></td>"
         f"<td>{_graded(e.base_prediction, e.base_correct, e.base_read, e.base_why)}</td>"
         f"<td>{_graded(e.tuned_prediction, e.tuned_correct, e.tuned_read, e.tuned_why)}</td></tr>"
-        for e in report.examples
+        for e in report.outputs
     )
     intervals = document.intervals
     headline = (
