@@ -3,7 +3,8 @@
 - no module of the product (everything but tests/, bench/ and the data generator) is over
   400 lines;
 - every ZenML step function is at most 30 lines, decorator included;
-- ``steps/`` holds step modules and ``steps/core/`` only.
+- ``steps/`` holds step modules and ``steps/core/`` only;
+- the README's Layout tree names every package of the product, and only folders that exist.
 """
 
 from __future__ import annotations
@@ -65,3 +66,28 @@ def test_steps_holds_step_modules_and_core_only() -> None:
         if path.name != "__init__.py":
             tree = ast.parse(path.read_text(encoding="utf-8"))
             assert _steps(tree), f"{path.relative_to(ROOT)} defines no ZenML step"
+
+
+def _layout_tree() -> set[str]:
+    """The folders the README's Layout tree names, as paths from the repository root."""
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    block = text.split("\n## Layout\n", 1)[1].split("```\n", 1)[1].split("```", 1)[0]
+    paths, parents = set(), []
+    for line in block.splitlines()[1:]:  # the first line is the root, nizami/
+        name = line[:28].replace("│", " ").replace("├──", "   ").replace("└──", "   ")
+        if not name.strip():
+            continue  # a description's continuation line
+        depth = (len(name) - len(name.lstrip())) // 4
+        parents[depth - 1:] = [name.strip().rstrip("/")]
+        paths.add("/".join(parents))
+    return paths
+
+
+def test_the_readme_layout_names_every_package_and_only_real_folders() -> None:
+    tree = _layout_tree()
+    packages = {p.parent.relative_to(ROOT).as_posix() for folder in PRODUCT
+                for p in (ROOT / folder).rglob("__init__.py") if "__pycache__" not in p.parts}
+    assert "steps/core/evaluate/grading" in packages
+    assert not packages - tree, f"packages missing from the README's Layout: {packages - tree}"
+    not_folders = [path for path in tree if not (ROOT / path).is_dir()]
+    assert not not_folders, f"the README's Layout names folders that do not exist: {not_folders}"
