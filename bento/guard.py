@@ -11,8 +11,7 @@ before BentoML's handlers and its reverse proxy to vLLM:
 2. **Body size.** A model request whose body is over ``max_body_bytes`` gets a 413 before any
    of it reaches the engine.
 3. **Admission.** At most ``max_concurrency`` model requests (``POST /v1/*``, ``/generate``) are
-   in flight, streaming included; one more gets a 429 with ``Retry-After`` at once instead of
-   waiting in an unbounded queue.
+   in flight, streaming included; one more gets a 429 with ``Retry-After`` at once.
 4. **Draining.** Once :meth:`Gate.drain` is called (SIGTERM), new model requests get a 503 with
    ``Retry-After`` and ``Connection: close`` while the ones in flight finish; :meth:`Gate.end`
    ends those still in flight (the grace period is over, the engine died): each client gets an
@@ -27,9 +26,8 @@ before BentoML's handlers and its reverse proxy to vLLM:
    reach clients in OpenAI's shape (:class:`relay.Exchange`).
 
 Why not the stock facilities: BentoML's ``traffic.max_concurrency`` answers 429 without
-``Retry-After`` and not in the OpenAI error shape; vLLM's ``--api-key`` covers only vLLM's own
-routes (not ``/generate`` or ``/metrics``, which BentoML serves) and its
-``--max-num-queued-reqs`` answers 503 without ``Retry-After``.
+``Retry-After``, not in OpenAI's shape; vLLM's ``--api-key`` covers only vLLM's routes (not
+``/generate``, ``/metrics``); its ``--max-num-queued-reqs`` answers 503 without ``Retry-After``.
 """
 
 from __future__ import annotations
@@ -62,6 +60,7 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 PROBES = frozenset({"/health", "/livez", "/readyz", "/healthz"})
 MIN_KEY_LENGTH = 16
+STOP_S = 2  # a stream ended (client gone, shutdown) has this long to stop before it is cancelled
 # Environment variable -> ServeSettings field (all read at run time, in the serving process).
 ENV = {
     "NIZAMI_API_KEYS": "api_keys",
@@ -328,11 +327,13 @@ class Guard:
             await asyncio.wait({app, left, ended}, return_when=asyncio.FIRST_COMPLETED)
         finally:
             client_gone, ending = left.done(), ended.result() if ended.done() else None
-            for task in (left, ended, app) if not app.done() else (left, ended):
-                task.cancel()
-        gone.set()
+            left.cancel(), ended.cancel()  # fmt: skip
+        gone.set()  # a started stream stops on its own and BentoML's proxy closes its upstream
+        if not app.done() and exchange.started:
+            await asyncio.wait({app}, timeout=STOP_S)
+        app.cancel()  # else (waiting for vLLM's answer) cancelled: aiohttp closes the connection
         with contextlib.suppress(asyncio.CancelledError):
-            await app  # cancelled: BentoML's proxy closes its connection, vLLM aborts
+            await app  # either way vLLM sees its client go and aborts the request
         failure = None if app.cancelled() else app.exception()
         if failure is not None:
             log.error("model request %s failed: %r", scope["path"], failure)

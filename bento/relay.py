@@ -99,8 +99,10 @@ def rewritten_error(status: int, body: bytes) -> tuple[int, bytes, dict[str, str
         return status, body, {}  # vLLM's own, already in the shape
     if isinstance(error, dict):
         message = str(error.get("message") or body.decode(errors="replace"))
-    elif isinstance(error, str):  # BentoML's {"error": "..."}
-        message = error
+    elif isinstance(error, str):  # BentoML's {"error": "...", "detail": [pydantic's errors]}
+        details = [d for d in parsed.get("detail") or [] if isinstance(d, dict)]
+        message = "; ".join(f"{'.'.join(map(str, d.get('loc', [])))}: {d.get('msg')}"
+                            for d in details) or error  # fmt: skip
     else:
         message = body.decode(errors="replace").strip() or f"HTTP {status}"
     kind = "invalid_request_error" if status < 500 else "server_error"

@@ -149,7 +149,7 @@ def test_while_starting_probes_and_requests_get_503_with_retry_after_at_once(ser
 
 def test_an_abandoned_non_streamed_request_frees_its_sequences(served):
     """A client that times out on a long non-streamed request: vLLM stops generating for it."""
-    body = _chat(3000, ignore_eos=True, n=16)  # 48,000 tokens: minutes for the tiny model
+    body = _chat(3000, ignore_eos=True, n=16, temperature=1)  # 48,000 tokens: minutes
     with pytest.raises(httpx.ReadTimeout):
         reply = httpx.post(f"{served.base}{CHAT}", json=body, timeout=3)
         pytest.fail(f"answered before the client's timeout: {reply.status_code} {reply.text}")
@@ -202,7 +202,7 @@ def test_a_killed_engine_gives_clients_an_error_they_can_act_on(served):
     """SIGKILL the engine (the OOM killer) under a streamed and a non-streamed request."""
     plain, streamed = {}, {}
     threads = [
-        _chat_in_thread(served.base, _chat(3000, ignore_eos=True, n=8), plain),
+        _chat_in_thread(served.base, _chat(3000, ignore_eos=True, n=8, temperature=1), plain),
         _chat_in_thread(served.base, _long_stream(3000), streamed),
     ]
     # n=8: vLLM counts each of the 8 sequences as a request

@@ -392,7 +392,8 @@ VLLM_DEAD = (b'{"error": {"message": "EngineCore encountered an issue. See stack
     [
         ((500, b"application/json", VLLM_DEAD), 503, "engine_unavailable"),
         ((503, b"text/plain", b"Upstream service unavailable."), 503, "engine_unavailable"),
-        ((400, b"application/json", b'{"error": "prompt: too short", "detail": []}'), 400, None),
+        ((400, b"application/json", b'{"error": "1 validation error for Input", "detail": '
+                                    b'[{"loc": ["prompt"], "msg": "too short"}]}'), 400, None),
     ],
     ids=["vllm engine dead", "proxy without engine", "bentoml's shape"],
 )
