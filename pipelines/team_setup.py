@@ -15,6 +15,10 @@ from pipelines.local_services import TeamLocalError, _write_private
 
 BIN = Path(sys.executable).parent
 SERVICE_ACCOUNT = "nizami-runner"
+# The Kaggle kernels' own account: its token cannot read the runner's private secrets
+# (docs/secrets.md, "The kernel's ZenML token"). Its key is the runner's private secret below.
+KERNEL_ACCOUNT = "nizami-kaggle-kernel"
+KERNEL_SECRET = "kaggle_kernel"
 # Variables of the caller that must not leak into the servers or the runner.
 FOREIGN_PREFIXES = ("ZENML_", "KAGGLE_", "AWS_")
 FOREIGN_NAMES = ("WANDB_API_KEY", "HF_TOKEN", "HUGGING_FACE_HUB_TOKEN")
@@ -62,7 +66,8 @@ def _write_env_file(state: Path, env: dict[str, str]) -> Path:
 
 
 def _activate_server(url: str, admin_password: str) -> str:
-    """Activate the fresh server with ``admin``; a service account's API key for the runner."""
+    """Activate the fresh server with ``admin``; a service account's API key for the runner,
+    and one for the kernels, kept as the runner's private secret ``kaggle_kernel``."""
 
     def call(method: str, path: str, token: str | None = None, **kwargs) -> dict:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
@@ -81,16 +86,19 @@ def _activate_server(url: str, admin_password: str) -> str:
     token = call("POST", "/api/v1/login", data={"username": "admin", "password": admin_password})[
         "access_token"
     ]
-    account = call(
-        "POST", "/api/v1/service_accounts", token, json={"name": SERVICE_ACCOUNT, "active": True}
-    )
-    key = call(
-        "POST",
-        f"/api/v1/service_accounts/{account['id']}/api_keys",
-        token,
-        json={"name": "team-local"},
-    )
-    return key["body"]["key"]
+    def account_key(name: str) -> str:
+        account = call("POST", "/api/v1/service_accounts", token, json={"name": name,
+                                                                        "active": True})
+        key = call("POST", f"/api/v1/service_accounts/{account['id']}/api_keys", token,
+                   json={"name": "team-local"})
+        return key["body"]["key"]
+
+    runner_key, kernel_key = account_key(SERVICE_ACCOUNT), account_key(KERNEL_ACCOUNT)
+    runner = call("POST", "/api/v1/login",
+                  data={"grant_type": "zenml-api-key", "password": runner_key})["access_token"]
+    call("POST", "/api/v1/secrets", runner,
+         json={"name": KERNEL_SECRET, "private": True, "values": {"api_key": kernel_key}})
+    return runner_key
 
 
 # The secret's values come in on stdin, never on a command line.
@@ -111,7 +119,7 @@ c.update_stack_component("nizami_s3", T.ARTIFACT_STORE, configuration={
     "path": f"s3://{bucket}",
     "client_kwargs": {"endpoint_url": s3_url, "region_name": "us-east-1"}})
 c.update_stack_component("kaggle_server", T.STEP_OPERATOR, configuration={
-    "api_endpoint": kaggle_url})
+    "api_endpoint": kaggle_url, "kernel_api_key": "{{kaggle_kernel.api_key}}"})
 # The Hugging Face Hub registry needs the internet: off this stack (ZenML Model versions stay).
 c.update_stack("team", component_updates={T.MODEL_REGISTRY: []})
 print("STACK_ID", c.get_stack("team").id)

@@ -167,6 +167,8 @@ def test_team_up_runs_the_pipeline_caches_it_and_team_down_leaves_nothing(
         pushes = [c for c in calls if c["method"] == "SaveKernel"]
         assert len(pushes) == 1 and pushes[0]["authScheme"].lower() == "bearer"
         assert "server mode" in said  # kaggle_server, in server mode, against this server
+        # The kernel's token was the kernels' own account's (team_setup.KERNEL_ACCOUNT).
+        assert "has no kernel_api_key" not in said
         # The run is on the server, with the admin's login (as the dashboard shows it).
         token = httpx.post(
             f"{zenml_url}/api/v1/login",
