@@ -26,7 +26,7 @@ Lifecycle, for an orchestrator (docker, Kubernetes):
   with ``Retry-After``, the requests in flight run to completion for up to
   ``NIZAMI_DRAIN_SECONDS``; those still running then get an OpenAI error (an error event in a
   stream), and the server, the engine and its process group exit. Give the container that long
-  plus ~45 s (``docker run --stop-timeout``, ``terminationGracePeriodSeconds``).
+  plus ~15 s (``docker run --stop-timeout``, ``terminationGracePeriodSeconds``).
 - **Engine death** (killed, out of memory): the worker notices within a few seconds (the engine
   process exits, or its ``/health`` fails three times), kills the engine's process group and
   exits with status 1. In the image (``BENTOML_CONTAINERIZED``) BentoML's supervisor does not

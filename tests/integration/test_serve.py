@@ -292,7 +292,9 @@ def test_engine_death_stops_the_service_with_a_non_zero_status(served):
     status = served.proc.wait(timeout=ENGINE_DEATH_EXIT_S)
     took = time.monotonic() - killed_at
     assert status != 0, served.log()[-3000:]
-    assert "the vLLM engine exited" in served.log() or "failed /health" in served.log()
+    log = served.log()
+    assert f"the vLLM engine core (process {engine.pid}) died" in log or "failed /health" in log
+    assert "the vLLM engine exited with status 0" not in log  # the engine was killed: no 0
     gone, alive = psutil.wait_procs(tree, timeout=10)
     assert not alive, [(p.pid, p.name()) for p in alive]
     print(f"engine killed: service exited with status {status} after {took:.1f} s")
