@@ -7,8 +7,9 @@ with its pydantic materializer.
 Every section of a metrics document is optional *when read*: a ``metrics.json`` written by an
 earlier version of the pipeline (a production version on the Hub, say) lacks the newer
 sections, and the quality gate says what it could not compare. Evaluate always writes them all
-(:func:`steps.core.evaluate.compare.metrics_document`). Dumped with :meth:`MetricsDocument.to_json`,
-a document has no nulls (BentoML's model metadata, which gets a copy, rejects None).
+(:class:`steps.core.evaluate.compare.EvalReport` is a metrics document plus the outputs only the
+HTML report shows). Dumped with :meth:`MetricsDocument.to_json`, a document has no nulls
+(BentoML's model metadata, which gets a copy, rejects None).
 """
 
 from __future__ import annotations

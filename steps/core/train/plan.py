@@ -51,7 +51,7 @@ def activation_bytes_per_token(config, dtype_bytes: int, checkpointing: bool) ->
 
     Measured with ``torch.autograd.graph.saved_tensors_hooks`` on Qwen3 layers under autocast
     with LoRA (r=16, dropout 0.05) on all seven projections: per layer and token
-    28·hidden + 6·intermediate elements (tests/unit/test_throughput.py checks this against a
+    28·hidden + 6·intermediate elements (tests/unit/test_train_plan.py checks this against a
     fresh measurement). With checkpointing only each layer's input is kept, plus one layer's
     activations while it is recomputed.
     """
