@@ -18,6 +18,7 @@ import io
 import os
 import sys
 import tempfile
+from datetime import UTC, datetime
 from typing import Any
 
 import requests
@@ -51,6 +52,42 @@ class TimeoutAdapter(HTTPAdapter):
         if kwargs.get("timeout") is None:
             kwargs["timeout"] = self.timeout
         return super().send(request, **kwargs)
+
+
+def kaggle_api(timeout_s: float, endpoint: str | None) -> Any:
+    """A ``KaggleApi`` that never authenticates by itself, whose HTTP sessions all time out
+    after ``timeout_s``, talking to Kaggle or (``endpoint``) to a compatible server."""
+    base = import_kaggle_api()
+    adapter = TimeoutAdapter(timeout_s)
+
+    class _Api(base):  # one subclass per client: its sessions get the timeout adapter
+        def build_kaggle_client(self):
+            client = super().build_kaggle_client()
+            session = http_session(client)
+            session.mount("http://", adapter)
+            session.mount("https://", adapter)
+            return client
+
+    api = _Api()
+    api._authenticated = True  # credentials are passed explicitly (``KaggleClient``)
+    if endpoint:
+        set_local_endpoint(endpoint)
+        api.args = [*base.args, "--local"]
+    return api
+
+
+def duration_s(duration: object) -> float:
+    """kagglesdk durations: timedelta, "123s" or a number."""
+    if duration is None or duration == "":
+        return 0.0
+    if hasattr(duration, "total_seconds"):
+        return float(duration.total_seconds())
+    return float(str(duration).rstrip("s") or 0)
+
+
+def aware(when: datetime) -> datetime:
+    """kagglesdk's times may come without a zone: they are UTC."""
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
 
 
 # What ``import kaggle`` reads to authenticate (over the network, with no timeout) at import.

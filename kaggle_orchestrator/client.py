@@ -20,10 +20,10 @@ import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 from kaggle_orchestrator import _sdk
-from kaggle_orchestrator.credentials import Credentials, KaggleAuthError
+from kaggle_orchestrator.credentials import Credentials, resolve_credentials, token_owner
 from kaggle_orchestrator.retry import call_with_retries, status_of
 
 log = logging.getLogger(__name__)
@@ -32,6 +32,10 @@ T = TypeVar("T")
 
 class KaggleApiError(RuntimeError):
     """A Kaggle API call failed for good (after retries, or with a non-retryable answer)."""
+
+
+class KaggleCapacityError(RuntimeError):
+    """No GPU quota left, or the account already runs its maximum of GPU sessions."""
 
 
 # Kaggle answers a kernel that does not exist (or is not yours) with 401/403, not 404; the
@@ -70,26 +74,10 @@ class KaggleClient:
         max_retries: int = 5,
         backoff_s: float = 2.0,
     ) -> None:
-        kaggle_api = _sdk.import_kaggle_api()
-        adapter = _sdk.TimeoutAdapter(timeout_s)
-
-        class _Api(kaggle_api):  # one subclass per client: its sessions get the timeout adapter
-            def build_kaggle_client(self):
-                client = super().build_kaggle_client()
-                session = _sdk.http_session(client)
-                session.mount("http://", adapter)
-                session.mount("https://", adapter)
-                return client
-
-        self.api = _Api()
-        self.api._authenticated = True
-        if endpoint:
-            _sdk.set_local_endpoint(endpoint)
-            self.api.args = [*type(self.api).args, "--local"]
+        self.api = _sdk.kaggle_api(timeout_s, endpoint)
         self.endpoint = endpoint
         self.max_retries = max_retries
         self.backoff_s = backoff_s
-        self.credentials = credentials
         # Instance attributes shadow the class-level dict the kaggle client shares.
         if credentials.token:
             self.api.config_values = {"token": credentials.token}
@@ -110,16 +98,7 @@ class KaggleClient:
                 return kaggle.security.oauth_client.introspect_token(request)
 
         answer = self.call("IntrospectToken", introspect)
-        if not answer.active or not answer.username:
-            raise KaggleAuthError(f"the Kaggle API token from {credentials.source} is not valid "
-                                  "(expired or revoked): create a new one on kaggle.com/settings")
-        if credentials.username and credentials.username.lower() != answer.username.lower():
-            raise KaggleAuthError(
-                f"the Kaggle API token from {credentials.source} belongs to "
-                f"{answer.username!r}, not to the configured user {credentials.username!r}: "
-                "remove the token or set the matching user name"
-            )
-        return answer.username
+        return token_owner(credentials, answer.active, answer.username)
 
     def call(self, what: str, fn: Callable[[], T],
              before_retry: Callable[[BaseException], None] | None = None) -> T:
@@ -143,8 +122,8 @@ class KaggleClient:
     def gpu_quota(self) -> tuple[float, float]:
         """(seconds of weekly GPU quota left, seconds reserved by running sessions)."""
         quota = self.call("GetAcceleratorQuotaStatistics", self.api.quota_view).gpu_quota
-        allowed, used = _seconds(quota.total_time_allowed), _seconds(quota.time_used)
-        reserved = _seconds(quota.time_reserved)
+        allowed, used = _sdk.duration_s(quota.total_time_allowed), _sdk.duration_s(quota.time_used)
+        reserved = _sdk.duration_s(quota.time_reserved)
         return allowed - used - reserved, reserved
 
     def running_gpu_kernels(self, reserved_s: float | None = None, limit: int = 50) -> list[str]:
@@ -167,7 +146,7 @@ class KaggleClient:
             last_run = getattr(kernel, "last_run_time", None)
             if not getattr(kernel, "enable_gpu", False):
                 continue
-            if last_run is not None and _aware(last_run) < since:
+            if last_run is not None and _sdk.aware(last_run) < since:
                 continue
             ref = kernel.ref.removeprefix("/code/")
             if self.status(ref)[0] in ("QUEUED", "RUNNING", "CANCEL_REQUESTED"):
@@ -208,16 +187,9 @@ class KaggleClient:
             raise KaggleApiError(f"Kaggle API CreateDataset {meta['id']} failed: {error}")
 
     def own_datasets(self, search: str, pages: int = 10) -> list[str]:
-        """Refs (``owner/slug``) of this account's datasets (private ones too) matching
-        ``search``."""
-        refs: list[str] = []
-        for page in range(1, pages + 1):
-            found = self.call("ListDatasets", lambda p=page: self.api.dataset_list(
-                mine=True, search=search, page=p)) or []
-            refs += [d.ref for d in found]
-            if len(found) < 20:
-                break
-        return refs
+        """Refs (``owner/slug``) of this account's datasets matching ``search`` (private too)."""
+        return self._own("ListDatasets", lambda p: self.api.dataset_list(mine=True,
+                         search=search, page=p), 20, pages)
 
     def download_dataset(self, ref: str, path: Path) -> list[Path]:
         """Download every file of ``owner/slug[/version]`` into ``path``, unzipped."""
@@ -357,14 +329,16 @@ class KaggleClient:
                 return files
 
     def own_kernels(self, search: str, pages: int = 10) -> list[str]:
-        """Refs (``owner/slug``) of this account's kernels (private ones too) matching
-        ``search``."""
+        """Refs (``owner/slug``) of this account's kernels matching ``search`` (private too)."""
+        return self._own("ListKernels", lambda p: self.api.kernels_list(
+            mine=True, search=search, page=p, page_size=100), 100, pages)
+
+    def _own(self, what: str, page_of: Callable[[int], list], size: int, pages: int) -> list[str]:
         refs: list[str] = []
         for page in range(1, pages + 1):
-            found = self.call("ListKernels", lambda p=page: self.api.kernels_list(
-                mine=True, search=search, page=p, page_size=100)) or []
-            refs += [k.ref.removeprefix("/code/") for k in found]
-            if len(found) < 100:
+            found = self.call(what, lambda p=page: page_of(p)) or []
+            refs += [str(item.ref).removeprefix("/code/") for item in found]
+            if len(found) < size:
                 break
         return refs
 
@@ -380,14 +354,47 @@ class KaggleClient:
                 raise
 
 
-def _aware(when: datetime) -> datetime:
-    return when if when.tzinfo else when.replace(tzinfo=UTC)
+
+class ClientConfig(Protocol):
+    """What :func:`make_client` reads: the ``kaggle`` step operator's config has it all."""
+
+    api_token: str | None
+    username: str | None
+    key: str | None
+    api_endpoint: str | None
+    request_timeout_s: float
+    max_retries: int
 
 
-def _seconds(duration: object) -> float:
-    """kagglesdk durations: timedelta, "123s" or a number."""
-    if duration is None or duration == "":
-        return 0.0
-    if hasattr(duration, "total_seconds"):
-        return float(duration.total_seconds())
-    return float(str(duration).rstrip("s") or 0)
+def make_client(config: ClientConfig) -> KaggleClient:
+    """The one place a Kaggle client is built (tests point ``api_endpoint`` at the emulator).
+    The log says which credential was used (never its value)."""
+    credentials = resolve_credentials(config.api_token, config.username, config.key)
+    client = KaggleClient(credentials, endpoint=config.api_endpoint,
+                          timeout_s=config.request_timeout_s, max_retries=config.max_retries)
+    log.info("Kaggle credentials: %s from %s (user %s)", credentials.kind, credentials.source,
+             client.username)
+    return client
+
+
+def check_capacity(client: KaggleClient, machine_shape: str | None,
+                   max_gpu_sessions: int) -> None:
+    """Raises ``KaggleCapacityError`` (nothing was pushed) for a GPU kernel when the weekly
+    quota is used up or all the account's GPU sessions are busy."""
+    if machine_shape is None:
+        return
+    left, reserved = client.gpu_quota()
+    if left <= 0:
+        raise KaggleCapacityError(
+            f"Kaggle GPU quota exhausted for this week ({-left / 3600:.1f} h over); nothing "
+            "was pushed. Wait for the weekly refresh (`kaggle quota`) or run the step on CPU "
+            "(machine_shape: null)."
+        )
+    busy = client.running_gpu_kernels(reserved)
+    if len(busy) >= max_gpu_sessions:
+        raise KaggleCapacityError(
+            f"Kaggle allows {max_gpu_sessions} concurrent GPU sessions and these are running: "
+            f"{', '.join(busy)}; nothing was pushed. Wait for one to finish or delete it "
+            "(`kaggle kernels delete <ref>`)."
+        )
+    log.info("Kaggle GPU quota left: %.1f h; GPU sessions running: %d", left / 3600, len(busy))

@@ -118,3 +118,22 @@ def resolve_credentials(
         "KAGGLE_API_TOKEN or ~/.kaggle/access_token (new accounts), or the legacy "
         "username/key (settings, KAGGLE_USERNAME/KAGGLE_KEY, or ~/.kaggle/kaggle.json)"
     )
+
+
+def token_owner(credentials: Credentials, active: bool, owner: str | None) -> str:
+    """The user a token belongs to, from Kaggle's answer to IntrospectToken (``active``,
+    ``owner``), checked against the configured user name.
+
+    Raises:
+        KaggleAuthError: The token is not valid, or belongs to another user.
+    """
+    if not active or not owner:
+        raise KaggleAuthError(f"the Kaggle API token from {credentials.source} is not valid "
+                              "(expired or revoked): create a new one on kaggle.com/settings")
+    if credentials.username and credentials.username.lower() != owner.lower():
+        raise KaggleAuthError(
+            f"the Kaggle API token from {credentials.source} belongs to {owner!r}, not to the "
+            f"configured user {credentials.username!r}: remove the token or set the matching "
+            "user name"
+        )
+    return owner

@@ -4,7 +4,7 @@ A ``kaggle`` step operator in server mode runs ZenML's step entrypoint in a Kagg
 must reach the ZenML server and the artifact store: a local artifact store or a local ZenML store
 (SQLite, ``zenml login --local``) cannot work. ZenML only warns about that when a stack is
 registered and fails late, at the first run; ``stacks/register.sh`` runs this check right after
-importing a stack, and the step operator's stack validator (``server_mode.stack_validator``)
+importing a stack, and the step operator's stack validator (``ServerSubmission.validator``)
 applies the same rule before every run. Only configurations are read: no component's
 implementation (Kubernetes, S3...) is imported, so any stack can be checked from any machine.
 Exit status 1 with a message that says what to do instead; 0 otherwise.

@@ -12,20 +12,25 @@ Register it once per ZenML store (``stacks/register.sh`` does this)::
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Literal
+import importlib
+from contextvars import ContextVar
+from typing import Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from zenml.config.base_settings import BaseSettings
-from zenml.step_operators import BaseStepOperatorConfig, BaseStepOperatorFlavor
+from zenml.step_operators import BaseStepOperator, BaseStepOperatorConfig, BaseStepOperatorFlavor
 from zenml.utils.secret_utils import SecretField
 
 from kaggle_orchestrator.checkpoint_contract import MARKER
 
-if TYPE_CHECKING:
-    from kaggle_orchestrator.step_operators.kaggle_step_operator import KaggleStepOperator
-
 KAGGLE_FLAVOR = "kaggle"
+STANDALONE = "standalone"  # the default mode: ZenML's entrypoint here, the step call on Kaggle
 SERVER = "server"  # the mode whose kernel runs ZenML's own step entrypoint
+# Choices of the step operator as a whole (its config), refused in a step's settings.
+OPERATOR_WIDE = ("mode", "packages", "resume_marker")
+IMPLEMENTATION = "kaggle_orchestrator.step_operators.kaggle_step_operator"
+# True while the operator lays its own config under a step's settings (ZenML's get_settings).
+MERGING_OPERATOR_CONFIG: ContextVar[bool] = ContextVar("kaggle_config_merge", default=False)
 # Accelerators Kaggle's API accepts for `machine_shape` (kaggle-cli docs, Sep 2026).
 # "NvidiaTeslaT4" is the free "GPU T4 x2"; None runs on CPU.
 MachineShape = Literal[
@@ -46,8 +51,14 @@ DEFAULT_KERNEL_PACKAGES = (
 )
 
 
+class OperatorSettingError(RuntimeError):
+    """A step's settings set what only the step operator's config chooses. Not a ValueError:
+    ZenML would replace pydantic's message with its own, which does not say what to do."""
+
+
 class KaggleStepOperatorSettings(BaseSettings):
-    """Per-step knobs (``settings: {"step_operator": {...}}`` in a run config)."""
+    """Per-step knobs (``settings: {"step_operator": {...}}`` in a run config). The mode, the
+    kernel's packages and the resume marker are the operator's (``OPERATOR_WIDE``)."""
 
     machine_shape: MachineShape | None = Field(
         "NvidiaTeslaT4", description="Kaggle accelerator (NvidiaTeslaT4 = the free 'GPU T4 x2'); "
@@ -70,10 +81,6 @@ class KaggleStepOperatorSettings(BaseSettings):
         "nizami", pattern=r"^[a-z0-9][a-z0-9-]{1,30}$",
         description="Kernel and bundle-dataset slug prefix; the step name and run id follow it.",
     )
-    packages: tuple[str, ...] = Field(
-        DEFAULT_KERNEL_PACKAGES, description="Distributions the kernel pins to this "
-        "environment's versions (installed there only where Kaggle's image differs).",
-    )
     extra_requirements: tuple[str, ...] = Field(
         (), description="Further requirements for the kernel, pinned (name==version).",
     )
@@ -88,22 +95,28 @@ class KaggleStepOperatorSettings(BaseSettings):
         "ends in ERROR, times out or is stopped by Kaggle after saving a checkpoint, the next "
         "attaches its output and resumes from it.",
     )
-    resume_marker: str = Field(
-        MARKER, description="The file whose presence under a failed "
-        "version's /kaggle/working/checkpoints means there is something to resume from.",
-    )
     keep: bool = Field(
         False, description="Standalone mode: keep the step's kernel (all its versions) and "
         "bundle dataset on Kaggle after the step succeeded. By default they are deleted once "
         "the outputs are safe here; a failed step's are kept for inspection (`make "
         "kaggle-clean` lists and removes leftovers).",
     )
-    mode: Literal["standalone", "server"] = Field(
-        "standalone", description="standalone: ZenML's entrypoint runs here and only the step "
-        "function runs on Kaggle (no ZenML server needed). server: the kernel runs ZenML's own "
-        "step entrypoint against a ZenML server and a remote artifact store (code as ZenML's "
-        "code archive; only the run-scoped token travels). Chosen per step operator.",
-    )
+    @model_validator(mode="before")
+    @classmethod
+    def _no_operator_choice(cls, data: Any) -> Any:
+        if issubclass(cls, BaseStepOperatorConfig) or MERGING_OPERATOR_CONFIG.get():
+            return data
+        given = sorted(set(data) & set(OPERATOR_WIDE)) if isinstance(data, dict) else []
+        if given:
+            raise OperatorSettingError(
+                f"{', '.join(given)} in a step's step_operator settings: the kaggle step "
+                "operator chooses these once, for every step it runs. Remove them from the "
+                "step's settings and set them on the operator (`zenml step-operator update "
+                f"<name> --{given[0]}=...`), or register a second kaggle step operator and "
+                "select it with `step_operator: <its name>` on the step; what one step needs "
+                "beyond the operator's packages goes in `settings: docker: requirements: [...]`."
+            )
+        return data
 
     @field_validator("extra_requirements")
     @classmethod
@@ -153,12 +166,30 @@ class KaggleStepOperatorConfig(BaseStepOperatorConfig, KaggleStepOperatorSetting
     max_gpu_sessions: int = Field(
         2, ge=1, description="Kaggle's limit of concurrent GPU sessions per account.",
     )
+    mode: Literal["standalone", "server"] = Field(
+        STANDALONE, description="standalone: ZenML's entrypoint runs here and only the step "
+        "function runs on Kaggle (no ZenML server needed). server: the kernel runs ZenML's own "
+        "step entrypoint against a ZenML server and a remote artifact store (code as ZenML's "
+        "code archive; only the run-scoped token travels). Chosen per step operator, not per "
+        "step: register one operator per mode to mix them.",
+    )
+    packages: tuple[str, ...] = Field(
+        DEFAULT_KERNEL_PACKAGES, description="Distributions every kernel of this operator pins "
+        "to this environment's versions (installed there only where Kaggle's image differs). "
+        "What one step needs beyond them: its Docker settings' requirements (settings: docker: "
+        "requirements: [...]), pinned the same way.",
+    )
+    resume_marker: str = Field(
+        MARKER, description="The file whose presence under a failed version's "
+        "/kaggle/working/checkpoints means there is something to resume from (the training "
+        "code's marker: kaggle_orchestrator/checkpoint_contract.py).",
+    )
 
     @property
     def is_remote(self) -> bool:
         """In server mode: ZenML's entrypoint runs on Kaggle and needs a ZenML server. In
         standalone mode ZenML's entrypoint runs here, only the step call is remote."""
-        return self.mode == "server"
+        return self.mode == SERVER
 
     @property
     def is_local(self) -> bool:
@@ -180,8 +211,7 @@ class KaggleStepOperatorFlavor(BaseStepOperatorFlavor):
         return KaggleStepOperatorConfig
 
     @property
-    def implementation_class(self) -> type[KaggleStepOperator]:
-        """The step operator, imported only when a step runs."""
-        from kaggle_orchestrator.step_operators.kaggle_step_operator import KaggleStepOperator
-
-        return KaggleStepOperator
+    def implementation_class(self) -> type[BaseStepOperator]:
+        """The step operator, imported only when a step runs (by its module's name, as ZenML
+        loads sources: the flavor module imports nothing of the implementation)."""
+        return importlib.import_module(IMPLEMENTATION).KaggleStepOperator

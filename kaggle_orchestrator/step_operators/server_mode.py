@@ -1,13 +1,14 @@
 """Server mode: the Kaggle kernel runs ZenML's own step entrypoint against a ZenML server.
 
-ZenML 0.98's way for a step operator without Docker: ``docker_builds`` returns a build entry
-with ``skip_build`` (nothing is built), so ZenML uploads the project's code archive to the
-artifact store and the entrypoint in the kernel downloads it. ``submit`` pushes a private kernel
-whose source is ``kernel_entry.py`` (finds the bundle, pip-installs the pinned requirements
-that Kaggle's image lacks, runs ``entrypoint_command``); ``wait`` follows it with live logs;
-the kernel's ZenML loads the inputs from the artifact store, runs the step, stores and publishes
-the outputs itself. The artifact store's credentials are a ZenML secret the kernel resolves from
-the server; secrets private to the runner's account (HF, W&B) it cannot read.
+``ServerSubmission`` is the operator's strategy in this mode, ZenML 0.98's way for a step operator
+without Docker: ``docker_builds`` returns a build entry with ``skip_build`` (nothing is built), so
+ZenML uploads the project's code archive to the artifact store and the entrypoint in the kernel
+downloads it. ``submit`` pushes a private kernel whose source is ``kernel_entry.py`` (finds the
+bundle, pip-installs the pinned requirements that Kaggle's image lacks, runs
+``entrypoint_command``); ``wait`` follows it with live logs; the kernel's ZenML loads the inputs
+from the artifact store, runs the step, stores and publishes the outputs itself. The artifact
+store's credentials are a ZenML secret the kernel resolves from the server; secrets private to the
+runner's account (HF, W&B) it cannot read.
 
 **The one credential that travels** is a ZenML API token (``ZENML_STORE_API_TOKEN`` in
 ``environment``), minted in ``kernel_token.py``: for the operator's dedicated service account
@@ -30,6 +31,7 @@ import logging
 import re
 import tarfile
 import tempfile
+from collections.abc import Iterable
 from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -47,7 +49,9 @@ from zenml.utils import exception_utils
 
 from kaggle_orchestrator import kernel
 from kaggle_orchestrator.flavors.kaggle_step_operator_flavor import SERVER
+from kaggle_orchestrator.stack_check import server_mode_problem
 from kaggle_orchestrator.step_operators import kernel_token
+from kaggle_orchestrator.step_operators.submission import Submission
 
 if TYPE_CHECKING:  # the Kaggle client is imported where it is used: the kernel's ZenML
     # instantiates this operator too, and has neither the kaggle client nor tenacity
@@ -55,10 +59,12 @@ if TYPE_CHECKING:  # the Kaggle client is imported where it is used: the kernel'
     from zenml.config.step_run_info import StepRunInfo
     from zenml.models import PipelineSnapshotBase, StepRunResponse
     from zenml.stack import Stack
+    from zenml.step_operators.step_operator_entrypoint_configuration import (
+        StepOperatorEntrypointConfiguration,
+    )
 
     from kaggle_orchestrator.client import KaggleClient
     from kaggle_orchestrator.flavors import KaggleStepOperatorSettings
-    from kaggle_orchestrator.step_operators.kaggle_step_operator import KaggleStepOperator
 
 log = logging.getLogger(__name__)
 
@@ -90,46 +96,6 @@ class ServerModeError(RuntimeError):
 # -- before the run ---------------------------------------------------------------------------
 
 
-def stack_validator(operator_name: str) -> StackValidator:
-    """Refuses a local artifact store or a local ZenML store, saying what to do instead
-    (the rule of ``kaggle_orchestrator.stack_check``, which ``stacks/register.sh`` runs)."""
-    from kaggle_orchestrator.stack_check import server_mode_problem
-
-    def check(stack: Stack) -> tuple[bool, str]:
-        store, zen_store = stack.artifact_store, Client().zen_store
-        problem = server_mode_problem(
-            operator_name, stack.name, store.name, store.config.is_local, store.path,
-            zen_store.is_local_store(), zen_store.url,
-        )
-        return not problem, problem
-
-    return StackValidator(custom_validation_function=check)
-
-
-def docker_builds(operator: KaggleStepOperator,
-                  snapshot: PipelineSnapshotBase) -> list[BuildConfiguration]:
-    """One ``skip_build`` entry per step on this operator in server mode (the code archive
-    is uploaded, nothing is built); refuses a step whose ``mode`` is not the operator's."""
-    builds = []
-    for name, step in snapshot.step_configurations.items():
-        if not step.config.uses_step_operator(operator.name):
-            continue
-        mode = operator.get_settings(step).mode
-        if mode != operator.config.mode:
-            raise ServerModeError(
-                f"step {name}: mode '{mode}' differs from the mode '{operator.config.mode}' of "
-                f"the step operator '{operator.name}': the mode is chosen per step operator. "
-                f"Register a second kaggle step operator with --mode={mode} and select it with "
-                f"`step_operator: <its name>` on the step."
-            )
-        if mode == SERVER:
-            docker = step.config.docker_settings.model_copy(
-                update={"skip_build": True, "parent_image": KAGGLE_IMAGE}
-            )
-            builds.append(BuildConfiguration(key=BUILD_KEY, settings=docker, step_name=name))
-    return builds
-
-
 def pin(requirement: str) -> str | None:
     """``name[extras]==<version installed here>``; as written if it is not installed here;
     None if its environment marker excludes this platform."""
@@ -148,8 +114,8 @@ def pin(requirement: str) -> str | None:
     return f"{parsed.name}{extras}=={version}"
 
 
-def kernel_requirements(docker_settings: DockerSettings, stack: Stack,
-                        settings: KaggleStepOperatorSettings) -> list[str]:
+def kernel_requirements(docker_settings: DockerSettings, stack: Stack, packages: Iterable[str],
+                        extra_requirements: Iterable[str]) -> list[str]:
     """What the kernel needs, pinned to this environment's versions: the operator's
     ``packages``, every stack component's requirements and the step's Docker requirements
     (as ZenML gathers them for an image), then ``extra_requirements``; one line per name."""
@@ -157,9 +123,9 @@ def kernel_requirements(docker_settings: DockerSettings, stack: Stack,
 
     files = PipelineDockerImageBuilder.gather_requirements_files(docker_settings, stack, log=False)
     gathered = [line.strip() for _, content, _ in files for line in content.splitlines()]
-    wanted = [*settings.packages, *(r for r in gathered if r and not r.startswith(("#", "-")))]
+    wanted = [*packages, *(r for r in gathered if r and not r.startswith(("#", "-")))]
     pinned: dict[str, str] = {}
-    for requirement in [*(pin(r) for r in wanted), *settings.extra_requirements]:
+    for requirement in [*(pin(r) for r in wanted), *extra_requirements]:
         if requirement:
             name = re.split(r"[\[=<>!~; ]", requirement, maxsplit=1)[0].lower().replace("_", "-")
             pinned[name] = requirement  # extra_requirements come last and win
@@ -172,22 +138,6 @@ def token_claims(token: str) -> dict[str, Any]:
         return kernel_token.token_claims(token)
     except kernel_token.KernelTokenError as error:
         raise ServerModeError(str(error)) from error
-
-
-def _kernel_token(operator: KaggleStepOperator, run_id: UUID, runner_token: str | None,
-                  timeout_s: float) -> str:
-    """The kernel's token (``kernel_token.py``): the dedicated account's if configured."""
-    store = Client().zen_store
-    api_key = operator.config.kernel_api_key
-    if not api_key:
-        log.warning("the step operator '%s' has no kernel_api_key: the kernel's ZenML token is "
-                    "the runner's account's, which can read that account's private secrets "
-                    "too (docs/secrets.md, 'The kernel's ZenML token')", operator.name)
-    try:
-        return kernel_token.kernel_token(store.url, run_id, int(timeout_s) + kernel_token.MARGIN_S,
-                                         runner_token, api_key, store.config.verify_ssl)
-    except kernel_token.KernelTokenError as error:
-        raise ServerModeError(f"the kernel's ZenML token: {error}") from error
 
 
 def kernel_environment(environment: dict[str, str], run_id: UUID) -> dict[str, str]:
@@ -217,62 +167,6 @@ def kernel_environment(environment: dict[str, str], run_id: UUID) -> dict[str, s
             "outlives the run is stored on Kaggle."
         )
     return dict(environment)
-
-
-# -- submit / status / wait / cancel ----------------------------------------------------------
-
-
-def _client(operator: KaggleStepOperator) -> KaggleClient:
-    if operator.id not in _clients:
-        from kaggle_orchestrator.step_operators.standalone import make_client
-
-        _clients[operator.id] = make_client(operator.config)
-    return _clients[operator.id]
-
-
-def submit(operator: KaggleStepOperator, info: StepRunInfo, entrypoint_command: list[str],
-           environment: dict[str, str]) -> None:
-    """Upload the bundle (the step environment), push the kernel, record where it runs."""
-    from kaggle_orchestrator.step_operators.standalone import check_capacity
-
-    settings = operator.get_settings(info)
-    if not settings.enable_internet:
-        raise ServerModeError(
-            f"step {info.pipeline_step_name}: server mode needs the kernel's internet (to "
-            "reach the ZenML server and the artifact store): set enable_internet: true"
-        )
-    env = kernel_environment(environment, info.run_id)
-    if TOKEN in env or operator.config.kernel_api_key:
-        env[TOKEN] = _kernel_token(operator, info.run_id, env.get(TOKEN), settings.timeout_s)
-    requirements = kernel_requirements(info.config.docker_settings, Client().active_stack,
-                                       settings)
-    client = _client(operator)
-    check_capacity(client, settings.machine_shape, operator.config.max_gpu_sessions)
-    names = kernel.KernelNames.for_step_run(settings.slug_prefix, info.pipeline_step_name,
-                                            info.step_run_id)
-    dataset = f"{client.username}/{names.dataset}"
-    info.force_write_logs()
-    with tempfile.TemporaryDirectory(prefix="nizami-kaggle-") as scratch:
-        try:
-            _upload_bundle(client, names, env, info, Path(scratch))
-            version = _push(client, names, settings, requirements, entrypoint_command,
-                            Path(scratch) / "kernel")
-        except BaseException:
-            client.delete_dataset(dataset)  # it holds the token
-            raise
-    url = client.kernel_url(names.kernel)
-    record = {
-        "mode": SERVER, "kernel_url": Uri(url), "kernel_slug": names.kernel,
-        "kernel_version": version, "bundle_dataset": dataset,
-        "machine_shape": settings.machine_shape or "CPU", "requirements": requirements,
-    }
-    ref = f"{client.username}/{names.kernel}/{version}"
-    metadata_ = {METADATA: record, METADATA_ORCHESTRATOR_URL: Uri(url),
-                 METADATA_ORCHESTRATOR_RUN_ID: ref}
-    publish_step_run_metadata(info.step_run_id, {operator.id: metadata_})
-    info.step_run.run_metadata.update(metadata_)  # get_status works before a refetch
-    log.info("step %s runs in private Kaggle kernel %s version %d (%s, server mode): %s",
-             info.pipeline_step_name, names.kernel, version, settings.machine_shape or "CPU", url)
 
 
 def _upload_bundle(client: KaggleClient, names: kernel.KernelNames, env: dict[str, str],
@@ -308,67 +202,172 @@ def _push(client: KaggleClient, names: kernel.KernelNames, settings: KaggleStepO
     return client.push(folder, names.kernel, int(settings.timeout_s))
 
 
-def _record(step_run: StepRunResponse) -> dict[str, Any] | None:
+def _record(step_run: StepRunResponse) -> dict[str, Any]:
+    """Where the step's kernel runs (the metadata ``submit`` recorded)."""
     record = step_run.run_metadata.get(METADATA)
-    return record if isinstance(record, dict) and record.get("mode") == SERVER else None
+    if not (isinstance(record, dict) and record.get("mode") == SERVER):
+        raise ServerModeError(f"step run {step_run.id} was not submitted in server mode (no "
+                              f"'{METADATA}' metadata of a server-mode kernel)")
+    return record
 
 
-def is_server_submission(step_run: StepRunResponse) -> bool:
-    """Whether ``step_run`` was submitted in server mode (its metadata says so)."""
-    return _record(step_run) is not None
+class ServerSubmission(Submission):
+    """The kernel runs ZenML's own step entrypoint; this side pushes, follows and cleans up."""
 
+    @property
+    def entrypoint_config_class(self) -> type[StepOperatorEntrypointConfiguration]:
+        """ZenML's own step-operator entrypoint (it runs in the kernel)."""
+        from zenml.step_operators.step_operator_entrypoint_configuration import (
+            StepOperatorEntrypointConfiguration,
+        )
 
-def get_status(operator: KaggleStepOperator, step_run: StepRunResponse) -> ExecutionStatus:
-    """The kernel version's Kaggle status as ZenML's."""
-    record = _record(step_run)
-    client = _client(operator)
-    status, _ = client.status(f"{client.username}/{record['kernel_slug']}/"
-                              f"{record['kernel_version']}")
-    return _STATUSES.get(status, ExecutionStatus.RUNNING)
+        return StepOperatorEntrypointConfiguration
 
+    def validator(self) -> StackValidator:
+        """Refuses a local artifact store or a local ZenML store, saying what to do instead
+        (the rule of ``kaggle_orchestrator.stack_check``, which ``stacks/register.sh`` runs)."""
+        name = self.operator.name
 
-def wait(operator: KaggleStepOperator, step_run: StepRunResponse) -> ExecutionStatus:
-    """Follow the kernel to its end with its log lines in the step log (``follow.py``).
+        def check(stack: Stack) -> tuple[bool, str]:
+            store, zen_store = stack.artifact_store, Client().zen_store
+            problem = server_mode_problem(
+                name, stack.name, store.name, store.config.is_local, store.path,
+                zen_store.is_local_store(), zen_store.url,
+            )
+            return not problem, problem
 
-    A kernel that ended in ERROR before ZenML's step runner could say why (an install that
-    failed, a timeout, Ctrl-C) fails the step with the kernel URL, Kaggle's message and the log
-    tail; after the step itself failed there, ZenML reports the step's own exception.
-    """
-    from kaggle_orchestrator.follow import KernelFailedError, follow_kernel
+        return StackValidator(custom_validation_function=check)
 
-    record = _record(step_run)
-    settings = operator.get_settings(step_run)
-    client = _client(operator)
-    ref = f"{client.username}/{record['kernel_slug']}/{record['kernel_version']}"
-    try:
-        follow_kernel(client, record["kernel_slug"], ref, str(record["kernel_url"]),
-                      settings.timeout_s, settings.poll_interval_s)
-    except KernelFailedError as failure:
-        if Client().get_run_step(step_run.id).exception_info is not None:
-            log.error("%s", failure)
-            return ExecutionStatus.FAILED
-        step_exception_info.set(exception_utils.collect_exception_information(failure))
-        raise
-    return ExecutionStatus.COMPLETED
+    def docker_builds(self, snapshot: PipelineSnapshotBase) -> list[BuildConfiguration]:
+        """One ``skip_build`` entry per step on this operator (the code archive is uploaded,
+        nothing is built)."""
+        builds = []
+        for name, step in snapshot.step_configurations.items():
+            if step.config.uses_step_operator(self.operator.name):
+                docker = step.config.docker_settings.model_copy(
+                    update={"skip_build": True, "parent_image": KAGGLE_IMAGE}
+                )
+                builds.append(BuildConfiguration(key=BUILD_KEY, settings=docker, step_name=name))
+        return builds
 
+    def _client(self) -> KaggleClient:
+        operator_id = self.operator.id
+        if operator_id not in _clients:
+            from kaggle_orchestrator.client import make_client
 
-def cancel(operator: KaggleStepOperator, step_run: StepRunResponse) -> None:
-    """Delete the kernel: Kaggle's only reliable stop."""
-    record = _record(step_run)
-    log.warning("cancelling: deleting Kaggle kernel %s", record["kernel_slug"])
-    _client(operator).delete(record["kernel_slug"], missing_ok=True)
+            _clients[operator_id] = make_client(self.operator.config)
+        return _clients[operator_id]
 
+    def _kernel_token(self, run_id: UUID, runner_token: str | None, timeout_s: float) -> str:
+        """The kernel's token (``kernel_token.py``): the dedicated account's if configured."""
+        store = Client().zen_store
+        api_key = self.operator.config.kernel_api_key
+        if not api_key:
+            log.warning("the step operator '%s' has no kernel_api_key: the kernel's ZenML token "
+                        "is the runner's account's, which can read that account's private "
+                        "secrets too (docs/secrets.md, 'The kernel's ZenML token')",
+                        self.operator.name)
+        try:
+            return kernel_token.kernel_token(
+                store.url, run_id, int(timeout_s) + kernel_token.MARGIN_S, runner_token,
+                api_key, store.config.verify_ssl,
+            )
+        except kernel_token.KernelTokenError as error:
+            raise ServerModeError(f"the kernel's ZenML token: {error}") from error
 
-def cleanup(operator: KaggleStepOperator, step_run: StepRunResponse) -> None:
-    """Delete the bundle dataset (it holds the run-scoped token) however the step ended."""
-    from kaggle_orchestrator.client import KaggleApiError
+    def submit(self, info: StepRunInfo, entrypoint_command: list[str],
+               environment: dict[str, str]) -> None:
+        """Upload the bundle (the step environment), push the kernel, record where it runs."""
+        from kaggle_orchestrator.client import check_capacity
 
-    record = _record(step_run)
-    try:
-        _client(operator).delete_dataset(record["bundle_dataset"])
-    except KaggleApiError as error:
-        log.error("could not delete the bundle dataset %s, which holds the step's run-scoped "
-                  "ZenML token: delete it yourself (`kaggle datasets delete %s`): %s",
-                  record["bundle_dataset"], record["bundle_dataset"], error)
-        return
-    log.info("deleted the bundle dataset %s", record["bundle_dataset"])
+        config, settings = self.operator.config, self.operator.get_settings(info)
+        if not settings.enable_internet:
+            raise ServerModeError(
+                f"step {info.pipeline_step_name}: server mode needs the kernel's internet (to "
+                "reach the ZenML server and the artifact store): set enable_internet: true"
+            )
+        env = kernel_environment(environment, info.run_id)
+        if TOKEN in env or config.kernel_api_key:
+            env[TOKEN] = self._kernel_token(info.run_id, env.get(TOKEN), settings.timeout_s)
+        requirements = kernel_requirements(info.config.docker_settings, Client().active_stack,
+                                           config.packages, settings.extra_requirements)
+        client = self._client()
+        check_capacity(client, settings.machine_shape, config.max_gpu_sessions)
+        names = kernel.KernelNames.for_step_run(settings.slug_prefix, info.pipeline_step_name,
+                                                info.step_run_id)
+        dataset = f"{client.username}/{names.dataset}"
+        info.force_write_logs()
+        with tempfile.TemporaryDirectory(prefix="nizami-kaggle-") as scratch:
+            try:
+                _upload_bundle(client, names, env, info, Path(scratch))
+                version = _push(client, names, settings, requirements, entrypoint_command,
+                                Path(scratch) / "kernel")
+            except BaseException:
+                client.delete_dataset(dataset)  # it holds the token
+                raise
+        url = client.kernel_url(names.kernel)
+        record = {
+            "mode": SERVER, "kernel_url": Uri(url), "kernel_slug": names.kernel,
+            "kernel_version": version, "bundle_dataset": dataset,
+            "machine_shape": settings.machine_shape or "CPU", "requirements": requirements,
+        }
+        ref = f"{client.username}/{names.kernel}/{version}"
+        metadata_ = {METADATA: record, METADATA_ORCHESTRATOR_URL: Uri(url),
+                     METADATA_ORCHESTRATOR_RUN_ID: ref}
+        publish_step_run_metadata(info.step_run_id, {self.operator.id: metadata_})
+        info.step_run.run_metadata.update(metadata_)  # get_status works before a refetch
+        log.info("step %s runs in private Kaggle kernel %s version %d (%s, server mode): %s",
+                 info.pipeline_step_name, names.kernel, version,
+                 settings.machine_shape or "CPU", url)
+
+    def get_status(self, step_run: StepRunResponse) -> ExecutionStatus:
+        """The kernel version's Kaggle status as ZenML's."""
+        record = _record(step_run)
+        client = self._client()
+        status, _ = client.status(f"{client.username}/{record['kernel_slug']}/"
+                                  f"{record['kernel_version']}")
+        return _STATUSES.get(status, ExecutionStatus.RUNNING)
+
+    def wait(self, step_run: StepRunResponse) -> ExecutionStatus:
+        """Follow the kernel to its end with its log lines in the step log (``follow.py``).
+
+        A kernel that ended in ERROR before ZenML's step runner could say why (an install that
+        failed, a timeout, Ctrl-C) fails the step with the kernel URL, Kaggle's message and the
+        log tail; after the step itself failed there, ZenML reports the step's own exception.
+        """
+        from kaggle_orchestrator.follow import KernelFailedError, follow_kernel
+
+        record = _record(step_run)
+        settings = self.operator.get_settings(step_run)
+        client = self._client()
+        ref = f"{client.username}/{record['kernel_slug']}/{record['kernel_version']}"
+        try:
+            follow_kernel(client, record["kernel_slug"], ref, str(record["kernel_url"]),
+                          settings.timeout_s, settings.poll_interval_s)
+        except KernelFailedError as failure:
+            if Client().get_run_step(step_run.id).exception_info is not None:
+                log.error("%s", failure)
+                return ExecutionStatus.FAILED
+            step_exception_info.set(exception_utils.collect_exception_information(failure))
+            raise
+        return ExecutionStatus.COMPLETED
+
+    def cancel(self, step_run: StepRunResponse) -> None:
+        """Delete the kernel: Kaggle's only reliable stop."""
+        record = _record(step_run)
+        log.warning("cancelling: deleting Kaggle kernel %s", record["kernel_slug"])
+        self._client().delete(record["kernel_slug"], missing_ok=True)
+
+    def cleanup(self, step_run: StepRunResponse) -> None:
+        """Delete the bundle dataset (it holds the run-scoped token) however the step ended."""
+        from kaggle_orchestrator.client import KaggleApiError
+
+        dataset = _record(step_run)["bundle_dataset"]
+        try:
+            self._client().delete_dataset(dataset)
+        except KaggleApiError as error:
+            log.error("could not delete the bundle dataset %s, which holds the step's "
+                      "run-scoped ZenML token: delete it yourself (`kaggle datasets delete "
+                      "%s`): %s", dataset, dataset, error)
+            return
+        log.info("deleted the bundle dataset %s", dataset)

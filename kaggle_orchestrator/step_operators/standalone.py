@@ -1,327 +1,132 @@
 """Standalone mode: ZenML's step entrypoint runs here, only the step *call* runs on Kaggle.
 
-The step operator starts ``StandaloneEntrypointConfiguration`` as a local process. Its
-``KernelStepRunner`` is ZenML's ``StepRunner`` (inputs loaded from the artifact store, outputs
-stored and published, step logs, hooks, the experiment tracker) except that the loaded step's
-``call_entrypoint`` is ``KernelStepCall``: it writes the inputs with their materializers into a
-bundle, ships bundle + project code as a private Kaggle dataset, pushes a private kernel that
-runs the function, follows it, downloads the outputs and hands them back to ZenML. No ZenML
+``StandaloneSubmission`` starts ``StandaloneEntrypointConfiguration`` as a local process and
+follows it. That process runs in its own session: Ctrl-C (or SIGTERM) reaches only the
+operator's process, which passes one SIGTERM on and waits, deaf to further signals, while the
+entrypoint deletes the kernel (``stopping.py``). The entrypoint's ``KernelStepRunner`` is
+ZenML's ``StepRunner`` (inputs loaded from the artifact store, outputs stored and published,
+step logs, hooks, the experiment tracker) except that the loaded step's ``call_entrypoint`` is
+``KernelStepCall`` (``kernel_call.py``), which runs the function in a Kaggle kernel. No ZenML
 server, remote artifact store or credential is needed on Kaggle.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import os
-import shlex
+import signal
+import subprocess
 import sys
-import tempfile
 import time
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
+from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict
-from zenml import get_step_context, log_metadata
 from zenml.client import Client
 from zenml.config.step_run_info import StepRunInfo
 from zenml.entrypoints.step_entrypoint_configuration import STEP_NAME_OPTION
-from zenml.metadata.metadata_types import Uri
+from zenml.enums import ExecutionStatus
 from zenml.orchestrators import input_utils, output_utils
 from zenml.orchestrators.step_runner import StepRunner
 from zenml.step_operators.step_operator_entrypoint_configuration import (
     StepOperatorEntrypointConfiguration,
 )
-from zenml.utils import pydantic_utils, source_utils
+from zenml.utils import source_utils
 
-from kaggle_orchestrator import bundle, kernel
-from kaggle_orchestrator.checkpoint_contract import has_checkpoint
-from kaggle_orchestrator.client import KaggleApiError, KaggleClient
-from kaggle_orchestrator.credentials import resolve_credentials
 from kaggle_orchestrator.flavors import KAGGLE_FLAVOR
-from kaggle_orchestrator.follow import KernelFailedError, KernelStopped, follow_kernel
+from kaggle_orchestrator.step_operators.kernel_call import KernelStepCall
+from kaggle_orchestrator.step_operators.submission import Submission
 from kaggle_orchestrator.step_operators.wandb_run import KernelWandbRun
-from kaggle_orchestrator.stopping import delete_kernel, sigterm_interrupts
+from kaggle_orchestrator.stopping import signals_held, sigterm_interrupts
 
 if TYPE_CHECKING:
     from zenml.config.step_configurations import Step
-    from zenml.models import PipelineSnapshotResponse
-
-    from kaggle_orchestrator.flavors import KaggleStepOperatorConfig, KaggleStepOperatorSettings
+    from zenml.models import PipelineSnapshotResponse, StepRunResponse
 
 log = logging.getLogger(__name__)
+CANCEL_WAIT_S = 180  # the deletion's retries (5, backing off) fit well within it
 # ZenML's W&B tracker and the project's (``nizami_wandb``: online or offline per run).
 WANDB_FLAVORS = ("wandb", "nizami_wandb")
 
 
-class KaggleCapacityError(RuntimeError):
-    """No GPU quota left, or the account already runs its maximum of GPU sessions."""
+class StandaloneSubmission(Submission):
+    """Runs ZenML's step entrypoint as a local process whose step call goes to Kaggle."""
 
+    # step run id -> its entrypoint process (any operator instance of this process may follow it)
+    _processes: ClassVar[dict[str, subprocess.Popen]] = {}
 
-def make_client(config: KaggleStepOperatorConfig) -> KaggleClient:
-    """The one place a Kaggle client is built (tests point ``api_endpoint`` at the emulator).
+    @property
+    def entrypoint_config_class(self) -> type[StepOperatorEntrypointConfiguration]:
+        """ZenML's entrypoint with the step call sent to Kaggle."""
+        return StandaloneEntrypointConfiguration
 
-    The step log says which credential was used (never its value).
-    """
-    credentials = resolve_credentials(config.api_token, config.username, config.key)
-    client = KaggleClient(
-        credentials,
-        endpoint=config.api_endpoint,
-        timeout_s=config.request_timeout_s,
-        max_retries=config.max_retries,
-    )
-    log.info("Kaggle credentials: %s from %s (user %s)", credentials.kind, credentials.source,
-             client.username)
-    return client
-
-
-def check_capacity(client: KaggleClient, machine_shape: str | None,
-                   max_gpu_sessions: int) -> None:
-    """Refuse to push a GPU kernel without weekly quota or with all GPU sessions busy.
-
-    Raises:
-        KaggleCapacityError: Either is exhausted (nothing was pushed).
-    """
-    if machine_shape is None:
-        return
-    left, reserved = client.gpu_quota()
-    if left <= 0:
-        raise KaggleCapacityError(
-            "Kaggle GPU quota exhausted for this week "
-            f"({-left / 3600:.1f} h over); nothing was pushed. Wait for the weekly refresh "
-            "(`kaggle quota`) or run the step on CPU (machine_shape: null)."
+    def submit(self, info: StepRunInfo, entrypoint_command: list[str],
+               environment: dict[str, str]) -> None:
+        """Start the step entrypoint as a local process (it pushes and follows the kernel)."""
+        root = source_utils.get_source_root()
+        command = [sys.executable, *entrypoint_command[1:]]
+        env = os.environ | environment | {"ZENML_CUSTOM_SOURCE_ROOT": root}
+        info.force_write_logs()
+        log.info("step %s: running its call in a Kaggle kernel (standalone mode)",
+                 info.pipeline_step_name)
+        # Its own session: a terminal's Ctrl-C reaches only this process, which passes one
+        # signal on (``cancel``), never a second one during the kernel's deletion.
+        self._processes[str(info.step_run_id)] = subprocess.Popen(
+            command, env=env, cwd=root, start_new_session=True
         )
-    busy = client.running_gpu_kernels(reserved)
-    if len(busy) >= max_gpu_sessions:
-        raise KaggleCapacityError(
-            f"Kaggle allows {max_gpu_sessions} concurrent GPU sessions and "
-            f"these are running: {', '.join(busy)}; nothing was pushed. Wait for one to "
-            "finish or delete it (`kaggle kernels delete <ref>`)."
-        )
-    log.info("Kaggle GPU quota left: %.1f h; GPU sessions running: %d", left / 3600, len(busy))
 
+    def get_status(self, step_run: StepRunResponse) -> ExecutionStatus:
+        """RUNNING while the local entrypoint runs; its exit code decides the end state."""
+        process = self._processes.get(str(step_run.id))
+        if process is None:  # not started by this process: trust the store
+            return step_run.status
+        code = process.poll()
+        if code is None:
+            return ExecutionStatus.RUNNING
+        return ExecutionStatus.COMPLETED if code == 0 else ExecutionStatus.FAILED
 
-class KernelStepCall:
-    """Replaces a step's ``call_entrypoint``: the function runs in a Kaggle kernel."""
-
-    def __init__(self, step: Step, entrypoint: Any, config: KaggleStepOperatorConfig,
-                 settings: KaggleStepOperatorSettings, wandb_run: KernelWandbRun | None) -> None:
-        self.step = step
-        self.entrypoint = entrypoint
-        self.config = config
-        self.settings = settings
-        self.wandb_run = wandb_run
-
-    def __call__(self, **params: Any) -> Any:
-        # Parameters arrive as plain JSON values (ZenML validates them in call_entrypoint):
-        # validate here so each is saved with the materializer of its annotated type.
-        params = pydantic_utils.validate_function_args(
-            self.entrypoint, ConfigDict(arbitrary_types_allowed=True), **params
-        )
-        context = get_step_context()
-        names = kernel.KernelNames.for_step_run(
-            self.settings.slug_prefix, context.step_run.name, context.step_run.id
-        )
-        client = make_client(self.config)
-        self._check_capacity(client)
-        if self.wandb_run is not None:  # the training config goes into the kernel's W&B run
-            self.wandb_run.config.update({
-                name: value.model_dump(mode="json") for name, value in params.items()
-                if isinstance(value, BaseModel)
-            })
-        with tempfile.TemporaryDirectory(prefix="nizami-kaggle-") as scratch:
-            scratch = Path(scratch)
-            try:
-                self._upload_bundle(client, names, params, scratch)
-                ref = self._run_attempts(client, names, scratch)
-            except KernelStopped:  # deleted while it was followed
-                raise
-            except KeyboardInterrupt:  # while uploading or pushing: a version may exist
-                delete_kernel(client, names.kernel)
-                raise
-            outputs = self._collect(client, ref, scratch / "output")
-        self._clean_up(client, names)
-        return outputs
-
-    def _clean_up(self, client: KaggleClient, names: kernel.KernelNames) -> None:
-        """After a success: delete the kernel and the bundle dataset (``keep`` keeps them).
-        Never fails the step: a leftover is named, for ``make kaggle-clean``."""
-        if self.settings.keep:
-            log.info("kept on Kaggle (keep: true): kernel %s, dataset %s/%s", names.kernel,
-                     client.username, names.dataset)
-            return
-        for what, delete in (("kernel", lambda: client.delete(names.kernel, missing_ok=True)),
-                             ("dataset", lambda: client.delete_dataset(
-                                 f"{client.username}/{names.dataset}"))):
-            try:
-                delete()
-            except KaggleApiError as error:
-                log.warning("the step's %s is left on Kaggle (%s); `make kaggle-clean` removes "
-                            "it", what, error)
-        log.info("removed from Kaggle: kernel %s and its bundle dataset (outputs are here)",
-                 names.kernel)
-
-    def _run_attempts(self, client: KaggleClient, names: kernel.KernelNames,
-                      scratch: Path) -> str:
-        """Push and follow kernel versions until one completes; a version that failed after a
-        checkpoint is resumed by the next (``max_attempts``). Returns the completed ref."""
-        url = client.kernel_url(names.kernel)
-        attempts: list[dict[str, Any]] = []
-        attempt = 0
-        while True:  # returns the completed version, or raises the last failure
-            attempt += 1
-            resume = [f"{client.username}/{names.kernel}"] if attempt > 1 else []
-            version = self._push(client, names, scratch / f"kernel-{attempt}", resume)
-            ref = f"{client.username}/{names.kernel}/{version}"
-            started = time.monotonic()
-            record = {"attempt": attempt, "kernel_version": version, "resumed": bool(resume)}
-            attempts.append(record)
-            self._log_kernel(client, names, version, url, attempts)
-            try:
-                follow_kernel(client, names.kernel, ref, url, self.settings.timeout_s,
-                              self.settings.poll_interval_s)
-            except KernelFailedError as failure:
-                record |= {"status": "failed", "minutes": _minutes(started)}
-                if attempt == self.settings.max_attempts or not self._resumable(client, ref):
-                    self._log_kernel(client, names, version, url, attempts)
-                    raise
-                log.warning("Kaggle kernel version %d failed after a checkpoint: resuming in a "
-                            "new version (attempt %d of %d). %s", version, attempt + 1,
-                            self.settings.max_attempts, str(failure).splitlines()[0])
-                continue
-            record |= {"status": "completed", "minutes": _minutes(started)}
-            self._log_kernel(client, names, version, url, attempts)
-            return ref
-
-    def _resumable(self, client: KaggleClient, ref: str) -> bool:
-        """Whether the failed version ``ref`` left a complete checkpoint in its output."""
+    def wait(self, step_run: StepRunResponse) -> ExecutionStatus:
+        """Block until the entrypoint exits; Ctrl-C reaches it so it can delete the kernel."""
+        process = self._processes.get(str(step_run.id))
+        if process is None:
+            return _poll_store(step_run.id)
         try:
-            files = client.output_files(ref)
-        except KaggleApiError as error:  # its output is gone (deleted at a timeout...)
-            log.warning("no output of %s to resume from: %s", ref, error)
-            return False
-        return has_checkpoint(files, self.settings.resume_marker)
+            with sigterm_interrupts():
+                process.wait()
+        except KeyboardInterrupt:
+            self.cancel(step_run)
+            raise
+        return self.get_status(step_run)
 
-    def _log_kernel(self, client: KaggleClient, names: kernel.KernelNames, version: int,
-                    url: str, attempts: list[dict[str, Any]]) -> None:
-        log_metadata(metadata={"kaggle": {
-            "kernel_url": Uri(url), "kernel_slug": names.kernel, "kernel_version": version,
-            "bundle_dataset": f"{client.username}/{names.dataset}",
-            "machine_shape": self.settings.machine_shape or "CPU", "attempts": attempts,
-            "gpu_minutes": round(sum(a.get("minutes", 0) for a in attempts), 1)
-            if self.settings.machine_shape else 0,
-        }})
-
-    # -- before the push ------------------------------------------------------------------
-
-    def _check_capacity(self, client: KaggleClient) -> None:
-        check_capacity(client, self.settings.machine_shape, self.config.max_gpu_sessions)
-
-    def _upload_bundle(self, client: KaggleClient, names: kernel.KernelNames,
-                       params: dict[str, Any], scratch: Path) -> None:
-        bundle_dir = scratch / "bundle"
-        outputs = self.step.config.outputs
-        manifest = {
-            "step_source": self.step.spec.source.import_path,
-            "inputs": bundle.save_values(params, bundle_dir / "inputs"),
-            "outputs": list(outputs),
-            "output_materializers": {
-                name: [s.import_path for s in output.materializer_source]
-                for name, output in outputs.items()
-            },
-            # What the kernel's offline W&B run needs; never the API key.
-            "wandb": self.wandb_run.for_kernel() if self.wandb_run else None,
-        }
-        bundle.write_manifest(bundle_dir, manifest)
-        dataset_dir = scratch / "dataset"
-        dataset_dir.mkdir()
-        size = bundle.pack(bundle_dir, Path(source_utils.get_source_root()),
-                           dataset_dir / kernel.BUNDLE_FILE)
-        (dataset_dir / "dataset-metadata.json").write_text(
-            json.dumps(kernel.dataset_metadata(client.username, names))
-        )
-        ref = f"{client.username}/{names.dataset}"
-        log.info("uploading inputs + code (%.1f MB) as private dataset %s", size / 1e6, ref)
-        client.create_dataset(dataset_dir)
-        client.wait_dataset_ready(ref)
-
-    def _push(self, client: KaggleClient, names: kernel.KernelNames, folder: Path,
-              kernel_sources: list[str]) -> int:
-        folder.mkdir()
-        requirements = kernel.pinned_requirements(
-            self.settings.packages, self.settings.extra_requirements
-        )
-        (folder / "kernel.py").write_text(
-            kernel.kernel_script(client.username, names, requirements)
-        )
-        meta = kernel.kernel_metadata(
-            client.username, names, self.settings.machine_shape, self.settings.enable_internet,
-            self.settings.dataset_sources, self.settings.model_sources, kernel_sources,
-        )
-        (folder / "kernel-metadata.json").write_text(json.dumps(meta, indent=2))
-        version = client.push(folder, names.kernel, int(self.settings.timeout_s))
-        log.info("pushed private kernel %s version %d (%s)", names.kernel, version,
-                 self.settings.machine_shape or "CPU")
-        return version
-
-    # -- while it runs ----------------------------------------------------------------------
-
-    # -- after it finished ------------------------------------------------------------------
-
-    def _collect(self, client: KaggleClient, ref: str, out: Path) -> Any:
-        client.download_output(ref, out)
-        self._report(out / kernel.REPORT_FILE)
-        outputs_dir = out / "outputs"
-        try:
-            entries = json.loads((outputs_dir / "manifest.json").read_text())
-        except OSError as error:
-            message = f"Kaggle kernel {ref} completed without outputs: {error}"
-            raise KernelFailedError(message) from error
-        results = bundle.load_values(entries, outputs_dir)
-        metadata_file = out / "metadata.json"
-        for record in json.loads(metadata_file.read_text()) if metadata_file.exists() else []:
-            log_metadata(metadata=record)
-        try:
-            self._bring_back_wandb(out / "wandb")
-        except Exception as error:  # noqa: BLE001 W&B bookkeeping never costs the step's outputs
-            log.warning("the kernel's W&B run was not brought back: %s", error)
-        names = list(self.step.config.outputs)
-        return results[names[0]] if len(names) == 1 else tuple(results[n] for n in names)
-
-    @staticmethod
-    def _report(path: Path) -> None:
-        """What the kernel found (image, bundle mount, internet) and installed, as metadata."""
-        if not path.is_file():
+    def cancel(self, step_run: StepRunResponse) -> None:
+        """Stop the entrypoint with one SIGTERM and wait while it deletes the kernel (further
+        signals are held back meanwhile); killed only if it takes over ``CANCEL_WAIT_S``."""
+        process = self._processes.get(str(step_run.id))
+        if process is None or process.poll() is not None:
             return
-        report = json.loads(path.read_text())
-        log.info("kernel: Python %s, image %s; bundle at %s; installed %d packages in %ss",
-                 report.get("python"), report.get("image"), report.get("bundle_path"),
-                 len(report.get("installed") or []), report.get("install_s", 0))
-        log_metadata(metadata={"kaggle_kernel": report})
+        log.warning("stopping step %s: its Kaggle kernel is being deleted", step_run.name)
+        process.send_signal(signal.SIGTERM)
+        with signals_held("the Kaggle kernel is being deleted"):
+            try:
+                process.wait(timeout=CANCEL_WAIT_S)
+            except subprocess.TimeoutExpired:
+                log.error("the step's process did not stop within %d s: killed; check the "
+                          "Kaggle account for a running kernel", CANCEL_WAIT_S)
+                process.kill()
 
-    def _bring_back_wandb(self, kernel_wandb: Path) -> None:
-        run = self.wandb_run
-        if run is None:
-            return
-        kept = run.bring_back(kernel_wandb, Path(os.environ.get("WANDB_DIR", ".")) / "wandb")
-        if not kept:
-            log.warning("the kernel left no W&B run %s", run.id)
-            return
-        retry = shlex.join(["wandb", *run.sync_command(kept[0])[3:]])
-        failed = run.sync(kept[0]) if run.online and run.api_key else None
-        if run.online and failed is None:
-            log.info("W&B run %s synced from the kernel: %s", run.id, run.url)
-        elif run.online:  # the step's outputs are safe; only the upload is left to do
-            log.warning("W&B run %s NOT synced (%s); it is kept at %s; upload it with: %s",
-                        run.id, failed, kept[0], retry)  # fmt: skip
-        else:
-            log.info("W&B run %s kept offline at %s; upload it with: %s", run.id, kept[0], retry)
-        log_metadata(metadata={"kaggle_wandb_runs": [str(p) for p in kept],
-                               "wandb_synced": run.online and failed is None})  # fmt: skip
+    def cleanup(self, step_run: StepRunResponse) -> None:
+        """Forget the finished process."""
+        self._processes.pop(str(step_run.id), None)
 
 
-def _minutes(started: float) -> float:
-    return round((time.monotonic() - started) / 60, 2)
+def _poll_store(step_run_id: UUID) -> ExecutionStatus:
+    """A step run this process did not start: its status in the ZenML store, once final."""
+    delay = 1.0
+    while True:
+        status = Client().get_run_step(step_run_id, hydrate=False).status
+        if status.is_finished or status == ExecutionStatus.RETRYING:
+            return status
+        time.sleep(delay)
+        delay = min(delay * 2, 16.0)
 
 
 class KernelStepRunner(StepRunner):
@@ -389,7 +194,3 @@ class StandaloneEntrypointConfiguration(StepOperatorEntrypointConfiguration):
                 pipeline_run=pipeline_run, step_run=step_run, input_artifacts=step_run.inputs,
                 output_artifact_uris=uris, step_run_info=info,
             )
-
-
-__all__ = ["KaggleApiError", "KernelFailedError", "KaggleCapacityError",
-           "StandaloneEntrypointConfiguration"]

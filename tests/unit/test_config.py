@@ -175,7 +175,7 @@ def test_the_kaggle_eval_run_config_sends_evaluate_to_a_kernel_with_its_packages
     from importlib import metadata
 
     from kaggle_orchestrator.flavors.kaggle_step_operator_flavor import (
-        DEFAULT_KERNEL_PACKAGES,
+        OPERATOR_WIDE,
         KaggleStepOperatorSettings,
     )
 
@@ -188,10 +188,11 @@ def test_the_kaggle_eval_run_config_sends_evaluate_to_a_kernel_with_its_packages
     assert evaluate["step_operator"] == "kaggle"
     settings = KaggleStepOperatorSettings(**evaluate["settings"]["step_operator"])
     assert settings.machine_shape == "NvidiaTeslaT4"
-    assert set(DEFAULT_KERNEL_PACKAGES) <= set(settings.packages)
-    # What the evaluation code imports beyond the defaults, each installed here (so pinned).
+    assert not set(OPERATOR_WIDE) & set(evaluate["settings"]["step_operator"])
+    # What the evaluation code imports beyond the operator's packages, each installed here (so
+    # pinned): the step's Docker requirements, which the kernel pins in either mode.
     for package in ("evaluate", "sacrebleu", "rouge-score", "absl-py", "nltk"):
-        assert package in settings.packages
+        assert package in evaluate["settings"]["docker"]["requirements"]
         assert metadata.version(package)
 
 

@@ -8,16 +8,26 @@ from __future__ import annotations
 import base64
 import json
 import uuid
+from datetime import datetime
 from importlib import metadata
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
+import yaml
+from helpers import ROOT
 from zenml.config import DockerSettings
+from zenml.enums import StackComponentType
 
 from kaggle_orchestrator import kernel
 from kaggle_orchestrator.flavors import KaggleStepOperatorConfig, KaggleStepOperatorSettings
+from kaggle_orchestrator.flavors.kaggle_step_operator_flavor import (
+    OPERATOR_WIDE,
+    OperatorSettingError,
+)
 from kaggle_orchestrator.stack_check import server_mode_problem
 from kaggle_orchestrator.step_operators import server_mode
+from kaggle_orchestrator.step_operators.kaggle_step_operator import KaggleStepOperator
 
 RUN_ID = uuid.UUID("0123456789abcdef0123456789abcdef")
 
@@ -46,9 +56,10 @@ class _Stack:
 
 
 def test_kernel_requirements_gather_stack_and_step_and_pin_them():
-    settings = KaggleStepOperatorSettings(extra_requirements=("boto3==1.0.0",))
+    config = KaggleStepOperatorConfig()
     docker = DockerSettings(requirements=["moto"])
-    requirements = server_mode.kernel_requirements(docker, _Stack(), settings)
+    requirements = server_mode.kernel_requirements(docker, _Stack(), config.packages,
+                                                   ("boto3==1.0.0",))
     assert requirements[0] == f"zenml=={metadata.version('zenml')}"
     assert f"s3fs=={metadata.version('s3fs')}" in requirements
     assert f"moto=={metadata.version('moto')}" in requirements  # the step's own requirement
@@ -144,32 +155,66 @@ def test_the_kernel_runs_the_entrypoint_with_the_bundles_environment(tmp_path, c
     assert "https://zenml.example" in captured.out
 
 
-def test_a_step_setting_cannot_switch_the_mode_of_an_operator():
-    class Operator:
-        name = "kaggle"
-        config = KaggleStepOperatorConfig(mode="standalone")
+class _StepConfig:
+    docker_settings = DockerSettings()
 
-        def get_settings(self, step):
-            return KaggleStepOperatorSettings(mode="server")
+    def __init__(self, settings: dict) -> None:
+        self.settings = {"step_operator": KaggleStepOperatorSettings(**settings)}
 
-    class Config:
-        docker_settings = DockerSettings()
+    def uses_step_operator(self, name):
+        return True
 
-        def uses_step_operator(self, name):
-            return True
 
-    class Step:
-        config = Config()
+class _Snapshot:
+    def __init__(self, settings: dict) -> None:
+        self.step_configurations = {"train": SimpleNamespace(config=_StepConfig(settings))}
 
-    class Snapshot:
-        step_configurations = {"train": Step()}
 
-    with pytest.raises(server_mode.ServerModeError, match="chosen per step operator"):
-        server_mode.docker_builds(Operator(), Snapshot())
-    Operator.config = KaggleStepOperatorConfig(mode="server")
-    (build,) = server_mode.docker_builds(Operator(), Snapshot())
+def _operator(mode: str) -> KaggleStepOperator:
+    return KaggleStepOperator(
+        name="kaggle", id=uuid.uuid4(), config=KaggleStepOperatorConfig(mode=mode),
+        flavor="kaggle", type=StackComponentType.STEP_OPERATOR, user=None,
+        created=datetime.now(), updated=datetime.now(),
+    )
+
+
+@pytest.mark.parametrize("key", OPERATOR_WIDE)
+def test_a_step_setting_cannot_choose_what_the_operator_chooses(key):
+    value = {"mode": "server", "packages": ["zenml"], "resume_marker": "x.json"}[key]
+    with pytest.raises(OperatorSettingError, match=f"{key} in a step's step_operator settings"):
+        KaggleStepOperatorSettings(**{key: value})
+    # ZenML's own conversion of a run config's settings lets the error through as it is
+    from zenml.config.base_settings import BaseSettings
+    from zenml.config.settings_resolver import SettingsResolver
+
+    resolver = SettingsResolver(key="step_operator", settings=BaseSettings(**{key: value}))
+    with pytest.raises(OperatorSettingError, match="zenml step-operator update"):
+        resolver._convert_settings(KaggleStepOperatorSettings)
+    # the operator's own config under a step's settings is no step's choice
+    operator = _operator("server")
+    given = {"step_operator:kaggle": KaggleStepOperatorSettings(timeout_s=60)}
+    snapshot = SimpleNamespace(pipeline_configuration=SimpleNamespace(settings=given))
+    assert operator.get_settings(snapshot).timeout_s == 60
+    assert KaggleStepOperatorConfig(**{key: value})
+
+
+def test_the_mode_is_chosen_once_and_picks_the_strategy():
+    standalone, server = _operator("standalone"), _operator("server")
+    assert type(standalone.submission).__name__ == "StandaloneSubmission"
+    assert standalone.submission is standalone.submission  # built once
+    assert standalone.get_docker_builds(_Snapshot({"timeout_s": 60})) == []
+    assert type(server.submission) is server_mode.ServerSubmission
+    (build,) = server.get_docker_builds(_Snapshot({"timeout_s": 60}))
     assert build.settings.skip_build and build.settings.parent_image == server_mode.KAGGLE_IMAGE
     assert build.step_name == "train"
+
+
+def test_no_run_config_sets_what_the_operator_chooses():
+    for path in sorted((ROOT / "stacks" / "run-configs").glob("*.yaml")):
+        config = yaml.safe_load(path.read_text())
+        for name, step in (config.get("steps") or {}).items():
+            given = (step.get("settings") or {}).get("step_operator") or {}
+            assert not set(OPERATOR_WIDE) & set(given), f"{path.name}: step {name}"
 
 
 def test_server_mode_module_does_not_import_the_kaggle_client():
