@@ -96,8 +96,9 @@ team-down:
 test: install serve-env lint
 	PATH=$(BIN):$$PATH $(PY) -m pytest -q -ra --durations=15
 
+# The fast tier, what to run while working: unit tests without the slow ones (under 2 minutes).
 test-unit: install
-	PATH=$(BIN):$$PATH $(PY) -m pytest -q -m "not e2e" tests/unit
+	PATH=$(BIN):$$PATH $(PY) -m pytest -q -m "not e2e and not slow" tests/unit
 
 lint: install
 	$(BIN)/ruff check .

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 import os
 import subprocess
 import sys
@@ -26,6 +28,7 @@ print(register_flavors())
 """
 
 
+@pytest.mark.slow
 def test_a_flavor_registered_from_a_moved_path_is_updated_in_place(tmp_path):
     (tmp_path / "mod").mkdir()
     (tmp_path / "mod" / "old_flavor_path.py").write_text(  # a store from before the move

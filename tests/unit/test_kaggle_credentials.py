@@ -110,6 +110,7 @@ def _offline_wandb_run(tmp_path: Path) -> Path:
     return next((tmp_path / "wandb").glob("offline-run-*-abc123"))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("server", ["accepts and never answers", "refuses"])
 def test_a_wandb_sync_with_wandb_unreachable_is_bounded_and_never_raises(tmp_path, monkeypatch,
                                                                          server):  # fmt: skip

@@ -9,6 +9,8 @@ names the command that resolves it.
 
 from __future__ import annotations
 
+import pytest
+
 import os
 import subprocess
 import sys
@@ -28,6 +30,7 @@ def _py(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
                           text=True, timeout=300)
 
 
+@pytest.mark.slow
 def test_stacks_register_in_any_order_and_again(tmp_path):
     env = _env(tmp_path)
     assert _py(env, "-m", "pipelines.flavors").returncode == 0
@@ -59,6 +62,7 @@ def test_stacks_register_in_any_order_and_again(tmp_path):
     assert check.stdout.split()[-2:] == ["hf_hub", "s3://our-bucket"], check.stderr
 
 
+@pytest.mark.slow
 def test_a_flavor_conflict_changes_nothing_and_says_how_to_resolve_it(tmp_path):
     env = _env(tmp_path)
     assert _py(env, "-m", "pipelines.flavors").returncode == 0

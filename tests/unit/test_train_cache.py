@@ -188,6 +188,7 @@ def test_summary_of_a_run_that_trained(tmp_path: Path) -> None:
     assert "**Cached steps:** none" in out and "nothing ran on Kaggle" not in out
 
 
+@pytest.mark.slow
 def test_scrub_leaves_no_secret_in_the_store(tmp_path: Path) -> None:
     """A real local ZenML store with a W&B secret in it (a team's, made on purpose): after the
     scrub no file of the store holds the value, and the scrub says so by its exit status."""

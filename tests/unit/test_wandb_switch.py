@@ -36,6 +36,7 @@ def _refused_url() -> str:
     return f"http://127.0.0.1:{refused_port()}"
 
 
+@pytest.mark.slow
 def test_each_decision_follows_the_environment_of_that_moment(wandb_answers, monkeypatch):
     none = tracker.decide()
     assert not none.online and "no WANDB_API_KEY" in none.reason
@@ -72,6 +73,7 @@ def test_a_run_decides_once_and_its_step_processes_reuse_it(wandb_answers, monke
     assert said.startswith("False key from WANDB_API_KEY, but W&B at"), said
 
 
+@pytest.mark.slow
 def test_stacks_register_in_any_order_with_or_without_a_key(tmp_path):
     """The real ``stacks/register.sh`` on a throwaway store: with a key set, ``kaggle`` then
     ``local`` (they share the tracker); then ``local`` again without it. Nothing about W&B is
