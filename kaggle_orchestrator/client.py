@@ -6,7 +6,7 @@ endpoint from a module-level table. ``KaggleClient`` wraps one ``KaggleApi`` so 
 has a timeout, 429/5xx/connection errors are retried with bounded backoff (honouring
 ``Retry-After``), credentials (an API token or a legacy key, see ``credentials.py``) are passed
 explicitly (never through ``os.environ``), and the API endpoint is a parameter: ``None`` is
-Kaggle, a URL is a Kaggle-compatible server such as ``python -m kaggle_orchestrator.emulator``.
+Kaggle, a URL is a Kaggle-compatible server such as ``python -m kaggle_emulator``.
 Everything else is the production code path.
 """
 

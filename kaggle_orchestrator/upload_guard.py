@@ -20,7 +20,8 @@ import tarfile
 from pathlib import Path
 
 # The project's packages (pyproject.toml's [tool.setuptools.packages.find] include) and its
-# metadata: what a step running in a kernel imports. A test keeps this equal to pyproject's list.
+# metadata: what a step running in a kernel imports. A test keeps this equal to pyproject's list,
+# less ``kaggle_emulator`` (a local Kaggle for dry runs: nothing that runs in a kernel imports it).
 CODE_PATHS = ("pyproject.toml", "pipelines", "steps", "bento", "kaggle_orchestrator", "hf_registry",
               "http_backoff")
 CODE_SUFFIXES = {".py", ".toml", ".yaml", ".yml", ".json", ".md", ".j2", ".txt", ".cfg", ".sh"}

@@ -5,7 +5,7 @@
 - a ZenML server (``uvicorn`` on its own SQLite database, password login, with the dashboard),
   activated with an ``admin`` user; the runner connects with a service account's API key;
 - an S3 stand-in (moto's server) holding the artifact bucket;
-- the Kaggle API emulator (``python -m kaggle_orchestrator.emulator``), whose kernels run on
+- the Kaggle API emulator (``python -m kaggle_emulator``), whose kernels run on
   the Kaggle-like Python 3.12 image with this machine's network, so they reach both servers.
 
 It then creates the ZenML secret ``s3``, registers the ``team`` stack with
@@ -226,7 +226,7 @@ def _bring_up(args: argparse.Namespace) -> None:
 
     say("the kernels' Python 3.12 image (built once under ~/.cache/nizami/kaggle-image)")
     python = _run(
-        [sys.executable, "-m", "kaggle_orchestrator.emulator", "--prepare-image"],
+        [sys.executable, "-m", "kaggle_emulator", "--prepare-image"],
         _clean_env(),
         "preparing the Kaggle image",
         timeout_s=1800,

@@ -126,11 +126,11 @@ print("STACK_ID", c.get_stack("team").id)
 """
 
 
-# `python -m kaggle_orchestrator.emulator` with its key and token taken from the environment,
+# `python -m kaggle_emulator` with its key and token taken from the environment,
 # so that they are not on a command line (`ps` shows those to every user of the machine).
 EMULATOR = """
 import os, sys
-from kaggle_orchestrator.emulator.__main__ import main
+from kaggle_emulator.__main__ import main
 key, token = os.environ.pop("TEAM_KAGGLE_KEY"), os.environ.pop("TEAM_KAGGLE_TOKEN")
 main(sys.argv[1:] + ["--key", key, "--token", token])
 """

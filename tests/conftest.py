@@ -93,7 +93,7 @@ def dvc_data() -> Path:
 def kaggle_image() -> str:
     """The interpreter of a Python 3.12 environment prepared like Kaggle's image, for the
     emulator's kernels (built once, then cached under ``~/.cache/nizami/kaggle-image``)."""
-    from kaggle_orchestrator.emulator.image import prepare_image
+    from kaggle_emulator.image import prepare_image
 
     return str(prepare_image())
 

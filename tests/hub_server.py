@@ -66,7 +66,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from kaggle_orchestrator.emulator.background import BackgroundServer
+from kaggle_emulator.background import BackgroundServer
 
 DEFAULT_TOKEN = "test-token"
 DEFAULT_USER = "tester"

@@ -155,7 +155,7 @@ class KaggleStepOperatorConfig(BaseStepOperatorConfig, KaggleStepOperatorSetting
     )
     api_endpoint: str | None = Field(
         None, description="Base URL of a Kaggle-compatible API; null is Kaggle. Point it at "
-        "`python -m kaggle_orchestrator.emulator` to dry-run without spending quota.",
+        "`python -m kaggle_emulator` to dry-run without spending quota.",
     )
     request_timeout_s: float = Field(
         60.0, gt=0, description="Timeout of every HTTP call to the Kaggle API.",

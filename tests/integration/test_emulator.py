@@ -1,4 +1,4 @@
-"""The real kaggle client against the local Kaggle emulator (``kaggle_orchestrator.emulator``).
+"""The real kaggle client against the local Kaggle emulator (``kaggle_emulator``).
 
 The ``kaggle`` CLI runs as a subprocess pointed at the emulator by ``client_env`` (Kaggle's own
 ``KAGGLE_API_ENVIRONMENT=LOCALHOST`` dev mode, with the LOCAL endpoint moved by a
@@ -27,7 +27,7 @@ import httpx
 import pytest
 import yaml
 
-from kaggle_orchestrator.emulator import KaggleEmulator, Status
+from kaggle_emulator import KaggleEmulator, Status
 from steps.core.data.examples import read_examples
 
 pytestmark = pytest.mark.e2e
@@ -586,7 +586,7 @@ def test_faults_can_be_injected_from_the_command_line(tmp_path: Path) -> None:
 
     import httpx
 
-    command = [sys.executable, "-m", "kaggle_orchestrator.emulator", "--port", "0",
+    command = [sys.executable, "-m", "kaggle_emulator", "--port", "0",
                "--python", sys.executable, "--root", str(tmp_path / "emu"), "--token", "KGAT_x",
                "--fault", '{"kind": "kernel_stop", "after_log": "checkpoint-2"}',
                "--fault", '{"kind": "http_error", "method": "SaveKernel", "status": 502, '

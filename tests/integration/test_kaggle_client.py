@@ -15,9 +15,9 @@ import uuid
 
 import pytest
 
+from kaggle_emulator import KaggleEmulator
 from kaggle_orchestrator.client import KaggleApiError, KaggleClient
 from kaggle_orchestrator.credentials import Credentials, KaggleAuthError
-from kaggle_orchestrator.emulator import KaggleEmulator
 from kaggle_orchestrator.follow import KernelFailedError, follow_kernel
 from kaggle_orchestrator.kernel import KernelNames
 

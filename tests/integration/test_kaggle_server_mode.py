@@ -32,7 +32,7 @@ import httpx
 import pytest
 import yaml
 
-from kaggle_orchestrator.emulator import KaggleEmulator
+from kaggle_emulator import KaggleEmulator
 from kaggle_orchestrator.step_operators.kernel_token import MARGIN_S, token_claims
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -18,7 +18,7 @@ import pytest
 import yaml
 from helpers import ROOT, register_stack, run_pipeline, write_config
 
-from kaggle_orchestrator.emulator import KaggleEmulator
+from kaggle_emulator import KaggleEmulator
 from steps.core.evaluate.metrics_document import MetricsDocument
 
 RUN_CONFIG = ROOT / "stacks" / "run-configs" / "kaggle.yaml"

@@ -131,7 +131,7 @@ def as_user(
 def _mode(workspace: Path, name: str, **how: bool) -> subprocess.CompletedProcess[str]:
     probe = (
         "import logging; logging.basicConfig(level=logging.INFO)\n"
-        "from kaggle_orchestrator.emulator.isolation import ensure_kaggle_mountpoint\n"
+        "from kaggle_emulator.isolation import ensure_kaggle_mountpoint\n"
         "ensure_kaggle_mountpoint()"
     )
     return as_user(workspace, name, [".venv/bin/python", "-c", probe], timeout=120, **how)

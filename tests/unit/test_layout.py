@@ -14,8 +14,8 @@ from pathlib import Path
 
 from helpers import ROOT
 
-PRODUCT = ["steps", "pipelines", "bento", "kaggle_orchestrator", "hf_registry", "http_backoff",
-           "data", "docs", ".github"]
+PRODUCT = ["steps", "pipelines", "bento", "kaggle_orchestrator", "kaggle_emulator", "hf_registry",
+           "http_backoff", "data", "docs", ".github"]
 NOT_PRODUCT = {ROOT / "data" / "generate.py"}  # a data table written as code
 MAX_MODULE_LINES = 400
 MAX_STEP_LINES = 30

@@ -202,7 +202,7 @@ def test_ci_runs_lint_and_the_test_suite() -> None:
     assert python["with"]["cache"] == "pip"
     (cache,) = [s for s in job["steps"] if s.get("uses", "").startswith("actions/cache")]
     assert cache["with"]["path"] == "~/.cache/nizami/kaggle-image"
-    assert "kaggle_orchestrator/emulator/image.py" in cache["with"]["key"]
+    assert "kaggle_emulator/image.py" in cache["with"]["key"]
     # torch's CPU wheel comes from `make install`, not from a job-wide index
     assert "PIP_EXTRA_INDEX_URL" not in doc.get("env", {})
 

@@ -1,4 +1,4 @@
-"""``python -m kaggle_orchestrator.emulator``: serve the Kaggle API emulator in the foreground."""
+"""``python -m kaggle_emulator``: serve the Kaggle API emulator in the foreground."""
 
 from __future__ import annotations
 
@@ -9,14 +9,14 @@ import os
 import shlex
 from pathlib import Path
 
-from kaggle_orchestrator.emulator.image import prepare_image
-from kaggle_orchestrator.emulator.redirect import HOOK_DIR
-from kaggle_orchestrator.emulator.server import DEFAULT_KEY, DEFAULT_USERNAME, KaggleEmulator
+from kaggle_emulator.image import prepare_image
+from kaggle_emulator.redirect import HOOK_DIR
+from kaggle_emulator.server import DEFAULT_KEY, DEFAULT_USERNAME, KaggleEmulator
 
 
 def _parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        prog="python -m kaggle_orchestrator.emulator",
+        prog="python -m kaggle_emulator",
         description="A local Kaggle API that runs pushed kernels in sandboxes laid out like "
         "Kaggle's: dry-run your kernel before spending GPU quota.",
     )

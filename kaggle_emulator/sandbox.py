@@ -40,9 +40,9 @@ from enum import StrEnum
 from pathlib import Path
 from typing import IO, Any, Literal
 
-from kaggle_orchestrator.emulator.faults import KernelErrorFault, KernelFault, KernelHangFault
-from kaggle_orchestrator.emulator.isolation import kill_session, sandbox_env, session_command
-from kaggle_orchestrator.emulator.session_faults import fault_script, start_fault
+from kaggle_emulator.faults import KernelErrorFault, KernelFault, KernelHangFault
+from kaggle_emulator.isolation import kill_session, sandbox_env, session_command
+from kaggle_emulator.session_faults import fault_script, start_fault
 
 log = logging.getLogger(__name__)
 

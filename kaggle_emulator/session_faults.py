@@ -11,17 +11,17 @@ import threading
 import time
 from typing import TYPE_CHECKING
 
-from kaggle_orchestrator.emulator.faults import (
+from kaggle_emulator.faults import (
     KernelCancelFault,
     KernelErrorFault,
     KernelFault,
     KernelHangFault,
     KernelStopFault,
 )
-from kaggle_orchestrator.emulator.isolation import kill_session
+from kaggle_emulator.isolation import kill_session
 
 if TYPE_CHECKING:
-    from kaggle_orchestrator.emulator.sandbox import KernelVersion
+    from kaggle_emulator.sandbox import KernelVersion
 
 _HANG_SCRIPT = """\
 import time
@@ -56,7 +56,7 @@ def start_fault(version: KernelVersion, fault: KernelFault | None) -> None:
 def _cancel_later(version: KernelVersion, fault: KernelCancelFault) -> None:
     """A cancel from outside: CANCEL_REQUESTED while the script goes on, then killed."""
     time.sleep(fault.after_s)
-    from kaggle_orchestrator.emulator.sandbox import Status
+    from kaggle_emulator.sandbox import Status
 
     with version.lock:
         if version.status is not Status.RUNNING:

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from kaggle_orchestrator.emulator.state import (
+from kaggle_emulator.state import (
     ApiError,
     Blob,
     Call,

@@ -10,14 +10,14 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Literal
 
-from kaggle_orchestrator.emulator.app import build_app
-from kaggle_orchestrator.emulator.background import BackgroundServer
-from kaggle_orchestrator.emulator.faults import Faults
-from kaggle_orchestrator.emulator.isolation import check_env_names, ensure_kaggle_mountpoint
-from kaggle_orchestrator.emulator.recording import Recording
-from kaggle_orchestrator.emulator.redirect import client_env
-from kaggle_orchestrator.emulator.sandbox import TERMINAL, KernelVersion, SessionSettings, Status
-from kaggle_orchestrator.emulator.state import GPU_QUOTA_SECONDS, GPU_SESSION_LIMIT, EmulatorState
+from kaggle_emulator.app import build_app
+from kaggle_emulator.background import BackgroundServer
+from kaggle_emulator.faults import Faults
+from kaggle_emulator.isolation import check_env_names, ensure_kaggle_mountpoint
+from kaggle_emulator.recording import Recording
+from kaggle_emulator.redirect import client_env
+from kaggle_emulator.sandbox import TERMINAL, KernelVersion, SessionSettings, Status
+from kaggle_emulator.state import GPU_QUOTA_SECONDS, GPU_SESSION_LIMIT, EmulatorState
 
 log = logging.getLogger(__name__)
 
@@ -125,12 +125,12 @@ class KaggleEmulator:
 
     @property
     def faults(self) -> Faults:
-        """The fault injector (see ``kaggle_orchestrator.emulator.faults``)."""
+        """The fault injector (see ``kaggle_emulator.faults``)."""
         return self.state.faults
 
     @property
     def recording(self) -> Recording:
-        """Everything received (see ``kaggle_orchestrator.emulator.recording``)."""
+        """Everything received (see ``kaggle_emulator.recording``)."""
         return self.state.recording
 
     @property

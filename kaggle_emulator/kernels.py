@@ -13,8 +13,8 @@ from typing import Any
 
 from slugify import slugify
 
-from kaggle_orchestrator.emulator.sandbox import KernelVersion, Status, run_session
-from kaggle_orchestrator.emulator.state import ApiError, Call, EmulatorState, Kernel, iso_time
+from kaggle_emulator.sandbox import KernelVersion, Status, run_session
+from kaggle_emulator.state import ApiError, Call, EmulatorState, Kernel, iso_time
 
 MAX_SOURCE_BYTES = 1_000_000
 LANGUAGES = ("python", "r", "rmarkdown")

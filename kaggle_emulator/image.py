@@ -10,7 +10,7 @@ makes it run, exactly as on Kaggle.
 ``PATH``, then ``pip install`` of ``IMAGE_REQUIREMENTS``: ~5 GB, a few minutes with an empty
 pip cache, since PyPI's Linux torch is the CUDA build) under ``NIZAMI_KAGGLE_IMAGE_CACHE``
 (default ``~/.cache/nizami/kaggle-image``) and reuses it while its requirements are unchanged;
-``python -m kaggle_orchestrator.emulator --prepare-image`` builds it ahead of time.
+``python -m kaggle_emulator --prepare-image`` builds it ahead of time.
 Sessions never change it: the emulator overlays it per session (``isolation.py``).
 """
 

@@ -48,11 +48,11 @@ from starlette.responses import (
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from kaggle_orchestrator.emulator import datasets, kernels
-from kaggle_orchestrator.emulator.datasets import Redirect
-from kaggle_orchestrator.emulator.faults import DOWNLOAD, LOG_STREAM, UPLOAD, HttpErrorFault
-from kaggle_orchestrator.emulator.sandbox import KernelVersion, Status
-from kaggle_orchestrator.emulator.state import ApiError, Call, EmulatorState, Kernel
+from kaggle_emulator import datasets, kernels
+from kaggle_emulator.datasets import Redirect
+from kaggle_emulator.faults import DOWNLOAD, LOG_STREAM, UPLOAD, HttpErrorFault
+from kaggle_emulator.sandbox import KernelVersion, Status
+from kaggle_emulator.state import ApiError, Call, EmulatorState, Kernel
 
 log = logging.getLogger(__name__)
 

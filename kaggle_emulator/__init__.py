@@ -8,7 +8,7 @@ own mount namespace, attached datasets at ``/kaggle/input/datasets/<owner>/<slug
 no network when the kernel's internet is off, on a Python 3.12 environment prepared like
 Kaggle's image (``image.py``) that each session sees fresh::
 
-    .venv/bin/python -m kaggle_orchestrator.emulator --port 8777 --token KGAT_dryrun
+    .venv/bin/python -m kaggle_emulator --port 8777 --token KGAT_dryrun
 
 It prints the environment that points the real ``kaggle`` CLI at it; then, in another shell::
 
@@ -23,11 +23,15 @@ or cancelled from outside, exhausted GPU quota, busy GPU sessions), and everythi
 kept (``emulator.recording``) so a test can prove no secret reached "Kaggle". The same is
 reachable over HTTP (``/_emulator/faults``, ``/_emulator/received``) from another process.
 
+A package of its own, beside the step operator (``kaggle_orchestrator``), which never imports it
+(an import-linter contract in ``pyproject.toml``: no runtime package does); the emulator uses
+only the upload guard's ``encodings`` from it.
+
 Where it still differs from Kaggle is tabled in the README ("Dry-run on the local Kaggle
 emulator"): no accelerators, a small image, models/competitions/Secrets/TPUs not emulated.
 """
 
-from kaggle_orchestrator.emulator.faults import (
+from kaggle_emulator.faults import (
     Fault,
     Faults,
     GpuSessionsFault,
@@ -37,11 +41,11 @@ from kaggle_orchestrator.emulator.faults import (
     PushErrorFault,
     QuotaExhaustedFault,
 )
-from kaggle_orchestrator.emulator.image import prepare_image
-from kaggle_orchestrator.emulator.recording import Recording
-from kaggle_orchestrator.emulator.redirect import client_env, kagglesdk_endpoint
-from kaggle_orchestrator.emulator.sandbox import KernelVersion, Status
-from kaggle_orchestrator.emulator.server import DEFAULT_KEY, DEFAULT_USERNAME, KaggleEmulator
+from kaggle_emulator.image import prepare_image
+from kaggle_emulator.recording import Recording
+from kaggle_emulator.redirect import client_env, kagglesdk_endpoint
+from kaggle_emulator.sandbox import KernelVersion, Status
+from kaggle_emulator.server import DEFAULT_KEY, DEFAULT_USERNAME, KaggleEmulator
 
 __all__ = [
     "DEFAULT_KEY",

@@ -20,9 +20,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import quote
 
-from kaggle_orchestrator.emulator.faults import Faults
-from kaggle_orchestrator.emulator.recording import Recording
-from kaggle_orchestrator.emulator.sandbox import KernelVersion, SessionSettings, Status
+from kaggle_emulator.faults import Faults
+from kaggle_emulator.recording import Recording
+from kaggle_emulator.sandbox import KernelVersion, SessionSettings, Status
 
 GPU_SESSION_LIMIT = 2  # Kaggle's concurrent batch GPU sessions per account
 GPU_QUOTA_SECONDS = 30 * 3600  # Kaggle's weekly GPU quota
