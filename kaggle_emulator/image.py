@@ -51,7 +51,8 @@ def find_python(version: str = IMAGE_PYTHON) -> Path:
     """
     roots = [os.environ.get("PYENV_ROOT"), str(Path.home() / ".pyenv")]
     for root in filter(None, roots):
-        found = sorted(Path(root, "versions").glob(f"{version}.*/bin/python{version}"))
+        found = sorted(Path(root, "versions").glob(f"{version}.*/bin/python{version}"),
+                       key=lambda p: _version_key(p.parents[1].name))
         if found:
             return found[-1]
     on_path = shutil.which(f"python{version}")
@@ -61,6 +62,34 @@ def find_python(version: str = IMAGE_PYTHON) -> Path:
         f"no Python {version} found (pyenv or python{version} on PATH): Kaggle's image runs "
         f"{version}; install it (`pyenv install {version}`) or pass --python to the emulator"
     )
+
+
+def _version_key(name: str) -> tuple[int, ...]:
+    """``"3.12.10"`` → ``(3, 12, 10)`` (so that 3.12.10 sorts after 3.12.9); junk sorts first."""
+    try:
+        return tuple(int(part) for part in name.split("."))
+    except ValueError:
+        return ()
+
+
+def _warn_if_shutdown_defect(target: Path) -> None:
+    """CPython 3.12.0-3.12.2 cannot start a thread once the interpreter shuts down, and the
+    OpenTelemetry logging handler of ZenML's log store starts one to flush (python/cpython#113964):
+    a server-mode kernel on such a Python ends with a harmless traceback that 3.12.3 and later
+    do not print (checked with OpenTelemetry's handler: 3.12.1 prints it, 3.11.7 and 3.13.0 do
+    not). Said where the environment is chosen."""
+    cfg = target / "pyvenv.cfg"
+    lines = cfg.read_text().splitlines() if cfg.is_file() else []
+    version = next((ln.split("=", 1)[1].strip() for ln in lines
+                    if ln.split("=", 1)[0].strip() in ("version", "version_info")), "")
+    if (3, 12, 0) <= _version_key(version)[:3] < (3, 12, 3):
+        log.warning(
+            "the Kaggle-like environment runs Python %s, which cannot start threads at "
+            "interpreter shutdown (fixed in 3.12.3): server-mode kernels end with a harmless "
+            "'can't create new thread at interpreter shutdown' traceback from ZenML's log "
+            "export, which Python 3.12.3 and later do not print (`pyenv install 3.12` avoids it)",
+            version,
+        )
 
 
 def image_dir(cache: Path | None = None) -> Path:
@@ -82,6 +111,7 @@ def prepare_image(cache: Path | None = None) -> Path:
     python = target / "bin" / "python"
     stamp = target / ".ready"
     if stamp.is_file():
+        _warn_if_shutdown_defect(target)
         return python
     target.parent.mkdir(parents=True, exist_ok=True)
     with open(target.parent / f"{target.name}.lock", "w") as lock:
@@ -89,8 +119,12 @@ def prepare_image(cache: Path | None = None) -> Path:
         if stamp.is_file():
             return python
         shutil.rmtree(target, ignore_errors=True)
-        log.warning("preparing the Kaggle-like Python %s environment in %s (once; ~5 GB)",
-                    IMAGE_PYTHON, target)
+        log.warning(
+            "no Kaggle-like Python %s environment in %s (%s): preparing one there (~5 GB, a few "
+            "minutes, once per cache; point %s at an existing one to reuse it)", IMAGE_PYTHON,
+            target, f"{CACHE_ENV}" if os.environ.get(CACHE_ENV) else f"HOME={Path.home()}",
+            CACHE_ENV,
+        )  # fmt: skip
         base = find_python()
         steps = [
             [str(base), "-m", "venv", str(target)],
@@ -103,4 +137,5 @@ def prepare_image(cache: Path | None = None) -> Path:
                 raise ImageError(f"preparing the Kaggle-like image failed: {' '.join(command)}\n"
                                  f"{done.stdout[-3000:]}{done.stderr[-3000:]}")
         stamp.write_text("\n".join(IMAGE_REQUIREMENTS) + "\n")
+    _warn_if_shutdown_defect(target)
     return python
