@@ -257,9 +257,9 @@ class Guard:
             code = "invalid_api_key" if ok is False else None
             bearer = {"WWW-Authenticate": "Bearer"}
             return await openai_error(401, message, "invalid_request_error", code, bearer)(send)
-        if not (scope["method"] == "POST" and path.startswith(("/v1/", "/generate"))):
-            return await self.app(scope, receive, send)
-        return await self._model_request(scope, receive, send)
+        if scope["method"] == "POST" and path.startswith(("/v1/", "/generate")):
+            return await self._model_request(scope, receive, send)
+        return await self.app(scope, receive, Exchange(send) if path.startswith("/v1/") else send)
 
     async def _lifespan(self, scope: Scope, receive: Receive, send: Send) -> None:
         """The app's start-up in the background (see the module docstring), its shutdown as is."""

@@ -410,6 +410,12 @@ def test_errors_reach_clients_in_openais_shape_with_a_message_they_can_act_on(
         assert error["message"] == "prompt: too short"
 
 
+def test_vllms_other_routes_answer_errors_in_openais_shape_too() -> None:
+    plain = Streamer((503, b"text/plain", b"Upstream service unavailable."))
+    status, _, body = _run(_call(_guard(plain), "/v1/models", "GET"))
+    assert status == 503 and json.loads(body)["error"]["code"] == "engine_unavailable"
+
+
 def test_vllms_engine_death_inside_a_stream_becomes_an_error_event_to_act_on() -> None:
     dead = b'data: {"n": 1}\n\ndata: ' + VLLM_DEAD + b"\n\ndata: [DONE]\n\n"
     _, _, body = _run(_call(_guard(Streamer((200, b"text/event-stream", dead)))))
