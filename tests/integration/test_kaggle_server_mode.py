@@ -221,6 +221,9 @@ def team_stack(team: Team) -> Team:
     team.secret_ids = json.loads(made.stdout.split("IDS", 1)[1])
     out = team.zenml("bash", "stacks/register.sh", "team").stdout
     assert "active stack: team" in out and "offline" in out, out
+    # register.sh makes `team` active in the repository's .zen/config.yaml, which every other
+    # ZenML store on this checkout shares (and resets): the runner names its stack instead.
+    team.env["ZENML_ACTIVE_STACK_ID"] = _stack_id(team, "team")
     # The Kubernetes variant shares the components; imported before they are pointed elsewhere.
     team.zenml("zenml", "stack", "import", "team-k8s", "-f", "stacks/team-k8s.yaml")
     update = (
