@@ -20,10 +20,9 @@ before BentoML's handlers and its reverse proxy to vLLM:
    answers nothing until that is over though the port accepts connections: requests would hang
    while the engine loads. The guard runs that start-up in the background and answers 503 with
    ``Retry-After`` until it is complete; if it fails, the worker exits 3, as uvicorn's does.
-6. **Clients that go away.** A model request whose client disconnects is cancelled at once,
-   streamed or not: the connection to vLLM closes and vLLM frees the sequence (BentoML's proxy
-   only notices for streams). Bodies that are not a JSON object get a 400 here; error answers
-   reach clients in OpenAI's shape (:class:`relay.Exchange`).
+6. **Clients that go away.** A model request whose client disconnects is stopped, streamed or
+   not: vLLM sees its connection close and frees the sequence (BentoML's proxy only notices for
+   streams). Non-JSON bodies get a 400; errors reach clients in OpenAI's shape (:mod:`relay`).
 
 Why not the stock facilities: BentoML's ``traffic.max_concurrency`` answers 429 without
 ``Retry-After``, not in OpenAI's shape; vLLM's ``--api-key`` covers only vLLM's routes (not
@@ -46,9 +45,9 @@ import psutil
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 if __package__:  # the repository, where bento/ is a package
-    from .relay import Ending, Exchange, not_a_json_object, openai_error
+    from .relay import Ending, Exchange, failed, not_a_json_object, openai_error
 else:  # inside the bento, src/ is the import root
-    from relay import Ending, Exchange, not_a_json_object, openai_error
+    from relay import Ending, Exchange, failed, not_a_json_object, openai_error
 
 log = logging.getLogger("bentoml.service.nizami")
 
@@ -325,6 +324,9 @@ class Guard:
         ended = asyncio.ensure_future(self.gate.wait_ended())
         try:
             await asyncio.wait({app, left, ended}, return_when=asyncio.FIRST_COMPLETED)
+        except asyncio.CancelledError:  # uvicorn gave up on this request: so does the app
+            app.cancel()
+            raise
         finally:
             client_gone, ending = left.done(), ended.result() if ended.done() else None
             left.cancel(), ended.cancel()  # fmt: skip
@@ -340,9 +342,7 @@ class Guard:
         if ending is not None and not client_gone:
             await exchange.fail(ending)
         elif failure is not None and not client_gone:
-            what = type(failure).__name__
-            await exchange.fail(Ending(500, f"The request failed inside the server ({what}); "
-                                       "retry it.", "server_error", None, 1))  # fmt: skip
+            await exchange.fail(failed(type(failure).__name__))
 
     async def _read_body(self, scope: Scope, receive: Receive) -> bytes | None:
         """The whole body, or None as soon as it is known to be over the limit."""

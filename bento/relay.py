@@ -78,6 +78,14 @@ SHUTTING_DOWN = Ending(
     "flight is over); retry it, on another instance if there is one.", "server_error",
     "server_shutting_down", 1,
 )  # fmt: skip
+
+
+def failed(what: str) -> Ending:
+    """The ending of a request that failed inside the server with exception ``what``."""
+    return Ending(500, f"The request failed inside the server ({what}); retry it.",
+                  "server_error", None, 1)  # fmt: skip
+
+
 ENGINE_DEAD_EVENT = re.compile(rb"data: [^\n]*" + re.escape(ENGINE_DEAD) + rb"[^\n]*")
 
 
