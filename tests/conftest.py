@@ -21,6 +21,12 @@ SESSION_DIR = Path(tempfile.mkdtemp(prefix="nizami-tests-"))
 os.environ["ZENML_CONFIG_PATH"] = str(SESSION_DIR / "zenml")
 os.environ["BENTOML_HOME"] = str(SESSION_DIR / "bentoml")
 os.environ["NIZAMI_CACHE"] = str(SESSION_DIR / "cache")
+# ZenML keeps the active stack of a checkout in its .zen/ (`zenml stack set`, register.sh), which
+# every store and test session on the checkout would share: each session gets its own, while
+# step sources still resolve against the checkout.
+(SESSION_DIR / "repo" / ".zen").mkdir(parents=True)
+os.environ["ZENML_REPOSITORY_PATH"] = str(SESSION_DIR / "repo")
+os.environ["ZENML_CUSTOM_SOURCE_ROOT"] = str(Path(__file__).resolve().parents[1])
 # Offline and quiet unless the caller asked otherwise.
 for _name, _value in {
     "WANDB_DIR": str(SESSION_DIR / "wandb"),
