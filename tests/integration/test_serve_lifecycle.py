@@ -142,9 +142,9 @@ def test_while_starting_probes_and_requests_get_503_with_retry_after_at_once(ser
     assert served.starting, "ready at the first probe: nothing seen of the start-up"
     hung = [answer for answer in served.starting if "Timeout" in answer]
     assert not hung, served.starting
-    assert all(a.endswith(("503 retry-after=5", "ConnectError")) for a in served.starting), (
-        served.starting
-    )
+    # (a request sent in the instant the engine became ready is answered: 200)
+    answers = [a for a in served.starting if not a.startswith("POST /v1/chat/completions: 200")]
+    assert all(a.endswith(("503 retry-after=5", "ConnectError")) for a in answers), answers
 
 
 def test_an_abandoned_non_streamed_request_frees_its_sequences(served):
@@ -289,7 +289,7 @@ def test_sigterm_drains_the_requests_in_flight_then_the_whole_tree_exits(served)
     assert threads[2].is_alive(), "the 3000-token stream ended before the 400-token ones"
     engine = served.engine_core()
     engine.suspend()  # the third stream goes silent
-    served.proc.wait(timeout=DRAIN_S + 45)  # the grace period, then vLLM's own stop (30 s)
+    served.proc.wait(timeout=DRAIN_S + 60)  # the grace period, then BentoML stops vLLM (<= 30 s)
     took = time.monotonic() - signalled
     threads[2].join(timeout=30)
     assert silent.get("status") == 200 and "error" not in silent, silent
