@@ -362,8 +362,7 @@ def test_while_the_application_starts_every_request_gets_503_with_retry_after_at
         async def lifespan_send(message):
             sent.append(message["type"])
 
-        lifespan = asyncio.create_task(
-            guard({"type": "lifespan"}, app_events.get, lifespan_send))
+        lifespan = asyncio.create_task(guard({"type": "lifespan"}, app_events.get, lifespan_send))
         for _ in range(100):  # 1 s
             if sent:
                 break
@@ -383,8 +382,10 @@ def test_while_the_application_starts_every_request_gets_503_with_retry_after_at
     _run(scenario())
 
 
-VLLM_DEAD = (b'{"error": {"message": "EngineCore encountered an issue. See stack trace (above) '
-             b'for the root cause.", "type": "InternalServerError", "param": null, "code": 500}}')
+VLLM_DEAD = (
+    b'{"error": {"message": "EngineCore encountered an issue. See stack trace (above) '
+    b'for the root cause.", "type": "InternalServerError", "param": null, "code": 500}}'
+)
 
 
 @pytest.mark.parametrize(
@@ -392,8 +393,16 @@ VLLM_DEAD = (b'{"error": {"message": "EngineCore encountered an issue. See stack
     [
         ((500, b"application/json", VLLM_DEAD), 503, "engine_unavailable"),
         ((503, b"text/plain", b"Upstream service unavailable."), 503, "engine_unavailable"),
-        ((400, b"application/json", b'{"error": "1 validation error for Input", "detail": '
-                                    b'[{"loc": ["prompt"], "msg": "too short"}]}'), 400, None),
+        (
+            (
+                400,
+                b"application/json",
+                b'{"error": "1 validation error for Input", "detail": '
+                b'[{"loc": ["prompt"], "msg": "too short"}]}',
+            ),
+            400,
+            None,
+        ),
     ],
     ids=["vllm engine dead", "proxy without engine", "bentoml's shape"],
 )
