@@ -150,6 +150,7 @@ def test_without_docker_the_image_is_a_complete_build_context(model_tag, tmp_pat
     assert (result.build_context / "models" / name / version / "model.safetensors").is_file()
     assert (result.build_context / "src" / "cpu" / "sitecustomize.py").is_file()
     assert (result.build_context / "src" / "guard.py").is_file()
+    assert (result.build_context / "src" / "relay.py").is_file()  # guard.py imports it
     dockerfile = (result.build_context / "env" / "docker" / "Dockerfile").read_text()
     assert "EXPOSE 8000" in dockerfile and "FROM python:3.11-slim" in dockerfile
 
