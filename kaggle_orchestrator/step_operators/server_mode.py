@@ -202,13 +202,16 @@ def _push(client: KaggleClient, names: kernel.KernelNames, settings: KaggleStepO
     return client.push(folder, names.kernel, int(settings.timeout_s))
 
 
-def _record(step_run: StepRunResponse) -> dict[str, Any]:
-    """Where the step's kernel runs (the metadata ``submit`` recorded)."""
+def _record(step_run: StepRunResponse, required: bool = True) -> dict[str, Any] | None:
+    """Where the step's kernel runs (the metadata ``submit`` recorded); None if ``submit``
+    pushed nothing and ``required`` is false."""
     record = step_run.run_metadata.get(METADATA)
-    if not (isinstance(record, dict) and record.get("mode") == SERVER):
+    if isinstance(record, dict) and record.get("mode") == SERVER:
+        return record
+    if required:
         raise ServerModeError(f"step run {step_run.id} was not submitted in server mode (no "
                               f"'{METADATA}' metadata of a server-mode kernel)")
-    return record
+    return None
 
 
 class ServerSubmission(Submission):
@@ -353,8 +356,10 @@ class ServerSubmission(Submission):
         return ExecutionStatus.COMPLETED
 
     def cancel(self, step_run: StepRunResponse) -> None:
-        """Delete the kernel: Kaggle's only reliable stop."""
-        record = _record(step_run)
+        """Delete the kernel: Kaggle's only reliable stop (nothing to do if none was pushed)."""
+        record = _record(step_run, required=False)
+        if record is None:
+            return
         log.warning("cancelling: deleting Kaggle kernel %s", record["kernel_slug"])
         self._client().delete(record["kernel_slug"], missing_ok=True)
 
@@ -362,7 +367,10 @@ class ServerSubmission(Submission):
         """Delete the bundle dataset (it holds the run-scoped token) however the step ended."""
         from kaggle_orchestrator.client import KaggleApiError
 
-        dataset = _record(step_run)["bundle_dataset"]
+        record = _record(step_run, required=False)
+        if record is None:  # submit failed before it pushed: it deleted what it uploaded
+            return
+        dataset = record["bundle_dataset"]
         try:
             self._client().delete_dataset(dataset)
         except KaggleApiError as error:

@@ -209,6 +209,15 @@ def test_the_mode_is_chosen_once_and_picks_the_strategy():
     assert build.step_name == "train"
 
 
+def test_a_step_whose_submit_pushed_nothing_is_cancelled_and_cleaned_up_quietly():
+    submission = _operator("server").submission
+    step_run = SimpleNamespace(id=uuid.uuid4(), run_metadata={})
+    submission.cancel(step_run)  # no kernel, no bundle: no Kaggle client is even built
+    submission.cleanup(step_run)
+    with pytest.raises(server_mode.ServerModeError, match="not submitted in server mode"):
+        submission.get_status(step_run)
+
+
 def test_no_run_config_sets_what_the_operator_chooses():
     for path in sorted((ROOT / "stacks" / "run-configs").glob("*.yaml")):
         config = yaml.safe_load(path.read_text())
