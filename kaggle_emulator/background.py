@@ -45,6 +45,7 @@ class BackgroundServer:
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((self.host, self.port))
+        sock.listen(2048)  # uvicorn's backlog: connections wait from now, not from server.run()
         self.port = sock.getsockname()[1]
         return sock
 

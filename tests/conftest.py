@@ -27,11 +27,13 @@ os.environ["NIZAMI_CACHE"] = str(SESSION_DIR / "cache")
 (SESSION_DIR / "repo" / ".zen").mkdir(parents=True)
 os.environ["ZENML_REPOSITORY_PATH"] = str(SESSION_DIR / "repo")
 os.environ["ZENML_CUSTOM_SOURCE_ROOT"] = str(Path(__file__).resolve().parents[1])
+# This session's own folders (also under pytest-xdist, whose workers inherit the environment of
+# the process that started them, and with it that process's folders).
+os.environ["WANDB_DIR"] = str(SESSION_DIR / "wandb")
+os.environ["HF_HOME"] = str(SESSION_DIR / "hf")
+os.environ["DVC_SITE_CACHE_DIR"] = str(SESSION_DIR / "dvc-site")
 # Offline and quiet unless the caller asked otherwise.
 for _name, _value in {
-    "WANDB_DIR": str(SESSION_DIR / "wandb"),
-    "HF_HOME": str(SESSION_DIR / "hf"),
-    "DVC_SITE_CACHE_DIR": str(SESSION_DIR / "dvc-site"),
     "DVC_NO_ANALYTICS": "1",
     "ZENML_ANALYTICS_OPT_IN": "false",
     "HF_HUB_OFFLINE": "1",
