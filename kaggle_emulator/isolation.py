@@ -203,6 +203,14 @@ def ensure_kaggle_mountpoint() -> None:
         )
 
 
+def release_session(session_dir: Path) -> None:
+    """After a session: under ``sudo`` the overlay's work folder is root's (``work/`` mode 000,
+    made by the kernel's overlayfs), so the user could not delete the session; it goes now."""
+    work = session_dir / "image-work"
+    if isolation_mode() is Isolation.SUDO and work.exists():
+        _tried(["sudo", "-n", "rm", "-rf", "--", str(work)])
+
+
 def kill_session(pid: int, session_dir: Path) -> None:
     """SIGKILL a session's process group, and the kernel's own group when it leads one.
 

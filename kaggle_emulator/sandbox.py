@@ -41,7 +41,12 @@ from pathlib import Path
 from typing import IO, Any, Literal
 
 from kaggle_emulator.faults import KernelErrorFault, KernelFault, KernelHangFault
-from kaggle_emulator.isolation import kill_session, sandbox_env, session_command
+from kaggle_emulator.isolation import (
+    kill_session,
+    release_session,
+    sandbox_env,
+    session_command,
+)
 from kaggle_emulator.session_faults import fault_script, start_fault
 
 log = logging.getLogger(__name__)
@@ -320,6 +325,7 @@ def _wait(version: KernelVersion, timeout: float | None, fault: KernelFault | No
     # the session ends with its script: nothing it started outlives it
     kill_session(process.pid, version.dir)
     process.wait()
+    release_session(version.dir)
     for pump in pumps:
         pump.join(timeout=10)
     with version.lock:

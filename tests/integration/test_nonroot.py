@@ -165,6 +165,11 @@ def test_a_runner_with_sudo_and_no_user_namespaces_runs_kernels_through_sudo(wor
     assert said.returncode == 0, said.stderr
     assert "kernel sessions run through passwordless sudo" in said.stderr
     _pytest(workspace, "runner", [*EMULATOR_TESTS, PIPELINE_TEST], **how)
+    # nothing of root's is left in the user's folders: the user can delete its sessions
+    # (overlayfs makes its work folder as root, mode 000, under sudo)
+    owned_by_root = subprocess.run(["find", str(workspace / "home"), "-uid", "0", "-type", "d"],
+                                   capture_output=True, text=True).stdout.split()
+    assert owned_by_root == [], owned_by_root[:10]
 
 
 def test_a_user_without_sudo_runs_kernels_in_a_user_namespace(workspace):
