@@ -1,6 +1,7 @@
 """Register the project's own stack-component flavors in the active ZenML store (idempotent).
 
-``stacks/register.sh`` runs ``python -m pipelines.flavors`` before importing a stack. A flavor
+``stacks/register.sh`` (:mod:`pipelines.register_stack`) runs :func:`register_flavors` before
+importing a stack; ``python -m pipelines.flavors`` does it alone. A flavor
 registered from an older source path (the flavors moved to ``kaggle_orchestrator/flavors/`` and
 ``hf_registry/flavors/``) is registered again from the current one, so an existing store keeps
 working after an upgrade.

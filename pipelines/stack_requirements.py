@@ -6,7 +6,8 @@ installs the ones not satisfied here, with every package already installed held 
 (a constraints file of ``pip freeze``), so a stack never moves one of the project's pins. A
 requirement that would need to is a pip error naming both.
 
-``python -m pipelines.stack_requirements <stack>`` (``stacks/register.sh`` runs it); exit 0 when
+``python -m pipelines.stack_requirements <stack>`` (``stacks/register.sh`` runs
+:func:`install_missing` in :mod:`pipelines.register_stack`); exit 0 when
 nothing was missing or the install succeeded.
 """
 
@@ -62,12 +63,12 @@ def install(requirements: list[str]) -> subprocess.CompletedProcess[str]:
         )  # fmt: skip
 
 
-def main() -> int:
-    stack = sys.argv[1]
+def install_missing(stack: str) -> int:
+    """Install what stack ``stack`` lacks; 0, or 1 after saying what failed on stderr."""
     lacking = missing(stack_requirements(stack))
     if not lacking:
         return 0
-    print(f"stack {stack!r} needs {', '.join(lacking)}: installing")
+    print(f"stack {stack!r} needs {', '.join(lacking)}: installing", flush=True)
     done = install(lacking)
     if done.returncode != 0:
         print(
@@ -77,6 +78,10 @@ def main() -> int:
         )
         return 1
     return 0
+
+
+def main() -> int:
+    return install_missing(sys.argv[1])
 
 
 if __name__ == "__main__":
