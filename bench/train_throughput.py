@@ -72,21 +72,25 @@ def parse_arm(text: str) -> tuple[str, dict]:
     return name, PRESETS[name]
 
 
+def shape_config(shape: str, **overrides):
+    """The transformers config of ``shape`` (:data:`SHAPES`), with ``overrides`` on top."""
+    from transformers import LlamaConfig, Qwen3Config
+
+    spec = {"max_position_embeddings": 8192} | SHAPES[shape] | overrides
+    arch = spec.pop("arch")
+    return (Qwen3Config if arch == "qwen3" else LlamaConfig)(**spec)
+
+
 def build_model(shape: str, dtype, attn: str):
     import torch
-    from transformers import LlamaConfig, LlamaForCausalLM, Qwen3Config, Qwen3ForCausalLM
+    from transformers import AutoModelForCausalLM
 
     from steps.core.modeling import device
 
-    spec = dict(SHAPES[shape])
-    arch = spec.pop("arch")
-    config_cls, model_cls = (
-        (Qwen3Config, Qwen3ForCausalLM) if arch == "qwen3" else (LlamaConfig, LlamaForCausalLM)
-    )
-    config = config_cls(max_position_embeddings=8192, **spec)
+    config = shape_config(shape)
     torch.manual_seed(0)
     with torch.device(device()):
-        return model_cls._from_config(config, dtype=dtype, attn_implementation=attn)
+        return AutoModelForCausalLM.from_config(config, dtype=dtype, attn_implementation=attn)
 
 
 def synthetic_examples(n: int, lengths: str, max_length: int, vocab: int, seed: int) -> list:

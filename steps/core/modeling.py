@@ -180,6 +180,35 @@ def build_tiny_qwen3(shape: TinyModelConfig, out: Path) -> None:
     tokenizer.save_pretrained(out)
 
 
+# Linux's flags for bf16 matrix units (AMX tiles, AVX512-BF16). bento/cpu_profile.py, which
+# steps.core may not import, decides the serving dtype by the same rule (a test holds them equal).
+BF16_CPU_FLAGS = ("amx_bf16", "amx_tile", "avx512_bf16")
+
+
+def cpu_flags(cpuinfo: Path = Path("/proc/cpuinfo")) -> frozenset[str]:
+    """This CPU's feature flags (``flags`` in ``/proc/cpuinfo``; none where it cannot be read)."""
+    try:
+        lines = cpuinfo.read_text().splitlines()
+    except OSError:
+        return frozenset()
+    line = next((x for x in lines if x.startswith(("flags", "Features"))), "")
+    return frozenset(line.partition(":")[2].split())
+
+
+def cpu_dtype(flags: frozenset[str] | None = None) -> tuple[str, str]:
+    """The dtype to run a model in on this CPU (``flags``: :func:`cpu_flags`), and why.
+
+    bfloat16 where the CPU has bf16 matrix units; else float32: on an AMD EPYC recorded as
+    AVX2-only, transformers' bf16 was 7.5x slower to prefill and 3.3x slower per decode step
+    than fp32 (docs/benchmarks.md), while with AVX512-BF16 (a Zen 4 EPYC, one core) a 2048x6144
+    linear layer ran 1.4x faster in bf16 at batch 1 and 3.2x at batch 25.
+    """
+    units = [f for f in BF16_CPU_FLAGS if f in (cpu_flags() if flags is None else flags)]
+    if units:
+        return "bfloat16", f"the CPU has bf16 units: {', '.join(units)}"
+    return "float32", "no AMX or AVX512-BF16: bf16 would be converted in software"
+
+
 def torch_dtype(name: str) -> torch.dtype:
     import torch
 

@@ -77,6 +77,7 @@ def test_lora_serving_keeps_the_public_model_name_for_the_adapter() -> None:
         {"engine_port": 8000},
         {"max_lora_rank": 12},
         {"max_num_seq": 8},  # a typo is an error, not a silently ignored argument
+        {"kv_cache_gib": 0},  # None (the default) sizes it from the model and the memory
     ],
 )
 def test_bad_build_arguments_are_rejected(bad: dict) -> None:
@@ -151,6 +152,7 @@ def test_without_docker_the_image_is_a_complete_build_context(model_tag, tmp_pat
     assert (result.build_context / "src" / "cpu" / "sitecustomize.py").is_file()
     assert (result.build_context / "src" / "guard.py").is_file()
     assert (result.build_context / "src" / "relay.py").is_file()  # guard.py imports it
+    assert (result.build_context / "src" / "cpu_profile.py").is_file()  # service.py imports it
     dockerfile = (result.build_context / "env" / "docker" / "Dockerfile").read_text()
     assert "EXPOSE 8000" in dockerfile and "FROM python:3.11-slim" in dockerfile
 

@@ -350,16 +350,32 @@ def test_the_report_shows_accuracy_intervals_and_families(known) -> None:
     assert "✓ " in page and "✗ " in page
 
 
+AVX2 = frozenset({"fma", "avx", "avx2"})
+AVX512_BF16 = AVX2 | {"avx512f", "avx512_bf16"}
+
+
 @pytest.mark.parametrize(
-    ("configured", "model", "device", "used"),
+    ("configured", "model", "device", "flags", "used"),
     [
-        ("auto", "float16", "cuda", "float16"),
-        ("auto", "float16", "cpu", "float32"),
-        ("bfloat16", "float16", "cpu", "bfloat16"),
+        ("auto", "float16", "cuda", AVX2, "float16"),
+        ("auto", "float16", "cpu", AVX2, "float32"),
+        ("auto", "float16", "cpu", AVX512_BF16, "bfloat16"),
+        ("auto", "float32", "cpu", AVX512_BF16 | {"amx_tile", "amx_bf16"}, "bfloat16"),
+        ("bfloat16", "float16", "cpu", AVX2, "bfloat16"),
+        ("float32", "float16", "cpu", AVX512_BF16, "float32"),
     ],
 )
-def test_generation_dtype(configured: str, model: str, device: str, used: str) -> None:
-    assert generation_dtype(EvalConfig(dtype=configured), model, device) == used
+def test_generation_dtype(configured, model, device, flags, used, caplog) -> None:
+    """On a CPU, ``auto`` follows its bf16 units (AMX, AVX512-BF16) and says so in the log."""
+    caplog.set_level("INFO", logger="steps.core.evaluate.compare")
+    assert generation_dtype(EvalConfig(dtype=configured), model, device, flags) == used
+    logged = [r.getMessage() for r in caplog.records if "generating in" in r.getMessage()]
+    if configured == "auto" and device == "cpu":
+        assert len(logged) == 1, logged
+        assert logged[0].startswith(f"evaluate: generating in {used} on this CPU (")
+        assert ("bf16 units: " in logged[0]) == (used == "bfloat16")
+    else:
+        assert logged == []
 
 
 def test_strict_accuracy_needs_the_format(known) -> None:

@@ -50,6 +50,7 @@ from steps.core.evaluate.uncertainty import (
     seed,
     wilson,
 )
+from steps.core.modeling import cpu_dtype
 
 log = logging.getLogger(__name__)
 SCORED = ("bleu", "chrf", "rouge1", "rouge2", "rougeL")
@@ -308,13 +309,17 @@ def evaluate_models(
     return build_report(rows, base, tuned, data_hash, model_revision)
 
 
-def generation_dtype(cfg: EvalConfig, model_dtype: str, device: str) -> str:
+def generation_dtype(
+    cfg: EvalConfig, model_dtype: str, device: str, flags: frozenset[str] | None = None
+) -> str:
     """The dtype evaluation generates in: ``cfg.dtype``, or for ``auto`` the base model's dtype
-    on a GPU and float32 on a CPU (bf16 was slower on the AVX2 CPUs measured, and fp16 matmuls
-    are slow on CPUs; docs/benchmarks.md)."""
-    if cfg.dtype != "auto":
-        return cfg.dtype
-    return model_dtype if device == "cuda" else "float32"
+    on a GPU and on a CPU (``flags``: this one's) bfloat16 where it has AMX or AVX512-BF16, else
+    float32 (:func:`steps.core.modeling.cpu_dtype`; fp16 matmuls are slow on CPUs), logged."""
+    if cfg.dtype != "auto" or device == "cuda":
+        return model_dtype if cfg.dtype == "auto" else cfg.dtype
+    dtype, why = cpu_dtype(flags)
+    log.info("evaluate: generating in %s on this CPU (%s)", dtype, why)
+    return dtype
 
 
 def _rounded(p: Paired) -> Paired:
