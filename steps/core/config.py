@@ -199,7 +199,7 @@ class EvalConfig(_Strict):
     )
     dtype: Literal["auto", "float32", "float16", "bfloat16"] = Field(
         "auto", description="auto: the base model's dtype on a GPU; on a CPU bfloat16 where it has "
-        "AMX or AVX512-BF16, else float32 (logged)"
+        "AMX or AVX512-BF16 and the model 1B parameters or more, else float32 (logged)"
     )
 
 

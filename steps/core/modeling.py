@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import logging
+import math
 import shutil
 import tempfile
 from pathlib import Path
@@ -183,6 +184,7 @@ def build_tiny_qwen3(shape: TinyModelConfig, out: Path) -> None:
 # Linux's flags for bf16 matrix units (AMX tiles, AVX512-BF16). bento/cpu_profile.py, which
 # steps.core may not import, decides the serving dtype by the same rule (a test holds them equal).
 BF16_CPU_FLAGS = ("amx_bf16", "amx_tile", "avx512_bf16")
+BF16_MIN_PARAMETERS = 1_000_000_000  # as bento/cpu_profile.py
 
 
 def cpu_flags(cpuinfo: Path = Path("/proc/cpuinfo")) -> frozenset[str]:
@@ -195,18 +197,37 @@ def cpu_flags(cpuinfo: Path = Path("/proc/cpuinfo")) -> frozenset[str]:
     return frozenset(line.partition(":")[2].split())
 
 
-def cpu_dtype(flags: frozenset[str] | None = None) -> tuple[str, str]:
-    """The dtype to run a model in on this CPU (``flags``: :func:`cpu_flags`), and why.
+def parameter_count(model_dir: Path) -> int | None:
+    """Parameters in ``model_dir``'s safetensors files, from their headers (None: none there)."""
+    from safetensors import safe_open
 
-    bfloat16 where the CPU has bf16 matrix units; else float32: on an AMD EPYC recorded as
-    AVX2-only, transformers' bf16 was 7.5x slower to prefill and 3.3x slower per decode step
-    than fp32 (docs/benchmarks.md), while with AVX512-BF16 (a Zen 4 EPYC, one core) a 2048x6144
-    linear layer ran 1.4x faster in bf16 at batch 1 and 3.2x at batch 25.
+    files, total = sorted(Path(model_dir).glob("*.safetensors")), 0
+    for path in files:
+        with safe_open(str(path), "np") as weights:
+            for name in weights.keys():
+                total += math.prod(weights.get_slice(name).get_shape())
+    return total if files else None
+
+
+def cpu_dtype(
+    flags: frozenset[str] | None = None, parameters: int | None = None
+) -> tuple[str, str]:
+    """The dtype to run a model of ``parameters`` in on this CPU (``flags``: :func:`cpu_flags`),
+    and why: the serving engine's rule (``bento/cpu_profile.py``, where its evidence is).
+
+    bfloat16 where the CPU has bf16 matrix units and the model has at least
+    :data:`BF16_MIN_PARAMETERS` (or its size is unknown); else float32: on an AMD EPYC recorded
+    as AVX2-only, transformers' bf16 was 7.5x slower to prefill and 3.3x slower per decode step
+    than fp32 (docs/benchmarks.md), and at 135M parameters a bf16 decode step was 1.26x slower
+    than fp32 even with AVX512-BF16 (Zen 4).
     """
     units = [f for f in BF16_CPU_FLAGS if f in (cpu_flags() if flags is None else flags)]
-    if units:
-        return "bfloat16", f"the CPU has bf16 units: {', '.join(units)}"
-    return "float32", "no AMX or AVX512-BF16: bf16 would be converted in software"
+    if not units:
+        return "float32", "no AMX or AVX512-BF16: bf16 would be converted in software"
+    if parameters is not None and parameters < BF16_MIN_PARAMETERS:
+        return "float32", (f"the CPU has bf16 units ({', '.join(units)}), but at "
+                           f"{parameters / 1e6:.0f}M parameters bf16 was measured no faster")
+    return "bfloat16", f"the CPU has bf16 units: {', '.join(units)}"
 
 
 def torch_dtype(name: str) -> torch.dtype:

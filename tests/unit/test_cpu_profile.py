@@ -17,9 +17,10 @@ import pytest
 from bento import cpu_profile
 from bento.cpu_profile import GIB, CpuInfo, ModelSize
 from bento.service import BentoArgs, engine_command
+from steps.core import modeling
 from steps.core.config import EvalConfig
 from steps.core.evaluate.compare import generation_dtype
-from steps.core.modeling import cpu_dtype, cpu_flags
+from steps.core.modeling import cpu_dtype, cpu_flags, parameter_count
 
 _BASE = ("fpu vme de pse tsc msr pae mce cx8 apic sep mtrr pge mca cmov pat pse36 clflush mmx "
          "fxsr sse sse2 ht syscall nx pdpe1gb rdtscp lm constant_tsc rep_good nopl nonstop_tsc "
@@ -80,6 +81,15 @@ def test_the_dtype_follows_the_cpus_bf16_units_and_evaluation_decides_the_same(k
     assert cpu_flags(tmp_path / "cpuinfo") == flags
     assert cpu_dtype(flags)[0] == serving
     assert generation_dtype(EvalConfig(), "float16", "cpu", flags) == serving
+    # a small model stays in float32 on every CPU, on both sides (the demo's 135M, the tests')
+    assert modeling.BF16_MIN_PARAMETERS == cpu_profile.BF16_MIN_PARAMETERS
+    for parameters, large in ((135_000_000, False), (1_720_574_976, True), (None, True)):
+        wanted = serving if large else "float32"
+        assert cpu_profile.choose_dtype(flags, parameters)[0] == wanted
+        assert cpu_dtype(flags, parameters)[0] == wanted
+        assert generation_dtype(EvalConfig(), "float16", "cpu", flags, parameters) == wanted
+    if expected == "bfloat16":
+        assert "135M parameters" in cpu_profile.choose_dtype(flags, 135_000_000)[1]
 
 
 def test_the_cpu_is_read_from_proc_affinity_and_the_cgroup(tmp_path):
@@ -117,6 +127,8 @@ def test_the_model_size_comes_from_config_and_safetensors_headers(tmp_path):
     assert size == ModelSize(parameters=640 + 64 + 2048, layers=2, kv_heads=2, head_dim=16)
     assert size.kv_bytes_per_token("float32") == 2 * 2 * 16 * 2 * 4
     assert size.weights_bytes("bfloat16") == 2 * size.parameters
+
+    assert parameter_count(tmp_path) == size.parameters  # what the evaluate step reads
 
     (tmp_path / "b.safetensors").write_bytes(b"\0" * 16)  # not a safetensors file
     assert cpu_profile.model_size(tmp_path) is None

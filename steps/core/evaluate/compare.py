@@ -309,15 +309,13 @@ def evaluate_models(
     return build_report(rows, base, tuned, data_hash, model_revision)
 
 
-def generation_dtype(
-    cfg: EvalConfig, model_dtype: str, device: str, flags: frozenset[str] | None = None
-) -> str:
-    """The dtype evaluation generates in: ``cfg.dtype``, or for ``auto`` the base model's dtype
-    on a GPU and on a CPU (``flags``: this one's) bfloat16 where it has AMX or AVX512-BF16, else
-    float32 (:func:`steps.core.modeling.cpu_dtype`; fp16 matmuls are slow on CPUs), logged."""
+def generation_dtype(cfg: EvalConfig, model_dtype: str, device: str,
+                     flags: frozenset[str] | None = None, parameters: int | None = None) -> str:
+    """``cfg.dtype``; for ``auto`` the model's dtype on a GPU, on a CPU (``flags``) that of
+    :func:`steps.core.modeling.cpu_dtype` for ``parameters`` (never fp16: slow on CPUs), logged."""
     if cfg.dtype != "auto" or device == "cuda":
         return model_dtype if cfg.dtype == "auto" else cfg.dtype
-    dtype, why = cpu_dtype(flags)
+    dtype, why = cpu_dtype(flags, parameters)
     log.info("evaluate: generating in %s on this CPU (%s)", dtype, why)
     return dtype
 
