@@ -97,7 +97,7 @@ team-down:
 # kernels and subprocesses, so three workers gain on two cores): TEST_WORKERS=0 runs in one process.
 TEST_WORKERS ?= 3
 test: install serve-env lint
-	PATH=$(BIN):$$PATH $(PY) -m pytest -q -ra --durations=15 -n $(TEST_WORKERS) --dist loadfile
+	PATH=$(BIN):$$PATH $(PY) -m pytest -q -ra --durations=15 -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
 
 # The fast tier, what to run while working: unit tests without the slow ones (under 2 minutes).
 test-unit: install
