@@ -55,12 +55,12 @@ _SETUP = r"""set -e
 mount --bind "$1" /kaggle
 mount --bind /kaggle/input /kaggle/input
 mount -o remount,bind,ro /kaggle/input
-mount -t overlay overlay -o "lowerdir=$3,upperdir=$4,workdir=$5" "$3"
-if [ -d /app ]; then mount --bind "$7" /app; fi
-if [ "$6" = offline ]; then ip link set lo up 2>/dev/null || true; fi
-echo $$ > "$8"
+mount -t overlay overlay -o "lowerdir=$3,$4" "$3"
+if [ -d /app ]; then mount --bind "$6" /app; fi
+if [ "$5" = offline ]; then ip link set lo up 2>/dev/null || true; fi
+echo $$ > "$7"
 cd /kaggle/working
-if [ -n "$9" ]; then exec setpriv --reuid="${9%:*}" --regid="${9#*:}" --init-groups \
+if [ -n "$8" ]; then exec setpriv --reuid="${8%:*}" --regid="${8#*:}" --init-groups \
     "$2" /kaggle/src/script.py; fi
 exec "$2" /kaggle/src/script.py
 """
@@ -260,10 +260,16 @@ def session_command(session_dir: Path, python: str, internet: bool) -> list[str]
     if mode is Isolation.SUDO:  # --preserve-env: the session's environment, not sudo's
         unshare = ["sudo", "-n", "--preserve-env", *unshare]
     drop_to = f"{os.getuid()}:{os.getgid()}" if mode is Isolation.SUDO else ""
+    overlay = f"upperdir={upper},workdir={work}"
+    if mode is Isolation.USERNS:
+        # In a user namespace overlayfs cannot write its trusted.* attributes: without
+        # `userxattr` (Linux 5.11+) copying a directory up fails with EIO, e.g. pip's
+        # "Input/output error: 'licenses'" installing into the overlaid environment.
+        overlay += ",userxattr"
     (session_dir / PID_FILE).unlink(missing_ok=True)
     return [
         *unshare, "--", "sh", "-c", _SETUP, "kaggle-session",
-        str(session_dir / "kaggle"), python, str(prefix), str(upper), str(work),
+        str(session_dir / "kaggle"), python, str(prefix), overlay,
         "online" if internet else "offline", str(session_dir / "app"),
         str(session_dir / PID_FILE), drop_to,
     ]

@@ -424,6 +424,37 @@ def test_kernel_error_has_failure_message_and_log(
     assert "exceeded its timeout of 1 seconds" in api.kernels_status(ref).failure_message
 
 
+# What pip does to the image's environment when it upgrades a package: the old version's
+# .dist-info folder (with a licenses/ folder inside) is moved aside, a new one written.
+PIP_LIKE = """
+import pathlib, shutil, sys, sysconfig
+site = pathlib.Path(sysconfig.get_paths()["purelib"])
+old = next(p for p in sorted(site.glob("*.dist-info")) if (p / "licenses").is_dir())
+stash = site / "~stash"
+shutil.move(str(old), str(stash / old.name))
+(site / "nizami_probe.py").write_text("VALUE = 1")
+shutil.move(str(stash / old.name), str(old))
+print("moved", old.name, "and back; wrote", (site / "nizami_probe.py").read_text())
+"""
+
+
+def test_a_kernel_changes_its_environment_as_pip_does_and_the_next_session_starts_clean(
+    emulator: KaggleEmulator, api, tmp_path: Path
+) -> None:
+    """Moving a folder of the image (pip's upgrade does; under a user namespace overlayfs failed
+    this with EIO until mounted with ``userxattr``) works, and stays in that session."""
+    ref = f"{USER}/pip-like-kernel"
+    api.kernels_push(str(write_kernel(tmp_path / "k", "pip-like-kernel", source=PIP_LIKE)))
+    version = emulator.wait(ref, 1)
+    assert version.status is Status.COMPLETE, version.log_text()
+    assert "and back; wrote VALUE = 1" in version.log_text()
+    probe = "import nizami_probe\n"
+    api.kernels_push(str(write_kernel(tmp_path / "k", "pip-like-kernel", source=probe)))
+    second = emulator.wait(ref, 2)
+    assert second.status is Status.ERROR  # the new session starts from the pristine image
+    assert "No module named 'nizami_probe'" in second.log_text()
+
+
 def test_hanging_kernel_runs_until_deleted(emulator: KaggleEmulator, api, tmp_path: Path) -> None:
 
     ref = f"{USER}/hanging-kernel"

@@ -41,6 +41,8 @@ EMULATOR_TESTS = [
     "tests/integration/test_emulator.py::test_a_kaggle_notebook_runs_unchanged_through_the_cli",
     "tests/integration/test_emulator.py::test_input_is_read_only_and_internet_off_means_no_network",
     "tests/integration/test_emulator.py::test_kernel_error_has_failure_message_and_log",
+    "tests/integration/test_emulator.py::"
+    "test_a_kernel_changes_its_environment_as_pip_does_and_the_next_session_starts_clean",
     "tests/integration/test_emulator.py::test_hanging_kernel_runs_until_deleted",
     "tests/integration/test_emulator.py::test_sandbox_env_has_no_secret_and_recording_finds_what_was_sent",
 ]
