@@ -204,11 +204,20 @@ def ensure_kaggle_mountpoint() -> None:
 
 
 def release_session(session_dir: Path) -> None:
-    """After a session: under ``sudo`` the overlay's work folder is root's (``work/`` mode 000,
-    made by the kernel's overlayfs), so the user could not delete the session; it goes now."""
+    """After a session, the overlay's work folder goes: overlayfs makes ``work/`` in it with
+    mode 000, owned by root under ``sudo`` and by the user in a user namespace, so the user
+    could not delete the session folder (``make team-down`` failed on it in both set-ups)."""
     work = session_dir / "image-work"
-    if isolation_mode() is Isolation.SUDO and work.exists():
+    mode = isolation_mode()
+    if mode is Isolation.SUDO and work.exists():
         _tried(["sudo", "-n", "rm", "-rf", "--", str(work)])
+    elif mode is Isolation.USERNS and work.exists():
+        work.chmod(0o700)
+        for parent, folders, _ in os.walk(work):  # top-down: opened before it is entered
+            for path in (os.path.join(parent, name) for name in folders):
+                if not os.path.islink(path):
+                    os.chmod(path, 0o700)
+        shutil.rmtree(work, ignore_errors=True)
 
 
 def kill_session(pid: int, session_dir: Path) -> None:

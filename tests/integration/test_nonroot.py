@@ -172,6 +172,7 @@ def test_a_runner_with_sudo_and_no_user_namespaces_runs_kernels_through_sudo(wor
     owned_by_root = subprocess.run(["find", str(workspace / "home"), "-uid", "0", "-type", "d"],
                                    capture_output=True, text=True).stdout.split()
     assert owned_by_root == [], owned_by_root[:10]
+    _assert_no_overlay_work_left(workspace)
 
 
 def test_a_user_without_sudo_runs_kernels_in_a_user_namespace(workspace):
@@ -180,6 +181,15 @@ def test_a_user_without_sudo_runs_kernels_in_a_user_namespace(workspace):
     assert said.returncode == 0, said.stderr
     assert "kernel sessions run in an unprivileged user namespace" in said.stderr
     _pytest(workspace, "laptop", EMULATOR_TESTS, **how)
+    # overlayfs's work folder (mode 000, the user's here) is gone: the user can delete its
+    # sessions (`make team-down` could not before)
+    _assert_no_overlay_work_left(workspace)
+
+
+def _assert_no_overlay_work_left(workspace: Path) -> None:
+    left = subprocess.run(["find", str(workspace / "home"), "-type", "d", "-name", "image-work"],
+                          capture_output=True, text=True).stdout.split()
+    assert left == [], left[:10]
 
 
 def test_without_either_the_emulator_says_what_to_run(workspace):
