@@ -24,9 +24,9 @@ their start-up times: the ratio of each pair is what the setting changes.
 
 **Model.** The demo's base model by default, ``--model-dir`` any model directory, or ``--shape
 qwen3-1.7b`` (or ``tiny``): a model of that shape (bench/train_throughput.py's ``SHAPES``) with
-random weights, built once into ``$NIZAMI_CACHE/bench-models/`` (``~/.cache/nizami``) with the
-demo model's tokenizer and a Qwen3-style ChatML template. Token ids the tokenizer lacks have a
-zero embedding (tied: a zero logit), so greedy decoding never emits one.
+random weights, built once into ``$NIZAMI_CACHE/models/bench-<shape>-*`` (``~/.cache/nizami``)
+with the demo model's tokenizer and a Qwen3-style ChatML template. Token ids the tokenizer lacks
+have a zero embedding (tied: a zero logit), so greedy decoding never emits one.
 
 **dtype.** ``--dtype best`` (the default) is what bento/cpu_profile.py chooses for this CPU:
 the seed runs in it and the bento is built with ``dtype=auto`` (the service's own choice, whose
@@ -330,7 +330,12 @@ def shape_model_dir(shape: str) -> Path:
     from train_throughput import SHAPES
 
     from steps.core.config import load_config
-    from steps.core.modeling import THINK_TOKENS, TINY_CHAT_TEMPLATE, resolve_base_model
+    from steps.core.modeling import (
+        THINK_TOKENS,
+        TINY_CHAT_TEMPLATE,
+        cached_model,
+        resolve_base_model,
+    )
     from steps.core.paths import cache_dir
 
     base = load_config(ROOT / "pipelines" / "configs" / "demo.yaml").base_model
@@ -339,21 +344,10 @@ def shape_model_dir(shape: str) -> Path:
     key = json.dumps([SHAPES[shape], overrides, TINY_CHAT_TEMPLATE, THINK_TOKENS,
                       tokenizer_dir.name])  # fmt: skip
     digest = hashlib.sha256(key.encode()).hexdigest()[:10]
-    target = cache_dir() / "bench-models" / f"{shape}-{digest}"
-    if (target / "config.json").is_file():
-        return target
-    target.parent.mkdir(parents=True, exist_ok=True)
-    print(f"building the {shape} model with random weights into {target} (once)", flush=True)
-    scratch = Path(tempfile.mkdtemp(prefix=f".{shape}-", dir=target.parent))
-    try:
-        _save_shape_model(shape, tokenizer_dir, scratch)
-        scratch.rename(target)
-    except OSError:  # another run won the race; its copy is as good as ours
-        shutil.rmtree(scratch, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(scratch, ignore_errors=True)
-        raise
-    return target
+    print(f"the {shape} model with random weights: built once into {cache_dir() / 'models'}",
+          flush=True)
+    return cached_model(f"bench-{shape}-{digest}",
+                        lambda out: _save_shape_model(shape, tokenizer_dir, out))
 
 
 def _save_shape_model(shape: str, tokenizer_dir: Path, out: Path) -> None:

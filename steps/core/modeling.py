@@ -64,14 +64,16 @@ def resolve_base_model(cfg: ModelConfig) -> Path:
 
         return Path(snapshot_download(cfg.name, revision=cfg.revision))
     if cfg.source == "gguf":
-        return _cached(_gguf_slug(cfg), lambda out: _materialize_gguf(cfg, out))
+        return cached_model(_gguf_slug(cfg), lambda out: _materialize_gguf(cfg, out))
     assert cfg.tiny is not None  # guaranteed by ModelConfig's validator
     tiny = cfg.tiny
     digest = hashlib.sha256(tiny.model_dump_json().encode()).hexdigest()[:12]
-    return _cached(f"tiny-qwen3-{digest}", lambda out: build_tiny_qwen3(tiny, out))
+    return cached_model(f"tiny-qwen3-{digest}", lambda out: build_tiny_qwen3(tiny, out))
 
 
-def _cached(slug: str, build) -> Path:
+def cached_model(slug: str, build) -> Path:
+    """``cache_dir()/models/<slug>``, made once by ``build(folder)`` (atomically: a half-built
+    folder is never used, and of two processes building it at once one copy is kept)."""
     target = cache_dir() / "models" / slug
     if (target / "config.json").is_file():
         return target
